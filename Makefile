@@ -1,0 +1,47 @@
+# secmoe: every target does its own setup. `make help` lists them.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+k ?=
+
+.PHONY: help setup test demo vectors verify-vectors bench typecheck lint pytest clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
+	@echo "  make test k=PATTERN     run only the tests matching PATTERN"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP) ## create .venv and install secmoe with its dev extras
+
+lint: $(STAMP) ## ruff over reference/, tools/, tests/ and the spec-reference check
+	$(BIN)/ruff check reference tools tests
+	$(BIN)/python tools/check_spec_refs.py
+
+typecheck: $(STAMP) ## mypy --strict over reference/ and tools/
+	$(BIN)/mypy --strict reference/secmoe tools
+
+pytest: $(STAMP) ## pytest only
+	$(BIN)/pytest $(if $(k),-k '$(k)',)
+
+test: lint typecheck pytest ## ruff, mypy --strict and pytest (the CI job)
+
+demo: $(STAMP) ## the main job on the built-in default model
+	$(BIN)/secmoe demo
+
+vectors: $(STAMP) ## regenerate vectors/ (byte-identical when nothing changed)
+	$(BIN)/secmoe vectors generate --out vectors
+
+verify-vectors: $(STAMP) ## check vectors/ against a fresh regeneration
+	$(BIN)/secmoe vectors verify vectors
+
+bench: $(STAMP) ## run every benchmark, JSON to bench/results/
+	$(BIN)/secmoe bench all --out bench/results
+
+clean: ## remove the virtual environment and caches
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,234 @@
+"""The ring Z_{2^l}, fixed-point encoding and byte encodings (spec/01-encoding.md).
+
+Ring elements live in ``numpy.uint64`` arrays holding the canonical representative in
+``[0, 2^l)``. numpy's uint64 arithmetic wraps mod 2^64, which is the ring for l = 64; for
+l < 64 every operation here reduces with the mask ``2^l - 1`` explicitly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from secmoe.errors import Party, ProtocolError, SpecError
+
+RingVec = NDArray[np.uint64]
+BitVec = NDArray[np.uint8]
+
+DEFAULT_RING_BITS = 64
+DEFAULT_FRAC_BITS = 18
+
+
+@dataclass(frozen=True)
+class Ring:
+    """The ring Z_{2^l} with l in [1, 64].
+
+    Implements spec §1.1 `ring` (spec/01-encoding.md#ring).
+    """
+
+    bits: int = DEFAULT_RING_BITS
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.bits, int) or not 1 <= self.bits <= 64:
+            raise SpecError(f"ring bit width l must be an integer in [1, 64], got {self.bits!r}")
+
+    @property
+    def mask(self) -> np.uint64:
+        return np.uint64((1 << self.bits) - 1)
+
+    @property
+    def modulus(self) -> int:
+        return 1 << self.bits
+
+    @property
+    def byte_width(self) -> int:
+        """Bytes one element takes on the wire: ceil(l / 8)."""
+        return (self.bits + 7) // 8
+
+    def reduce(self, a: NDArray[np.uint64]) -> RingVec:
+        if self.bits == 64:
+            return a
+        return a & self.mask
+
+    def from_int(self, values: ArrayLike) -> RingVec:
+        """Map Python/numpy integers of any sign to their residues mod 2^l."""
+        arr = np.asarray(values)
+        if arr.dtype == np.uint64:
+            return self.reduce(arr.copy())
+        if arr.dtype.kind in "iu":
+            return self.reduce(arr.astype(np.int64).view(np.uint64).copy())
+        if arr.dtype == object or arr.size == 0:
+            flat = [int(v) % (1 << 64) for v in arr.reshape(-1)]
+            out = np.array(flat, dtype=np.uint64).reshape(arr.shape)
+            return self.reduce(out)
+        raise SpecError(f"ring elements must be integers, got dtype {arr.dtype}")
+
+    def check(self, a: NDArray[np.uint64], what: str = "value") -> RingVec:
+        """Return ``a`` if it is a uint64 array of canonical residues, else raise SpecError."""
+        if not isinstance(a, np.ndarray) or a.dtype != np.uint64:
+            raise SpecError(f"{what} must be a numpy uint64 array")
+        if self.bits < 64 and np.any(a > self.mask):
+            raise SpecError(f"{what} has elements >= 2^{self.bits}")
+        return a
+
+    def add(self, a: RingVec, b: RingVec) -> RingVec:
+        return self.reduce(a + b)
+
+    def sub(self, a: RingVec, b: RingVec) -> RingVec:
+        return self.reduce(a - b)
+
+    def neg(self, a: RingVec) -> RingVec:
+        return self.reduce(np.uint64(0) - a)
+
+    def mul(self, a: RingVec, b: RingVec) -> RingVec:
+        return self.reduce(a * b)
+
+    def matmul(self, a: RingVec, b: RingVec) -> RingVec:
+        """Matrix product mod 2^l (exact: uint64 products and sums wrap mod 2^64)."""
+        return self.reduce(np.matmul(a, b))
+
+    def to_signed(self, a: RingVec) -> NDArray[np.int64]:
+        """Two's complement reading: residues >= 2^(l-1) map to negative integers."""
+        if self.bits == 64:
+            return a.view(np.int64)
+        half = np.uint64(1 << (self.bits - 1))
+        signed = a.astype(np.int64)
+        return np.where(a >= half, signed - np.int64(1 << (self.bits - 1)) * 2, signed)
+
+    def msb(self, a: RingVec) -> BitVec:
+        """The most significant bit (bit l-1) of each element."""
+        return ((a >> np.uint64(self.bits - 1)) & np.uint64(1)).astype(np.uint8)
+
+    def shift_right_arith(self, a: RingVec, s: int) -> RingVec:
+        """floor(signed(a) / 2^s) mod 2^l: the exact local truncation of a public value."""
+        if not 0 <= s < self.bits:
+            raise SpecError(f"shift must be in [0, l), got {s}")
+        return self.from_int(self.to_signed(a) >> np.int64(s))
+
+    # --- byte encoding: spec §1.4 ring_vec_encode / ring_vec_decode ---------------------------
+
+    def encode_vec(self, a: RingVec) -> bytes:
+        """Byte encoding of a ring vector, row-major, each element ceil(l/8) bytes little-endian.
+
+        Implements spec §1.4 `ring_vec_encode` (spec/01-encoding.md#ring_vec_encode).
+        """
+        a = self.check(np.ascontiguousarray(a), "ring vector")
+        le = a.reshape(-1).astype("<u8").view(np.uint8).reshape(-1, 8)
+        return le[:, : self.byte_width].tobytes()
+
+    def decode_vec(self, data: bytes, n: int, *, label: str = "", party: Party | None = None) -> RingVec:
+        """Inverse of :meth:`encode_vec` for exactly ``n`` elements.
+
+        Implements spec §1.4 `ring_vec_decode` (spec/01-encoding.md#ring_vec_decode).
+
+        Raises:
+            ProtocolError: ``wrong_length`` if ``len(data) != n * ceil(l/8)``; ``out_of_range``
+                if an element has a bit at or above position l set.
+        """
+        w = self.byte_width
+        if len(data) != n * w:
+            raise ProtocolError(
+                "wrong_length", party, label, f"expected {n * w} bytes for {n} elements, got {len(data)}"
+            )
+        raw = np.frombuffer(data, dtype=np.uint8).reshape(n, w)
+        padded = np.zeros((n, 8), dtype=np.uint8)
+        padded[:, :w] = raw
+        out = padded.view("<u8").reshape(n).astype(np.uint64)
+        if self.bits < 64 and np.any(out > self.mask):
+            raise ProtocolError("out_of_range", party, label, f"element >= 2^{self.bits}")
+        return out
+
+
+
+@dataclass(frozen=True)
+class FixedPoint:
+    """Fixed-point numbers with f fractional bits in Z_{2^l}.
+
+    Implements spec §1.2 `fixed_point` (spec/01-encoding.md#fixed_point).
+    """
+
+    ring: Ring = Ring()
+    frac_bits: int = DEFAULT_FRAC_BITS
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.frac_bits, int) or not 0 <= self.frac_bits < self.ring.bits - 1:
+            raise SpecError(f"frac_bits f must satisfy 0 <= f < l - 1, got {self.frac_bits!r}")
+
+    @property
+    def scale(self) -> float:
+        return float(1 << self.frac_bits)
+
+    def encode(self, x: ArrayLike) -> RingVec:
+        """Encode reals: v = floor(x * 2^f + 1/2), which must lie in [-2^(l-1), 2^(l-1)).
+
+        Implements spec §1.2 `fxp_encode` (spec/01-encoding.md#fxp_encode).
+
+        Raises:
+            SpecError: on NaN, infinity, or a value whose encoding is out of range (no silent
+                wrap-around).
+        """
+        arr = np.asarray(x, dtype=np.float64)
+        if not np.all(np.isfinite(arr)):
+            raise SpecError("fixed-point encode: input has NaN or infinity")
+        # Scaling by a power of two is exact in float64; floor(y + 1/2) is exact as well
+        # (where y has a fractional part, y + 1/2 is representable).
+        v = np.floor(arr * self.scale + 0.5)
+        bound = float(1 << (self.ring.bits - 1))
+        if np.any(v < -bound) or np.any(v >= bound):
+            bad = arr.reshape(-1)[np.argmax(((v < -bound) | (v >= bound)).reshape(-1))]
+            raise SpecError(
+                f"fixed-point encode: {bad!r} is outside the representable range "
+                f"[-2^{self.ring.bits - 1 - self.frac_bits}, 2^{self.ring.bits - 1 - self.frac_bits})"
+            )
+        return self.ring.from_int(v.astype(np.int64))
+
+    def decode(self, a: RingVec) -> NDArray[np.float64]:
+        """Decode: signed(a) / 2^f (the int64 -> float64 conversion rounds to nearest even).
+
+        Implements spec §1.2 `fxp_decode` (spec/01-encoding.md#fxp_decode).
+        """
+        return self.ring.to_signed(self.ring.check(np.asarray(a), "fixed-point value")).astype(
+            np.float64
+        ) / self.scale
+
+    def trunc(self, a: RingVec, s: int | None = None) -> RingVec:
+        """Exact local truncation by s bits (default f): floor(signed(a) / 2^s).
+
+        Implements spec §1.3 `fxp_trunc` (spec/01-encoding.md#fxp_trunc).
+        """
+        return self.ring.shift_right_arith(a, self.frac_bits if s is None else s)
+
+    def mul(self, a: RingVec, b: RingVec) -> RingVec:
+        """Fixed-point product of public values: ring product, then ``trunc`` by f."""
+        return self.trunc(self.ring.mul(a, b))
+
+
+# --- bit vectors: spec §1.4 bit_vec_encode / bit_vec_decode -------------------------------------
+
+
+def encode_bits(bits: BitVec) -> bytes:
+    """Pack 0/1 values 8 to a byte, bit i at position i mod 8 of byte i div 8 (LSB first).
+
+    Implements spec §1.4 `bit_vec_encode` (spec/01-encoding.md#bit_vec_encode).
+    """
+    b = np.asarray(bits).reshape(-1)
+    if b.size and (b.dtype.kind not in "biu" or np.any((b != 0) & (b != 1))):
+        raise SpecError("bit vector must hold only 0 and 1")
+    return np.packbits(b.astype(np.uint8), bitorder="little").tobytes()
+
+
+def decode_bits(data: bytes, n: int, *, label: str = "", party: Party | None = None) -> BitVec:
+    """Inverse of :func:`encode_bits` for exactly n bits; padding bits must be zero.
+
+    Implements spec §1.4 `bit_vec_decode` (spec/01-encoding.md#bit_vec_decode).
+    """
+    if len(data) != (n + 7) // 8:
+        raise ProtocolError(
+            "wrong_length", party, label, f"expected {(n + 7) // 8} bytes for {n} bits, got {len(data)}"
+        )
+    bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8), bitorder="little")
+    if np.any(bits[n:]):
+        raise ProtocolError("out_of_range", party, label, "padding bits of a bit vector are not zero")
+    return bits[:n].copy()
