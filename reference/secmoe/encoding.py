@@ -25,7 +25,7 @@ DEFAULT_FRAC_BITS = 18
 class Ring:
     """The ring Z_{2^l} with l in [1, 64].
 
-    Implements spec §1.1 `ring` (spec/01-encoding.md#ring).
+    Implements spec §1.1.1 `Ring` (spec/01-encoding.md#ring).
     """
 
     bits: int = DEFAULT_RING_BITS
@@ -54,6 +54,11 @@ class Ring:
 
     def from_int(self, values: ArrayLike) -> RingVec:
         """Map Python/numpy integers of any sign to their residues mod 2^l."""
+        if isinstance(values, list | tuple | int):
+            # Python integers of any size and sign: reduce exactly, without a float detour.
+            arr = np.asarray(values, dtype=object)
+            flat = [int(v) % (1 << 64) for v in arr.reshape(-1)]
+            return self.reduce(np.array(flat, dtype=np.uint64).reshape(arr.shape))
         arr = np.asarray(values)
         if arr.dtype == np.uint64:
             return self.reduce(arr.copy())
@@ -110,43 +115,54 @@ class Ring:
     # --- byte encoding: spec §1.4 ring_vec_encode / ring_vec_decode ---------------------------
 
     def encode_vec(self, a: RingVec) -> bytes:
-        """Byte encoding of a ring vector, row-major, each element ceil(l/8) bytes little-endian.
-
-        Implements spec §1.4 `ring_vec_encode` (spec/01-encoding.md#ring_vec_encode).
-        """
-        a = self.check(np.ascontiguousarray(a), "ring vector")
-        le = a.reshape(-1).astype("<u8").view(np.uint8).reshape(-1, 8)
-        return le[:, : self.byte_width].tobytes()
+        """See :func:`ring_vec_encode`."""
+        return ring_vec_encode(self, a)
 
     def decode_vec(self, data: bytes, n: int, *, label: str = "", party: Party | None = None) -> RingVec:
-        """Inverse of :meth:`encode_vec` for exactly ``n`` elements.
+        """See :func:`ring_vec_decode`."""
+        return ring_vec_decode(self, data, n, label=label, party=party)
 
-        Implements spec §1.4 `ring_vec_decode` (spec/01-encoding.md#ring_vec_decode).
 
-        Raises:
-            ProtocolError: ``wrong_length`` if ``len(data) != n * ceil(l/8)``; ``out_of_range``
-                if an element has a bit at or above position l set.
-        """
-        w = self.byte_width
-        if len(data) != n * w:
-            raise ProtocolError(
-                "wrong_length", party, label, f"expected {n * w} bytes for {n} elements, got {len(data)}"
-            )
-        raw = np.frombuffer(data, dtype=np.uint8).reshape(n, w)
-        padded = np.zeros((n, 8), dtype=np.uint8)
-        padded[:, :w] = raw
-        out = padded.view("<u8").reshape(n).astype(np.uint64)
-        if self.bits < 64 and np.any(out > self.mask):
-            raise ProtocolError("out_of_range", party, label, f"element >= 2^{self.bits}")
-        return out
+def ring_vec_encode(ring: Ring, a: RingVec) -> bytes:
+    """Byte encoding of a ring vector, row-major, each element ceil(l/8) bytes little-endian.
 
+    Implements spec §1.4.1 `ring_vec_encode` (spec/01-encoding.md#ring_vec_encode).
+    """
+    a = ring.check(np.ascontiguousarray(a), "ring vector")
+    le = a.reshape(-1).astype("<u8").view(np.uint8).reshape(-1, 8)
+    return le[:, : ring.byte_width].tobytes()
+
+
+def ring_vec_decode(
+    ring: Ring, data: bytes, n: int, *, label: str = "", party: Party | None = None
+) -> RingVec:
+    """Inverse of :func:`ring_vec_encode` for exactly ``n`` elements.
+
+    Implements spec §1.4.2 `ring_vec_decode` (spec/01-encoding.md#ring_vec_decode).
+
+    Raises:
+        ProtocolError: ``wrong_length`` if ``len(data) != n * ceil(l/8)``; ``out_of_range``
+            if an element has a bit at or above position l set.
+    """
+    w = ring.byte_width
+    if len(data) != n * w:
+        raise ProtocolError(
+            "wrong_length", party, label, f"expected {n * w} bytes for {n} elements, got {len(data)}"
+        )
+    raw = np.frombuffer(data, dtype=np.uint8).reshape(n, w)
+    padded = np.zeros((n, 8), dtype=np.uint8)
+    padded[:, :w] = raw
+    out = padded.view("<u8").reshape(n).astype(np.uint64)
+    if ring.bits < 64 and np.any(out > ring.mask):
+        raise ProtocolError("out_of_range", party, label, f"element >= 2^{ring.bits}")
+    return out
 
 
 @dataclass(frozen=True)
 class FixedPoint:
     """Fixed-point numbers with f fractional bits in Z_{2^l}.
 
-    Implements spec §1.2 `fixed_point` (spec/01-encoding.md#fixed_point).
+    Implements spec §1.2.1 `FixedPoint` (spec/01-encoding.md#fixedpoint).
     """
 
     ring: Ring = Ring()
@@ -161,57 +177,70 @@ class FixedPoint:
         return float(1 << self.frac_bits)
 
     def encode(self, x: ArrayLike) -> RingVec:
-        """Encode reals: v = floor(x * 2^f + 1/2), which must lie in [-2^(l-1), 2^(l-1)).
-
-        Implements spec §1.2 `fxp_encode` (spec/01-encoding.md#fxp_encode).
-
-        Raises:
-            SpecError: on NaN, infinity, or a value whose encoding is out of range (no silent
-                wrap-around).
-        """
-        arr = np.asarray(x, dtype=np.float64)
-        if not np.all(np.isfinite(arr)):
-            raise SpecError("fixed-point encode: input has NaN or infinity")
-        # Scaling by a power of two is exact in float64; floor(y + 1/2) is exact as well
-        # (where y has a fractional part, y + 1/2 is representable).
-        v = np.floor(arr * self.scale + 0.5)
-        bound = float(1 << (self.ring.bits - 1))
-        if np.any(v < -bound) or np.any(v >= bound):
-            bad = arr.reshape(-1)[np.argmax(((v < -bound) | (v >= bound)).reshape(-1))]
-            raise SpecError(
-                f"fixed-point encode: {bad!r} is outside the representable range "
-                f"[-2^{self.ring.bits - 1 - self.frac_bits}, 2^{self.ring.bits - 1 - self.frac_bits})"
-            )
-        return self.ring.from_int(v.astype(np.int64))
+        """See :func:`fxp_encode`."""
+        return fxp_encode(self, x)
 
     def decode(self, a: RingVec) -> NDArray[np.float64]:
-        """Decode: signed(a) / 2^f (the int64 -> float64 conversion rounds to nearest even).
-
-        Implements spec §1.2 `fxp_decode` (spec/01-encoding.md#fxp_decode).
-        """
-        return self.ring.to_signed(self.ring.check(np.asarray(a), "fixed-point value")).astype(
-            np.float64
-        ) / self.scale
+        """See :func:`fxp_decode`."""
+        return fxp_decode(self, a)
 
     def trunc(self, a: RingVec, s: int | None = None) -> RingVec:
-        """Exact local truncation by s bits (default f): floor(signed(a) / 2^s).
-
-        Implements spec §1.3 `fxp_trunc` (spec/01-encoding.md#fxp_trunc).
-        """
-        return self.ring.shift_right_arith(a, self.frac_bits if s is None else s)
+        """See :func:`fxp_trunc`."""
+        return fxp_trunc(self, a, s)
 
     def mul(self, a: RingVec, b: RingVec) -> RingVec:
-        """Fixed-point product of public values: ring product, then ``trunc`` by f."""
-        return self.trunc(self.ring.mul(a, b))
+        """Fixed-point product of public values: ring product, then ``fxp_trunc`` by f."""
+        return fxp_trunc(self, self.ring.mul(a, b))
+
+
+def fxp_encode(fxp: FixedPoint, x: ArrayLike) -> RingVec:
+    """Encode reals: v = floor(x * 2^f + 1/2), which must lie in [-2^(l-1), 2^(l-1)).
+
+    Implements spec §1.2.2 `fxp_encode` (spec/01-encoding.md#fxp_encode).
+
+    Raises:
+        SpecError: on NaN, infinity, or a value whose encoding is out of range (no silent
+            wrap-around).
+    """
+    arr = np.asarray(x, dtype=np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise SpecError("fixed-point encode: input has NaN or infinity")
+    # Scaling by a power of two is exact in float64, and so is floor(y + 1/2): wherever y has
+    # a fractional part, y + 1/2 is representable.
+    v = np.floor(arr * fxp.scale + 0.5)
+    bound = float(1 << (fxp.ring.bits - 1))
+    bad = (v < -bound) | (v >= bound)
+    if np.any(bad):
+        first = arr.reshape(-1)[int(np.argmax(bad.reshape(-1)))]
+        e = fxp.ring.bits - 1 - fxp.frac_bits
+        raise SpecError(f"fixed-point encode: {first!r} is outside the range [-2^{e}, 2^{e})")
+    return fxp.ring.from_int(v.astype(np.int64))
+
+
+def fxp_decode(fxp: FixedPoint, a: RingVec) -> NDArray[np.float64]:
+    """Decode: signed(a) / 2^f (the int64 to float64 conversion rounds to nearest even).
+
+    Implements spec §1.2.3 `fxp_decode` (spec/01-encoding.md#fxp_decode).
+    """
+    signed = fxp.ring.to_signed(fxp.ring.check(np.asarray(a), "fixed-point value"))
+    return signed.astype(np.float64) / fxp.scale
+
+
+def fxp_trunc(fxp: FixedPoint, a: RingVec, s: int | None = None) -> RingVec:
+    """Exact truncation of a public value by s bits (default f): floor(signed(a) / 2^s).
+
+    Implements spec §1.3.1 `fxp_trunc` (spec/01-encoding.md#fxp_trunc).
+    """
+    return fxp.ring.shift_right_arith(a, fxp.frac_bits if s is None else s)
 
 
 # --- bit vectors: spec §1.4 bit_vec_encode / bit_vec_decode -------------------------------------
 
 
-def encode_bits(bits: BitVec) -> bytes:
+def bit_vec_encode(bits: BitVec) -> bytes:
     """Pack 0/1 values 8 to a byte, bit i at position i mod 8 of byte i div 8 (LSB first).
 
-    Implements spec §1.4 `bit_vec_encode` (spec/01-encoding.md#bit_vec_encode).
+    Implements spec §1.4.3 `bit_vec_encode` (spec/01-encoding.md#bit_vec_encode).
     """
     b = np.asarray(bits).reshape(-1)
     if b.size and (b.dtype.kind not in "biu" or np.any((b != 0) & (b != 1))):
@@ -219,10 +248,10 @@ def encode_bits(bits: BitVec) -> bytes:
     return np.packbits(b.astype(np.uint8), bitorder="little").tobytes()
 
 
-def decode_bits(data: bytes, n: int, *, label: str = "", party: Party | None = None) -> BitVec:
-    """Inverse of :func:`encode_bits` for exactly n bits; padding bits must be zero.
+def bit_vec_decode(data: bytes, n: int, *, label: str = "", party: Party | None = None) -> BitVec:
+    """Inverse of :func:`bit_vec_encode` for exactly n bits; padding bits must be zero.
 
-    Implements spec §1.4 `bit_vec_decode` (spec/01-encoding.md#bit_vec_decode).
+    Implements spec §1.4.4 `bit_vec_decode` (spec/01-encoding.md#bit_vec_decode).
     """
     if len(data) != (n + 7) // 8:
         raise ProtocolError(

@@ -28,12 +28,18 @@ _MAX_STREAM = 1 << 68  # 2^64 AES blocks: the counter space of one key
 
 
 def lp(data: bytes) -> bytes:
-    """Length-prefix: 8-byte little-endian length, then the bytes (spec §2.1 `lp`)."""
+    """Length-prefix: 8-byte little-endian length, then the bytes.
+
+    Implements spec §2.1.1 `lp` (spec/02-randomness.md#lp).
+    """
     return struct.pack("<Q", len(data)) + data
 
 
 def dst(protocol: str, usage: str) -> bytes:
-    """The domain separation tag ``b"secmoe/v1/" + protocol + b"/" + usage`` (spec §2.2)."""
+    """The domain separation tag ``b"secmoe/v1/" + protocol + b"/" + usage``.
+
+    Implements spec §2.2.1 `dst` (spec/02-randomness.md#dst).
+    """
     for part in (protocol, usage):
         if not part or not part.isascii() or any(c.isspace() for c in part):
             raise SpecError(f"dst parts must be non-empty printable ASCII, got {part!r}")
@@ -50,7 +56,7 @@ def binder_u64(counter: int) -> bytes:
 class Prg:
     """A seekable keystream: ``Prg(seed, dst, binder)``.
 
-    Implements spec §2.1 `Prg` (spec/02-randomness.md#prg).
+    Implements spec §2.1.2 `Prg` (spec/02-randomness.md#prg).
 
     key = SHAKE-256(lp("secmoe/v1/prg-key") || lp(seed) || lp(dst) || lp(binder))[0:16];
     byte p of the stream is byte p mod 16 of AES-128_key(int_to_be128(p div 16)).
@@ -76,7 +82,10 @@ class Prg:
         return out[skip:]
 
     def next_bytes(self, n: int) -> bytes:
-        """The next n bytes of the stream (spec §2.3 `next_bytes`)."""
+        """The next n bytes of the stream.
+
+        Implements spec §2.3.1 `next_bytes` (spec/02-randomness.md#next_bytes).
+        """
         out = self.keystream(self.position, n)
         self.position += n
         return out
@@ -88,7 +97,7 @@ class Prg:
     def next_ring(self, n: int, bits: int = 64) -> RingVec:
         """n uniform elements of Z_{2^bits}: 8 bytes little-endian each, masked to ``bits`` bits.
 
-        Implements spec §2.3 `next_ring` (spec/02-randomness.md#next_ring). Masking has no
+        Implements spec §2.3.2 `next_ring` (spec/02-randomness.md#next_ring). Masking has no
         bias because 2^bits divides 2^64.
         """
         if not 1 <= bits <= 64:
@@ -99,7 +108,7 @@ class Prg:
     def next_bits(self, n: int) -> BitVec:
         """n uniform bits from ceil(n/8) stream bytes, least significant bit first.
 
-        Implements spec §2.3 `next_bits` (spec/02-randomness.md#next_bits).
+        Implements spec §2.3.3 `next_bits` (spec/02-randomness.md#next_bits).
         """
         raw = np.frombuffer(self.next_bytes((n + 7) // 8), dtype=np.uint8)
         return np.unpackbits(raw, bitorder="little")[:n].copy()
@@ -107,7 +116,7 @@ class Prg:
     def next_below(self, n: int, bound: int) -> NDArray[np.uint64]:
         """n uniform integers in [0, bound), 1 <= bound <= 2^64, by rejection.
 
-        Implements spec §2.3 `next_below` (spec/02-randomness.md#next_below): candidates are
+        Implements spec §2.3.4 `next_below` (spec/02-randomness.md#next_below): candidates are
         consecutive 8-byte little-endian words w; w is accepted iff w < bound * floor(2^64 /
         bound), and then yields w mod bound. Exactly the bytes of the candidates examined
         up to the n-th acceptance are consumed.
@@ -134,10 +143,19 @@ class Prg:
         return out
 
 
+def instance_prg(seed: bytes, protocol: str, usage: str, counter: int) -> Prg:
+    """The PRG of the counter-th instance of (protocol, usage) for the party holding ``seed``.
+
+    Implements spec §2.2.2 `instance_prg` (spec/02-randomness.md#instance_prg):
+    ``Prg(seed, dst(protocol, usage), binder_u64(counter))``.
+    """
+    return Prg(seed, dst(protocol, usage), binder_u64(counter))
+
+
 def derive_seed(seed: bytes, label: str) -> bytes:
     """A 32-byte child seed: ``Prg(seed, b"secmoe/v1/seed/" + label).next_bytes(32)``.
 
-    Implements spec §2.4 `derive_seed` (spec/02-randomness.md#derive_seed).
+    Implements spec §2.4.1 `derive_seed` (spec/02-randomness.md#derive_seed).
     """
     return Prg(seed, dst("seed", label)).next_bytes(SEED_BYTES)
 

@@ -18,7 +18,7 @@ from secmoe.encoding import FixedPoint, Ring
 from secmoe.errors import Party, ProtocolError, SpecError
 from secmoe.net.channel import DEFAULT_TIMEOUT, Channel, CostRecord, RecordMode, TranscriptEntry
 from secmoe.net.transport import Transport, local_pair, tcp_accept, tcp_connect, tcp_listen
-from secmoe.randomness import Prg, binder_u64, dst, lp
+from secmoe.randomness import Prg, instance_prg, lp
 
 A = TypeVar("A")
 B = TypeVar("B")
@@ -31,7 +31,7 @@ class PartyContext:
 
     Randomness: ``ctx.prg(protocol, usage)`` returns the PRG of the next instance of that
     (protocol, usage) pair, ``Prg(seed, dst(protocol, usage), binder_u64(counter))`` with the
-    counter starting at 0 (spec §2.2 `instance_prg`).
+    counter starting at 0 (spec §2.2.2).
     """
 
     party: Party
@@ -46,14 +46,11 @@ class PartyContext:
         return self.fxp.ring
 
     def prg(self, protocol: str, usage: str) -> Prg:
-        """The PRG of the next instance of ``(protocol, usage)`` for this party.
-
-        Implements spec §2.2 `instance_prg` (spec/02-randomness.md#instance_prg).
-        """
+        """The PRG of the next instance of ``(protocol, usage)`` (see ``instance_prg``)."""
         key = (protocol, usage)
         counter = self.counters.get(key, 0)
         self.counters[key] = counter + 1
-        return Prg(self.seed, dst(protocol, usage), binder_u64(counter))
+        return instance_prg(self.seed, protocol, usage, counter)
 
     def say(self, message: str) -> None:
         """Report progress on long runs (to stderr in the CLI; silent by default)."""
@@ -75,7 +72,7 @@ class RunResult(Generic[A, B]):
 def _run_party(fn: Callable[[PartyContext], T], ctx: PartyContext, box: dict[str, object]) -> None:
     try:
         box["out"] = fn(ctx)
-    except BaseException as exc:  # noqa: BLE001 - relayed to the caller of run_local
+    except BaseException as exc:
         box["err"] = exc
     finally:
         ctx.channel.close()
@@ -93,6 +90,8 @@ def run_local(
     progress: Callable[[str], None] | None = None,
 ) -> RunResult[A, B]:
     """Run both parties in threads over an in-process channel pair.
+
+    Implements spec §4.3.1 `run_local` (spec/04-messages.md#run_local).
 
     If a party raises, its channel is closed so the other party fails fast with
     ``peer_closed``; the first party's own error is re-raised here.
@@ -127,12 +126,15 @@ def run_local(
 
 
 def hello_payload(protocol: str, fxp: FixedPoint) -> bytes:
-    """``lp(b"secmoe/v1") || lp(protocol) || u8 l || u8 f`` (spec §4.4 `hello`)."""
+    """``lp(b"secmoe/v1") || lp(protocol) || u8 l || u8 f`` (spec §4.4.1)."""
     return lp(b"secmoe/v1") + lp(protocol.encode()) + struct.pack("<BB", fxp.ring.bits, fxp.frac_bits)
 
 
 def handshake(ch: Channel, protocol: str, fxp: FixedPoint) -> None:
-    """Exchange and compare hello messages (spec §4.4 `handshake`, phase ``handshake``)."""
+    """Exchange and compare hello messages in phase ``handshake``.
+
+    Implements spec §4.4.1 `handshake` (spec/04-messages.md#handshake).
+    """
     mine = hello_payload(protocol, fxp)
     with ch.phase("handshake"):
         if ch.party == "client":

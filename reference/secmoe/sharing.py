@@ -25,7 +25,7 @@ Recipient = Literal["client", "server", "both"]
 def arith_split(x: RingVec, prg: Prg, ring: Ring) -> tuple[RingVec, RingVec]:
     """Split x into (owner's share, peer's share) = (x - r, r) with r = prg.next_ring(n, l).
 
-    Implements spec §3.1 `arith_split` (spec/03-sharing.md#arith_split).
+    Implements spec §3.1.1 `arith_split` (spec/03-sharing.md#arith_split).
     """
     x = ring.check(np.asarray(x), "x")
     r = prg.next_ring(x.size, ring.bits).reshape(x.shape)
@@ -35,7 +35,7 @@ def arith_split(x: RingVec, prg: Prg, ring: Ring) -> tuple[RingVec, RingVec]:
 def arith_share(ctx: PartyContext, owner: Party, x: RingVec | None, n: int) -> RingVec:
     """Share the owner's vector of n ring elements; each party gets its share.
 
-    Implements spec §3.2 `arith_share` (spec/03-sharing.md#arith_share).
+    Implements spec §3.2.1 `arith_share` (spec/03-sharing.md#arith_share).
 
     Args:
         ctx: the calling party's context.
@@ -60,14 +60,17 @@ def arith_share(ctx: PartyContext, owner: Party, x: RingVec | None, n: int) -> R
 
 
 def arith_reconstruct(x_c: RingVec, x_s: RingVec, ring: Ring) -> RingVec:
-    """x = x_c + x_s mod 2^l (spec §3.1 `arith_reconstruct`)."""
+    """x = x_c + x_s mod 2^l.
+
+    Implements spec §3.1.2 `arith_reconstruct` (spec/03-sharing.md#arith_reconstruct).
+    """
     return ring.add(x_c, x_s)
 
 
 def arith_reveal(ctx: PartyContext, share: RingVec, to: Recipient) -> RingVec | None:
     """Open a shared vector to ``to``; returns x to each recipient and None to a non-recipient.
 
-    Implements spec §3.2 `arith_reveal` (spec/03-sharing.md#arith_reveal). With ``to="both"``
+    Implements spec §3.2.2 `arith_reveal` (spec/03-sharing.md#arith_reveal). With ``to="both"``
     both parties send in the same round.
     """
     share = ctx.ring.check(np.asarray(share), "share")
@@ -84,12 +87,18 @@ def arith_reveal(ctx: PartyContext, share: RingVec, to: Recipient) -> RingVec | 
 
 
 def add_public(party: Party, share: RingVec, c: RingVec, ring: Ring) -> RingVec:
-    """Share of x + c: the client adds the public c, the server keeps its share (spec §3.3)."""
+    """Share of x + c: the client adds the public c, the server keeps its share.
+
+    Implements spec §3.3.1 `add_public` (spec/03-sharing.md#add_public).
+    """
     return ring.add(share, c) if party == "client" else share
 
 
 def mul_public(share: RingVec, c: RingVec, ring: Ring) -> RingVec:
-    """Share of c * x for public c: both parties multiply (spec §3.3)."""
+    """Share of c * x for public c: both parties multiply.
+
+    Implements spec §3.3.2 `mul_public` (spec/03-sharing.md#mul_public).
+    """
     return ring.mul(share, c)
 
 
@@ -99,7 +108,7 @@ def mul_public(share: RingVec, c: RingVec, ring: Ring) -> RingVec:
 def bool_split(b: BitVec, prg: Prg) -> tuple[BitVec, BitVec]:
     """Split bits into (owner's share, peer's share) = (b XOR r, r) with r = prg.next_bits(n).
 
-    Implements spec §3.1 `bool_split` (spec/03-sharing.md#bool_split).
+    Implements spec §3.1.3 `bool_split` (spec/03-sharing.md#bool_split).
     """
     b = np.asarray(b, dtype=np.uint8)
     if np.any(b > 1):
@@ -109,7 +118,10 @@ def bool_split(b: BitVec, prg: Prg) -> tuple[BitVec, BitVec]:
 
 
 def bool_share(ctx: PartyContext, owner: Party, b: BitVec | None, n: int) -> BitVec:
-    """Share the owner's n bits (spec §3.2 `bool_share`, spec/03-sharing.md#bool_share)."""
+    """Share the owner's n bits: keep b XOR r, send r.
+
+    Implements spec §3.2.3 `bool_share` (spec/03-sharing.md#bool_share).
+    """
     if ctx.party == owner:
         if b is None or np.asarray(b).size != n:
             raise SpecError(f"bool_share: the owner must pass {n} bits")
@@ -122,7 +134,10 @@ def bool_share(ctx: PartyContext, owner: Party, b: BitVec | None, n: int) -> Bit
 
 
 def bool_reveal(ctx: PartyContext, share: BitVec, to: Recipient) -> BitVec | None:
-    """Open shared bits to ``to`` (spec §3.2 `bool_reveal`, spec/03-sharing.md#bool_reveal)."""
+    """Open shared bits to ``to``.
+
+    Implements spec §3.2.4 `bool_reveal` (spec/03-sharing.md#bool_reveal).
+    """
     share = np.asarray(share, dtype=np.uint8)
     n = share.size
     label = "sharing/bool_reveal"
@@ -134,5 +149,27 @@ def bool_reveal(ctx: PartyContext, share: BitVec, to: Recipient) -> BitVec | Non
 
 
 def xor_public(party: Party, share: BitVec, c: BitVec) -> BitVec:
-    """Share of b XOR c for public c: the client XORs (spec §3.3)."""
+    """Share of b XOR c for public c: the client XORs.
+
+    Implements spec §3.3.3 `xor_public` (spec/03-sharing.md#xor_public).
+    """
     return share ^ np.asarray(c, dtype=np.uint8) if party == "client" else share
+
+
+# --- a worked example ------------------------------------------------------------------------------
+
+
+def share_add_reveal(ctx: PartyContext, mine: RingVec) -> RingVec | None:
+    """Both parties share their n-element vectors, add the shares, and open the sum to the client.
+
+    Implements spec §3.4.1 `share_add_reveal` (spec/03-sharing.md#share_add_reveal). It is the
+    trivial protocol the TCP runner is demonstrated with: the server learns nothing, the client
+    learns x + y (and so y, which is the function's output, not a leak of the protocol).
+    """
+    mine = ctx.ring.check(np.asarray(mine), "input")
+    n = mine.size
+    # Step 1: the client shares x, then the server shares y.
+    x = arith_share(ctx, "client", mine if ctx.party == "client" else None, n)
+    y = arith_share(ctx, "server", mine if ctx.party == "server" else None, n)
+    # Step 2: add locally; Step 3: open to the client.
+    return arith_reveal(ctx, ctx.ring.add(x, y), "client")

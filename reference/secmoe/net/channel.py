@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
-
-from secmoe.encoding import BitVec, Ring, RingVec, decode_bits, encode_bits
+from secmoe.encoding import BitVec, Ring, RingVec, bit_vec_decode, bit_vec_encode
 from secmoe.errors import Party, ProtocolError, SpecError
 from secmoe.net.frame import (
     DEFAULT_MAX_PAYLOAD,
@@ -114,8 +113,8 @@ def _other(party: Party) -> Party:
 class Channel:
     """One party's end of a framed two-party channel.
 
-    Implements spec §4 (spec/04-messages.md#channel): framing, label and length checks,
-    byte and round counting per phase, and the transcript.
+    Implements spec §4.2.1 `Channel` (spec/04-messages.md#channel): framing, label and
+    length checks, byte and round counting per phase, and the transcript.
     """
 
     def __init__(
@@ -244,11 +243,11 @@ class Channel:
         return ring.decode_vec(data, n, label=label, party=self.party)
 
     def send_bits(self, label: str, bits: BitVec) -> None:
-        self.send(label, encode_bits(bits))
+        self.send(label, bit_vec_encode(bits))
 
     def recv_bits(self, label: str, n: int) -> BitVec:
         data = self.recv(label, (n + 7) // 8)
-        return decode_bits(data, n, label=label, party=self.party)
+        return bit_vec_decode(data, n, label=label, party=self.party)
 
     def send_u64(self, label: str, values: np.ndarray | list[int]) -> None:
         """Send unsigned 64-bit integers (e.g. dimensions), little-endian."""

@@ -43,7 +43,7 @@ def check_label(label: str) -> bytes:
 def encode_frame(label: str, round_: int, payload: bytes) -> bytes:
     """Serialize one frame.
 
-    Implements spec §4.1 `encode_frame` (spec/04-messages.md#encode_frame).
+    Implements spec §4.1.1 `encode_frame` (spec/04-messages.md#encode_frame).
     """
     raw = check_label(label)
     if not 1 <= round_ < 1 << 32:
@@ -85,7 +85,7 @@ def decode_frame(
 ) -> Frame:
     """Decode a buffer that must hold exactly one frame.
 
-    Implements spec §4.1 `decode_frame` (spec/04-messages.md#decode_frame).
+    Implements spec §4.1.2 `decode_frame` (spec/04-messages.md#decode_frame).
 
     Raises:
         ProtocolError: ``truncated_frame``, ``trailing_bytes``, ``bad_label``, ``bad_round``,

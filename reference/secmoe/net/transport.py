@@ -7,6 +7,7 @@ two parties may send large messages at the same time without deadlock.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -154,10 +155,8 @@ class TcpTransport:
         if self._closed:
             return
         self._closed = True
-        try:
+        with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
         self.sock.close()
 
 

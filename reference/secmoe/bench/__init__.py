@@ -1,0 +1,1 @@
+"""Benchmarks: ``secmoe bench NAME --json`` (each prints one JSON object)."""

@@ -1,0 +1,3 @@
+"""Every module that registers a benchmark; importing this module registers them all."""
+
+import secmoe.bench.channel  # noqa: F401

@@ -1,0 +1,547 @@
+"""Vector generators for the foundations: encoding, PRG, sharing and framing."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from secmoe.encoding import FixedPoint, Ring, bit_vec_encode, fxp_encode, fxp_trunc, ring_vec_encode
+from secmoe.errors import ProtocolError, SpecError
+from secmoe.net.frame import decode_frame, encode_frame
+from secmoe.randomness import Prg, derive_seed, dst, instance_prg
+from secmoe.session import PartyContext
+from secmoe.sharing import arith_reveal, arith_share, bool_reveal, bool_share, share_add_reveal
+from secmoe.vectors.build import (
+    hex_bits,
+    hex_ring,
+    invalid_case,
+    local_case,
+    run_case,
+    two_party_case,
+)
+from secmoe.vectors.registry import Json, Note, case_seed, register
+
+EDGE = Note("EDGE_CASE", "a boundary of the input domain")
+INVALID = Note("INVALID", "an input the function must reject with the stated error")
+NORMAL = Note("NORMAL", "an ordinary input")
+
+
+def _dec(values: np.ndarray) -> list[str]:
+    """Integers as decimal strings (JSON numbers above 2^53 are not portable)."""
+    return [str(int(v)) for v in np.asarray(values).reshape(-1)]
+
+
+def _inputs_prg(protocol: str, case_id: str) -> Prg:
+    """The PRG that draws a case's own inputs (not a party's randomness)."""
+    return Prg(case_seed(protocol, case_id), dst("vectors", "inputs"))
+
+
+# --- encoding -----------------------------------------------------------------------------------
+
+
+def _extremes(fxp: FixedPoint) -> list[float]:
+    """Encodable binary64 values at the edges of the range +-2^(l-1-f), in a fixed order."""
+    top = 2.0 ** (fxp.ring.bits - 1 - fxp.frac_bits)
+    ulp = 2.0**-fxp.frac_bits
+    candidates = [top - ulp, top - 0.75 * ulp, float(np.nextafter(top, 0.0)), -top, -top - 0.25 * ulp]
+    out: list[float] = []
+    for x in candidates:
+        if x in out:
+            continue
+        try:
+            fxp_encode(fxp, [x])
+        except SpecError:
+            continue
+        out.append(x)
+    return out
+
+
+@register(
+    "encoding.fxp",
+    "encoding/fxp.json",
+    section="1.2",
+    anchor="spec/01-encoding.md#fxp_encode",
+    params={"ring_bits": 64, "frac_bits": 18},
+    mode="local",
+    header=[
+        "Fixed-point encode v = floor(x * 2^f + 1/2) and decode signed(v) / 2^f.",
+        "Reals are given as Python repr strings (shortest round-trip decimal of a binary64).",
+        "Outputs: v as a ring vector (hex of its wire encoding) and decode(v) as repr strings.",
+    ],
+    notes={"Normal": NORMAL, "Rounding": EDGE, "Range": EDGE, "Invalid": INVALID},
+)
+def _gen_fxp() -> list[Json]:
+    groups: list[Json] = []
+    for bits, frac in ((64, 18), (32, 12), (16, 8)):
+        fxp = FixedPoint(Ring(bits), frac)
+        ulp = 2.0**-frac
+        top = 2.0 ** (bits - 1 - frac)
+        cases: list[Json] = []
+        samples: list[tuple[str, list[float], str]] = [
+            ("normal/0", [0.0, 1.0, -1.0, 0.5, -2.25, 3.14159], "Normal"),
+            ("rounding/halves", [ulp / 2, -ulp / 2, 1.5 * ulp, -1.5 * ulp, ulp / 4, -ulp * 0.75], "Rounding"),
+            ("range/extremes", _extremes(fxp), "Range"),
+        ]
+        for cid, xs, flag in samples:
+            case_id = f"encoding.fxp/l{bits}f{frac}/{cid}"
+            v = fxp_encode(fxp, xs)
+            cases.append(
+                local_case(
+                    case_id,
+                    f"encode then decode, l={bits}, f={frac}",
+                    flags=[flag],
+                    inputs={"x": [repr(float(x)) for x in xs]},
+                    outputs={"v": hex_ring(fxp.ring, v), "decoded": [repr(float(d)) for d in fxp.decode(v)]},
+                )
+            )
+        base = f"encoding.fxp/l{bits}f{frac}/normal/0"
+        below = -top - ulp if -top - ulp != -top else float(np.nextafter(-top, -np.inf))
+        for cid, x, why in (
+            ("invalid/too_large", top, "x * 2^f rounds to 2^(l-1), outside the signed range"),
+            ("invalid/too_small", below, "x * 2^f rounds below -2^(l-1)"),
+            ("invalid/nan", float("nan"), "NaN has no encoding"),
+            ("invalid/inf", float("-inf"), "infinity has no encoding"),
+        ):
+            try:
+                fxp_encode(fxp, [x])
+            except SpecError:
+                pass
+            else:  # pragma: no cover - the generator checks its own claim
+                raise AssertionError(f"{x} should not encode")
+            cases.append(
+                invalid_case(
+                    f"encoding.fxp/l{bits}f{frac}/{cid}",
+                    why,
+                    base_id=base,
+                    flags=["Invalid"],
+                    inputs={"x": [repr(float(x))]},
+                    error={"kind": "spec_error", "party": None, "label": ""},
+                )
+            )
+        groups.append({"params": {"ring_bits": bits, "frac_bits": frac}, "tests": cases})
+    return groups
+
+
+@register(
+    "encoding.fxp_trunc",
+    "encoding/fxp_trunc.json",
+    section="1.3",
+    anchor="spec/01-encoding.md#fxp_trunc",
+    params={"ring_bits": 64, "frac_bits": 18},
+    mode="local",
+    header=["Exact truncation of public values: floor(signed(a) / 2^s) mod 2^l."],
+    notes={"Normal": NORMAL, "Sign": EDGE},
+)
+def _gen_trunc() -> list[Json]:
+    groups: list[Json] = []
+    for bits in (64, 20):
+        ring = Ring(bits)
+        fxp = FixedPoint(ring, 8)
+        cases: list[Json] = []
+        for s in (1, 8, bits - 2):
+            case_id = f"encoding.fxp_trunc/l{bits}/s{s}"
+            a = np.concatenate(
+                [
+                    ring.from_int([0, 1, -1, 2**s, -(2**s), 2**s - 1, -(2**s) + 1, 2 ** (bits - 1) - 1, -(2 ** (bits - 1))]),
+                    _inputs_prg("encoding.fxp_trunc", case_id).next_ring(4, bits),
+                ]
+            )
+            cases.append(
+                local_case(
+                    case_id,
+                    f"truncate by s={s} in Z_2^{bits}",
+                    flags=["Sign"],
+                    inputs={"a": hex_ring(ring, a), "s": s},
+                    outputs={"b": hex_ring(ring, fxp_trunc(fxp, a, s))},
+                )
+            )
+        groups.append({"params": {"ring_bits": bits}, "tests": cases})
+    return groups
+
+
+@register(
+    "encoding.ring_vec",
+    "encoding/ring_vec.json",
+    section="1.4",
+    anchor="spec/01-encoding.md#ring_vec_encode",
+    params={},
+    mode="local",
+    header=[
+        "Byte encoding of ring vectors: ceil(l/8) bytes little-endian per element.",
+        "Values are given as decimal strings; bytes as hex.",
+    ],
+    notes={"Normal": NORMAL, "Boundary": EDGE, "Invalid": INVALID},
+)
+def _gen_ring_vec() -> list[Json]:
+    groups: list[Json] = []
+    for bits in (64, 32, 12, 1):
+        ring = Ring(bits)
+        values = ring.from_int([0, 1, (1 << bits) - 1, 1 << (bits - 1)])
+        case_id = f"encoding.ring_vec/l{bits}/boundary"
+        extra = _inputs_prg("encoding.ring_vec", case_id).next_ring(3, bits)
+        values = np.concatenate([values, extra])
+        data = ring_vec_encode(ring, values)
+        cases: list[Json] = [
+            local_case(
+                case_id,
+                f"0, 1, 2^l - 1, 2^(l-1) and random elements of Z_2^{bits}",
+                flags=["Boundary"],
+                inputs={"values": _dec(values)},
+                outputs={"bytes": data.hex()},
+            )
+        ]
+        if bits < 64 and bits % 8:
+            bad = bytearray(data)
+            bad[ring.byte_width - 1] |= 0x80  # sets bit 8w-1 >= l of element 0
+            cases.append(
+                invalid_case(
+                    f"encoding.ring_vec/l{bits}/invalid/high_bit",
+                    "decoding an element with a bit at position >= l set",
+                    base_id=case_id,
+                    flags=["Invalid"],
+                    inputs={"bytes": bytes(bad).hex(), "n": int(values.size)},
+                    error={"kind": "out_of_range", "party": None, "label": ""},
+                )
+            )
+        cases.append(
+            invalid_case(
+                f"encoding.ring_vec/l{bits}/invalid/short",
+                "decoding one byte fewer than n * ceil(l/8)",
+                base_id=case_id,
+                flags=["Invalid"],
+                inputs={"bytes": data[:-1].hex(), "n": int(values.size)},
+                error={"kind": "wrong_length", "party": None, "label": ""},
+            )
+        )
+        groups.append({"params": {"ring_bits": bits}, "tests": cases})
+    return groups
+
+
+@register(
+    "encoding.bit_vec",
+    "encoding/bit_vec.json",
+    section="1.4",
+    anchor="spec/01-encoding.md#bit_vec_encode",
+    params={},
+    mode="local",
+    header=["Bit vectors: 8 bits a byte, bit i at position i mod 8 of byte i div 8."],
+    notes={"Normal": NORMAL, "Padding": EDGE, "Invalid": INVALID},
+)
+def _gen_bit_vec() -> list[Json]:
+    cases: list[Json] = []
+    for n in (1, 8, 13):
+        case_id = f"encoding.bit_vec/n{n}"
+        bits = _inputs_prg("encoding.bit_vec", case_id).next_bits(n)
+        cases.append(
+            local_case(
+                case_id,
+                f"{n} bits",
+                flags=["Padding"] if n % 8 else ["Normal"],
+                inputs={"bits": [int(b) for b in bits]},
+                outputs={"bytes": bit_vec_encode(bits).hex()},
+            )
+        )
+    data = bytearray(bytes.fromhex(cases[-1]["outputs"]["bytes"]))
+    data[-1] |= 0x80
+    cases.append(
+        invalid_case(
+            "encoding.bit_vec/invalid/padding",
+            "a padding bit (position >= n) is set",
+            base_id="encoding.bit_vec/n13",
+            flags=["Invalid"],
+            inputs={"bytes": bytes(data).hex(), "n": 13},
+            error={"kind": "out_of_range", "party": None, "label": ""},
+        )
+    )
+    return [{"params": {}, "tests": cases}]
+
+
+# --- randomness ---------------------------------------------------------------------------------
+
+
+@register(
+    "randomness.prg",
+    "randomness/prg.json",
+    section="2",
+    anchor="spec/02-randomness.md#prg",
+    params={},
+    mode="local",
+    header=[
+        "Prg(seed, dst, binder): AES-128-CTR keyed by SHAKE-256 of the length-prefixed inputs.",
+        "Each case draws, in order: next_bytes(40), next_ring(3, 64), next_ring(3, 13),",
+        "next_bits(11), next_below(5, q) for q = 3, 12289 and 2^61 - 1; then reports the position.",
+    ],
+    notes={"Normal": NORMAL},
+)
+def _gen_prg() -> list[Json]:
+    cases: list[Json] = []
+    for i, (label, binder) in enumerate((("a", b""), ("b", b"\x00"), ("sharing.arith_share/mask", bytes(8)))):
+        case_id = f"randomness.prg/{i}"
+        seed = case_seed("randomness.prg", case_id)
+        tag = dst("test", label)
+        prg = Prg(seed, tag, binder)
+        out: Json = {"next_bytes_40": prg.next_bytes(40).hex()}
+        out["next_ring_3_64"] = _dec(prg.next_ring(3, 64))
+        out["next_ring_3_13"] = _dec(prg.next_ring(3, 13))
+        out["next_bits_11"] = [int(b) for b in prg.next_bits(11)]
+        for q in (3, 12289, 2**61 - 1):
+            out[f"next_below_5_{q}"] = _dec(prg.next_below(5, q))
+        out["position"] = prg.position
+        cases.append(
+            local_case(
+                case_id,
+                "a stream of draws",
+                flags=["Normal"],
+                inputs={"seed": seed.hex(), "dst": tag.hex(), "binder": binder.hex()},
+                intermediates={"aes_key": prg._key.hex()},
+                outputs=out,
+            )
+        )
+    seed = case_seed("randomness.prg", "derive")
+    cases.append(
+        local_case(
+            "randomness.prg/derive_seed",
+            "derive_seed(seed, 'client') and instance_prg(seed, 'p', 'u', 2).next_bytes(16)",
+            flags=["Normal"],
+            inputs={"seed": seed.hex()},
+            outputs={
+                "derive_seed_client": derive_seed(seed, "client").hex(),
+                "instance_prg_p_u_2": instance_prg(seed, "p", "u", 2).next_bytes(16).hex(),
+            },
+        )
+    )
+    return [{"params": {}, "tests": cases}]
+
+
+# --- sharing ------------------------------------------------------------------------------------
+
+
+def _sharing_file(kind: str) -> list[Json]:
+    protocol = f"sharing.{kind}"
+    groups: list[Json] = []
+    for bits in (64, 16):
+        fxp = FixedPoint(Ring(bits), 8 if bits < 64 else 18)
+        ring = fxp.ring
+        cases: list[Json] = []
+        for owner in ("client", "server"):
+            case_id = f"{protocol}/l{bits}/{owner}"
+            n = 5
+            src = _inputs_prg(protocol, case_id)
+            x = src.next_ring(n, bits)
+            xb = src.next_bits(n)
+            if kind == "arith_share":
+
+                def fn(ctx: PartyContext, owner: str = owner, x: np.ndarray = x, n: int = n) -> np.ndarray:
+                    return arith_share(ctx, owner, x if ctx.party == owner else None, n)  # type: ignore[arg-type]
+
+                seeds, res = run_case(fn, fn, protocol, case_id, fxp=fxp)
+                inputs: Json = {owner: {"x": hex_ring(ring, x)}, ("server" if owner == "client" else "client"): {}}
+                outputs: Json = {"client": {"share": hex_ring(ring, res.client)}, "server": {"share": hex_ring(ring, res.server)}}
+            elif kind == "bool_share":
+
+                def fnb(ctx: PartyContext, owner: str = owner, b: np.ndarray = xb, n: int = n) -> np.ndarray:
+                    return bool_share(ctx, owner, b if ctx.party == owner else None, n)  # type: ignore[arg-type]
+
+                seeds, res = run_case(fnb, fnb, protocol, case_id, fxp=fxp)
+                inputs = {owner: {"b": hex_bits(xb)}, ("server" if owner == "client" else "client"): {}}
+                outputs = {"client": {"share": hex_bits(res.client)}, "server": {"share": hex_bits(res.server)}}
+            else:
+                raise SpecError(kind)
+            cases.append(
+                two_party_case(
+                    case_id,
+                    f"the {owner} shares {n} elements",
+                    seeds,
+                    res,
+                    inputs={"client": inputs["client"], "server": inputs["server"]},
+                    outputs=outputs,
+                    flags=["Normal"],
+                )
+            )
+        groups.append({"params": {"ring_bits": bits, "frac_bits": fxp.frac_bits}, "tests": cases})
+    return groups
+
+
+@register(
+    "sharing.arith_share",
+    "sharing/arith_share.json",
+    section="3.2.1",
+    anchor="spec/03-sharing.md#arith_share",
+    params={"ring_bits": 64},
+    mode="real",
+    header=["The owner sends r = its instance PRG's next_ring(n, l) and keeps x - r."],
+    notes={"Normal": NORMAL},
+)
+def _gen_arith_share() -> list[Json]:
+    return _sharing_file("arith_share")
+
+
+@register(
+    "sharing.bool_share",
+    "sharing/bool_share.json",
+    section="3.2.3",
+    anchor="spec/03-sharing.md#bool_share",
+    params={},
+    mode="real",
+    header=["The owner sends r = its instance PRG's next_bits(n) and keeps b XOR r."],
+    notes={"Normal": NORMAL},
+)
+def _gen_bool_share() -> list[Json]:
+    return _sharing_file("bool_share")
+
+
+@register(
+    "sharing.reveal",
+    "sharing/reveal.json",
+    section="3.2.2",
+    anchor="spec/03-sharing.md#arith_reveal",
+    params={"ring_bits": 64},
+    mode="real",
+    header=["arith_reveal and bool_reveal to the client, the server, and both."],
+    notes={"Normal": NORMAL},
+)
+def _gen_reveal() -> list[Json]:
+    ring = Ring(64)
+    protocol = "sharing.reveal"
+    cases: list[Json] = []
+    for kind in ("arith", "bool"):
+        for to in ("client", "server", "both"):
+            case_id = f"{protocol}/{kind}/{to}"
+            src = _inputs_prg(protocol, case_id)
+            arith = kind == "arith"
+            shares = (src.next_ring(4), src.next_ring(4)) if arith else (src.next_bits(9), src.next_bits(9))
+
+            def party(ctx: PartyContext, to: str = to, arith: bool = arith, shares: tuple[np.ndarray, np.ndarray] = shares) -> object:
+                mine = shares[0] if ctx.party == "client" else shares[1]
+                reveal = arith_reveal if arith else bool_reveal
+                return reveal(ctx, mine, to)  # type: ignore[arg-type]
+
+            def enc(v: np.ndarray, arith: bool = arith) -> str:
+                return hex_ring(ring, v) if arith else hex_bits(v)
+
+            seeds, res = run_case(party, party, protocol, case_id)
+            out: Json = {}
+            for p, value in (("client", res.client), ("server", res.server)):
+                out[p] = {} if value is None else {"x": enc(value)}  # type: ignore[arg-type]
+            cases.append(
+                two_party_case(
+                    case_id,
+                    f"{kind}_reveal to {to}",
+                    seeds,
+                    res,
+                    inputs={"client": {"share": enc(shares[0])}, "server": {"share": enc(shares[1])}},
+                    outputs=out,
+                    flags=["Normal"],
+                )
+            )
+    return [{"params": {"ring_bits": 64}, "tests": cases}]
+
+
+@register(
+    "sharing.share_add_reveal",
+    "sharing/share_add_reveal.json",
+    section="3.4.1",
+    anchor="spec/03-sharing.md#share_add_reveal",
+    params={"ring_bits": 64, "frac_bits": 18},
+    mode="real",
+    header=["The worked example: both share, add locally, open the sum to the client."],
+    notes={"Normal": NORMAL},
+)
+def _gen_share_add_reveal() -> list[Json]:
+    fxp = FixedPoint()
+    cases: list[Json] = []
+    for i, (xs, ys) in enumerate((([1.0, -2.5, 3.25], [10.0, 20.0, -30.0]), ([0.0], [-1e-5]))):
+        case_id = f"sharing.share_add_reveal/{i}"
+        x, y = fxp_encode(fxp, xs), fxp_encode(fxp, ys)
+
+        def fc(ctx: PartyContext, x: np.ndarray = x) -> object:
+            return share_add_reveal(ctx, x)
+
+        def fs(ctx: PartyContext, y: np.ndarray = y) -> object:
+            return share_add_reveal(ctx, y)
+
+        seeds, res = run_case(fc, fs, "sharing.share_add_reveal", case_id)
+        assert isinstance(res.client, np.ndarray)
+        cases.append(
+            two_party_case(
+                case_id,
+                f"x = {xs}, y = {ys} in fixed point",
+                seeds,
+                res,
+                inputs={"client": {"x": hex_ring(fxp.ring, x)}, "server": {"y": hex_ring(fxp.ring, y)}},
+                outputs={"client": {"sum": hex_ring(fxp.ring, res.client)}, "server": {}},
+                flags=["Normal"],
+            )
+        )
+    return [{"params": {}, "tests": cases}]
+
+
+# --- framing ------------------------------------------------------------------------------------
+
+
+@register(
+    "net.frame",
+    "net/frame.json",
+    section="4.1",
+    anchor="spec/04-messages.md#encode_frame",
+    params={},
+    mode="local",
+    header=[
+        "Frames: label_len u8 | label | round u32 LE | payload_len u64 LE | payload | crc32 LE.",
+        "Invalid cases give a byte string that decode_frame must reject with the stated kind.",
+    ],
+    notes={"Normal": NORMAL, "Empty": EDGE, "Invalid": INVALID},
+)
+def _gen_frame() -> list[Json]:
+    cases: list[Json] = []
+    samples = (
+        ("net.frame/empty", "a/b", 1, b"", "Empty"),
+        ("net.frame/short", "sharing/arith_share", 3, bytes(range(16)), "Normal"),
+        ("net.frame/long_label", "x" * 255, 4294967295, b"\xff", "Normal"),
+    )
+    for case_id, label, rnd, payload, flag in samples:
+        cases.append(
+            local_case(
+                case_id,
+                f"label {label[:20]!r}, round {rnd}, {len(payload)}-byte payload",
+                flags=[flag],
+                inputs={"label": label, "round": rnd, "payload": payload.hex()},
+                outputs={"frame": encode_frame(label, rnd, payload).hex()},
+            )
+        )
+    good = encode_frame("sharing/arith_share", 3, bytes(range(16)))
+    crc_bad = bytearray(good)
+    crc_bad[-1] ^= 1
+    payload_bad = bytearray(good)
+    payload_bad[1 + 19 + 12] ^= 0x40
+    label_bad = bytearray(good)
+    label_bad[1] = ord("A")
+    round0 = encode_frame("sharing/arith_share", 1, bytes(range(16)))
+    round0 = round0[:20] + bytes(4) + round0[24:]
+    mutations = (
+        ("truncated", good[:-1], "truncated_frame", "the last CRC byte is missing"),
+        ("header_only", good[:5], "truncated_frame", "the buffer ends inside the header"),
+        ("trailing", good + b"\x00", "trailing_bytes", "one byte after the frame"),
+        ("crc", bytes(crc_bad), "bad_checksum", "the CRC's low bit is flipped"),
+        ("payload", bytes(payload_bad), "bad_checksum", "one payload bit is flipped"),
+        ("label", bytes(label_bad), "bad_label", "an upper-case letter in the label"),
+        ("round0", round0, "bad_round", "round 0"),
+    )
+    for name, data, kind, why in mutations:
+        try:
+            decode_frame(data)
+        except ProtocolError as exc:
+            assert exc.kind == kind, (name, exc.kind)
+        else:  # pragma: no cover
+            raise AssertionError(name)
+        cases.append(
+            invalid_case(
+                f"net.frame/invalid/{name}",
+                why,
+                base_id="net.frame/short",
+                flags=["Invalid"],
+                inputs={"frame": data.hex()},
+                error={"kind": kind, "party": None, "label": ""},
+            )
+        )
+    return [{"params": {}, "tests": cases}]
+

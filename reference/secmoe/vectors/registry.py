@@ -1,0 +1,150 @@
+"""Registration of vector generators and the test DRNG (spec/05-test-vectors.md).
+
+A generator is a function returning the file's test groups; :func:`register` wraps it with the
+envelope (schema, protocol, spec reference, parameters, mode, derivation, header, notes) and
+numbers the cases. Importing ``secmoe.vectors.catalog`` registers every generator.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from secmoe import SPEC_VERSION
+from secmoe.errors import SpecError
+from secmoe.randomness import Prg, dst, lp
+
+SCHEMA_ID = "secmoe-vectors-v1"
+Mode = Literal["local", "real", "dealer"]
+Json = dict[str, Any]
+
+CASE_SEED_RECIPE = 'SHAKE256(lp("secmoe-vectors-v1") || lp(protocol) || lp(case_id))[0:32]'
+PARTY_SEED_RECIPE = 'Prg(case_seed, "secmoe/v1/vectors/" || party, "").next_bytes(32)'
+_PATH_RE = re.compile(r"[a-z0-9_]+(/[a-z0-9_.-]+)*\.json")
+
+
+def case_seed(protocol: str, case_id: str) -> bytes:
+    """The test DRNG's seed of one case (spec §5.2 `case_seed`).
+
+    Implements spec §5.2 `case_seed` (spec/05-test-vectors.md#case_seed). MUST NOT be used
+    outside test vectors.
+    """
+    material = lp(SCHEMA_ID.encode()) + lp(protocol.encode()) + lp(case_id.encode())
+    return hashlib.shake_256(material).digest(32)
+
+
+def party_seed(seed: bytes, party: str) -> bytes:
+    """A party's 32-byte seed within a case (spec §5.2 `party_seed`).
+
+    Implements spec §5.2 `party_seed` (spec/05-test-vectors.md#party_seed).
+    """
+    return Prg(seed, dst("vectors", party)).next_bytes(32)
+
+
+@dataclass(frozen=True)
+class Note:
+    """A flag used by test cases: its category and what it means."""
+
+    category: Literal["NORMAL", "EDGE_CASE", "INVALID", "INSECURE_PARAMS", "DEALER"]
+    description: str
+
+
+@dataclass(frozen=True)
+class VectorFileSpec:
+    """Everything about a vector file except its cases."""
+
+    protocol: str
+    path: str  # relative to vectors/
+    section: str
+    anchor: str  # "spec/NN-file.md#name"
+    params: Json
+    mode: Mode
+    header: tuple[str, ...]
+    notes: dict[str, Note]
+
+
+Generator = Callable[[], list[Json]]
+
+
+@dataclass(frozen=True)
+class Registered:
+    spec: VectorFileSpec
+    generate_groups: Generator
+
+    def build(self) -> Json:
+        """The complete file object, cases numbered 1..n in order."""
+        groups = self.generate_groups()
+        tc = 0
+        out_groups: list[Json] = []
+        seen_ids: set[str] = set()
+        for g_index, g in enumerate(groups, start=1):
+            tests: list[Json] = []
+            for case in g["tests"]:
+                tc += 1
+                if case["id"] in seen_ids:
+                    raise SpecError(f"{self.spec.protocol}: duplicate case id {case['id']}")
+                seen_ids.add(case["id"])
+                for flag in case.get("flags", []):
+                    if flag not in self.spec.notes:
+                        raise SpecError(f"{self.spec.protocol}: flag {flag!r} has no note")
+                tests.append({"tcId": tc, **case})
+            out_groups.append({"tgId": g_index, "params": g.get("params", {}), "tests": tests})
+        s = self.spec
+        return {
+            "schema": SCHEMA_ID,
+            "protocol": s.protocol,
+            "spec": {"version": SPEC_VERSION, "section": s.section, "anchor": s.anchor},
+            "params": s.params,
+            "mode": s.mode,
+            "derivation": {
+                "xof": "SHAKE256",
+                "case_seed": CASE_SEED_RECIPE,
+                "party_seed": PARTY_SEED_RECIPE,
+            },
+            "header": list(s.header),
+            "notes": {k: {"category": v.category, "description": v.description} for k, v in s.notes.items()},
+            "numberOfTests": tc,
+            "testGroups": out_groups,
+        }
+
+
+REGISTRY: dict[str, Registered] = {}
+
+
+def register(
+    protocol: str,
+    path: str,
+    *,
+    section: str,
+    anchor: str,
+    params: Json,
+    mode: Mode,
+    header: tuple[str, ...] | list[str],
+    notes: dict[str, Note],
+) -> Callable[[Generator], Generator]:
+    """Register a generator of test groups for ``vectors/<path>``.
+
+    Each returned group is ``{"params": {...}, "tests": [case, ...]}``; each case is a dict in
+    the schema's key order *without* ``tcId`` (numbered here).
+    """
+    if not _PATH_RE.fullmatch(path):
+        raise SpecError(f"vector path {path!r} must match {_PATH_RE.pattern}")
+
+    def deco(fn: Generator) -> Generator:
+        if path in {r.spec.path for r in REGISTRY.values()} or protocol in REGISTRY:
+            raise SpecError(f"vector file {protocol} / {path} registered twice")
+        spec = VectorFileSpec(protocol, path, section, anchor, params, mode, tuple(header), notes)
+        REGISTRY[protocol] = Registered(spec, fn)
+        return fn
+
+    return deco
+
+
+def registered() -> list[Registered]:
+    """Every registered file, sorted by path."""
+    from secmoe.vectors import catalog  # noqa: F401  (registers every generator)
+
+    return sorted(REGISTRY.values(), key=lambda r: r.spec.path)
