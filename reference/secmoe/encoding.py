@@ -169,8 +169,8 @@ class FixedPoint:
     frac_bits: int = DEFAULT_FRAC_BITS
 
     def __post_init__(self) -> None:
-        if not isinstance(self.frac_bits, int) or not 0 <= self.frac_bits < self.ring.bits - 1:
-            raise SpecError(f"frac_bits f must satisfy 0 <= f < l - 1, got {self.frac_bits!r}")
+        if not isinstance(self.frac_bits, int) or not 0 <= self.frac_bits < self.ring.bits:
+            raise SpecError(f"frac_bits f must satisfy 0 <= f < l, got {self.frac_bits!r}")
 
     @property
     def scale(self) -> float:

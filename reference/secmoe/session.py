@@ -91,7 +91,7 @@ def run_local(
 ) -> RunResult[A, B]:
     """Run both parties in threads over an in-process channel pair.
 
-    Implements spec §4.3.1 `run_local` (spec/04-messages.md#run_local).
+    Implements spec §4.4.1 `run_local` (spec/04-messages.md#run_local).
 
     If a party raises, its channel is closed so the other party fails fast with
     ``peer_closed``; the first party's own error is re-raised here.
@@ -126,14 +126,14 @@ def run_local(
 
 
 def hello_payload(protocol: str, fxp: FixedPoint) -> bytes:
-    """``lp(b"secmoe/v1") || lp(protocol) || u8 l || u8 f`` (spec §4.4.1)."""
+    """``lp(b"secmoe/v1") || lp(protocol) || u8 l || u8 f`` (spec §4.4.2)."""
     return lp(b"secmoe/v1") + lp(protocol.encode()) + struct.pack("<BB", fxp.ring.bits, fxp.frac_bits)
 
 
 def handshake(ch: Channel, protocol: str, fxp: FixedPoint) -> None:
     """Exchange and compare hello messages in phase ``handshake``.
 
-    Implements spec §4.4.1 `handshake` (spec/04-messages.md#handshake).
+    Implements spec §4.4.2 `handshake` (spec/04-messages.md#handshake).
     """
     mine = hello_payload(protocol, fxp)
     with ch.phase("handshake"):

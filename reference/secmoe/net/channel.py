@@ -137,7 +137,8 @@ class Channel:
         self.cost = CostRecord()
         self.transcript: list[TranscriptEntry] = []
         self._phase = "main"
-        self._phase_base = 0
+        self._seg_base = 0  # highest round seen when the current phase segment began
+        self._seg_max = 0  # highest round seen so far in the current segment
         self._phase_started = time.perf_counter()
         self._last_recv_round = 0
         self._last_sent_round = 0
@@ -152,22 +153,26 @@ class Channel:
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
         """Attribute the messages sent and received inside the block to phase ``name``."""
-        outer, outer_base = self._phase, self._phase_base
-        self._switch(name, self._max_round)
+        outer = self._phase
+        self._switch(name)
         try:
             yield
         finally:
-            self._switch(outer, outer_base)
+            self._switch(outer)
 
-    def _switch(self, name: str, base: int) -> None:
+    def _switch(self, name: str) -> None:
+        """Close the current phase segment (adding its rounds and time) and open one of ``name``."""
         now = time.perf_counter()
-        self.cost.phase(self._phase).seconds += now - self._phase_started
+        p = self.cost.phase(self._phase)
+        p.seconds += now - self._phase_started
+        p.rounds += self._seg_max - self._seg_base
         self._phase_started = now
-        self._phase, self._phase_base = name, base
+        self._phase = name
+        self._seg_base = self._seg_max = self._max_round
         self.cost.phase(name)
 
     def close(self) -> None:
-        self._switch(self._phase, self._phase_base)
+        self._switch(self._phase)
         self.transport.close()
 
     # --- accounting ----------------------------------------------------------------------------
@@ -184,8 +189,8 @@ class Channel:
             p.wire_s2c += wire
             p.messages_s2c += 1
         self._max_round = max(self._max_round, round_)
+        self._seg_max = max(self._seg_max, round_)
         self.cost.rounds = self._max_round
-        p.rounds = max(p.rounds, round_ - self._phase_base)
         if self.record != "none":
             digest = hashlib.sha256(payload).hexdigest()
             kept = payload if self.record == "full" else None

@@ -27,9 +27,9 @@ _PATH_RE = re.compile(r"[a-z0-9_]+(/[a-z0-9_.-]+)*\.json")
 
 
 def case_seed(protocol: str, case_id: str) -> bytes:
-    """The test DRNG's seed of one case (spec §5.2 `case_seed`).
+    """The test DRNG's seed of one case (spec §5.2.1).
 
-    Implements spec §5.2 `case_seed` (spec/05-test-vectors.md#case_seed). MUST NOT be used
+    Implements spec §5.2.1 `case_seed` (spec/05-test-vectors.md#case_seed). MUST NOT be used
     outside test vectors.
     """
     material = lp(SCHEMA_ID.encode()) + lp(protocol.encode()) + lp(case_id.encode())
@@ -37,9 +37,9 @@ def case_seed(protocol: str, case_id: str) -> bytes:
 
 
 def party_seed(seed: bytes, party: str) -> bytes:
-    """A party's 32-byte seed within a case (spec §5.2 `party_seed`).
+    """A party's 32-byte seed within a case (spec §5.2.2).
 
-    Implements spec §5.2 `party_seed` (spec/05-test-vectors.md#party_seed).
+    Implements spec §5.2.2 `party_seed` (spec/05-test-vectors.md#party_seed).
     """
     return Prg(seed, dst("vectors", party)).next_bytes(32)
 

@@ -1,0 +1,242 @@
+"""Vector files: schema, byte-identical regeneration, mutation detection, independent replay."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import numpy as np
+import pytest
+from secmoe.encoding import (
+    FixedPoint,
+    Ring,
+    bit_vec_decode,
+    bit_vec_encode,
+    fxp_encode,
+    fxp_trunc,
+    ring_vec_decode,
+    ring_vec_encode,
+)
+from secmoe.errors import ProtocolError, SpecError
+from secmoe.net.frame import decode_frame, encode_frame
+from secmoe.randomness import Prg, derive_seed, instance_prg
+from secmoe.session import PartyContext, run_local
+from secmoe.sharing import arith_reveal, arith_share, bool_reveal, bool_share, share_add_reveal
+from secmoe.vectors.files import verify
+from secmoe.vectors.registry import case_seed, party_seed, registered
+
+ROOT = Path(__file__).resolve().parent.parent
+VECTORS = ROOT / "vectors"
+SECMOE = [sys.executable, "-m", "secmoe.cli"]
+
+
+def load(rel: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((VECTORS / rel).read_text())
+    return data
+
+
+def cases(rel: str) -> list[dict[str, Any]]:
+    return [c for g in load(rel)["testGroups"] for c in g["tests"]]
+
+
+def test_every_file_validates_against_the_schema() -> None:
+    schema = json.loads((ROOT / "spec/schema/vectors-v1.schema.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    files = sorted(VECTORS.rglob("*.json"))
+    assert len(files) == len(registered())
+    for path in files:
+        errors = list(validator.iter_errors(json.loads(path.read_text())))
+        assert not errors, f"{path}: {errors[0].message} at {list(errors[0].path)}"
+
+
+def test_committed_vectors_verify() -> None:
+    assert verify(VECTORS) == []
+
+
+@pytest.mark.parametrize("hashseed", ["0", "4242"])
+def test_regeneration_is_byte_identical_under_any_hash_seed(tmp_path: Path, hashseed: str) -> None:
+    env = {**os.environ, "PYTHONHASHSEED": hashseed}
+    subprocess.run([*SECMOE, "vectors", "generate", "--out", str(tmp_path)], check=True, env=env, capture_output=True)
+    diff = subprocess.run(["diff", "-r", str(VECTORS), str(tmp_path)], capture_output=True, text=True)
+    assert diff.returncode == 0, diff.stdout[:2000]
+
+
+def test_verify_names_the_case_of_any_changed_byte(tmp_path: Path) -> None:
+    rel = "sharing/arith_share.json"
+    original = (VECTORS / rel).read_bytes()
+    expected = json.loads(original)
+    rng = Prg(bytes(32), b"test/mutations")
+    positions = [int(p) for p in rng.next_below(25, len(original))]
+    for pos in positions:
+        copy = tmp_path / "v"
+        if copy.exists():
+            subprocess.run(["rm", "-rf", str(copy)], check=True)
+        subprocess.run(["cp", "-r", str(VECTORS), str(copy)], check=True)
+        data = bytearray(original)
+        data[pos] = ord("0") if data[pos] != ord("0") else ord("1")
+        (copy / rel).write_bytes(bytes(data))
+        r = subprocess.run([*SECMOE, "vectors", "verify", str(copy)], capture_output=True, text=True)
+        assert r.returncode == 1, pos
+        lines = r.stdout.strip().splitlines()
+        assert lines and all(line.startswith(f"FAIL {rel}") for line in lines), r.stdout
+        # The report names the case whose text holds the byte (or the header before any case).
+        text = original.decode()
+        before = text[:pos]
+        if '"tcId"' in before:
+            tc = int(before.rsplit('"tcId": ', 1)[1].split(",", 1)[0])
+            case = next(c for g in expected["testGroups"] for c in g["tests"] if c["tcId"] == tc)
+            # A byte in a group's own header (tgId, params) follows the previous case's text.
+            assert any(f"tcId={tc}" in line or case["id"] in line or "tgId=" in line for line in lines), r.stdout
+        else:
+            assert "header" in r.stdout, r.stdout
+
+
+def test_verify_cli_passes_and_flags_unknown_files(tmp_path: Path) -> None:
+    r = subprocess.run([*SECMOE, "vectors", "verify", str(VECTORS)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout
+    subprocess.run(["cp", "-r", str(VECTORS), str(tmp_path / "v")], check=True)
+    (tmp_path / "v" / "stray.json").write_text("{}\n")
+    r = subprocess.run([*SECMOE, "vectors", "verify", str(tmp_path / "v")], capture_output=True, text=True)
+    assert r.returncode == 1 and "stray.json" in r.stdout
+
+
+# --- replay: run the functions from each file's recorded inputs alone ---------------------------
+
+
+def _hex_ring(ring: Ring, text: str) -> np.ndarray:
+    data = bytes.fromhex(text)
+    return ring_vec_decode(ring, data, len(data) // ring.byte_width)
+
+
+def test_replay_encoding_vectors() -> None:
+    for g in load("encoding/fxp.json")["testGroups"]:
+        fxp = FixedPoint(Ring(g["params"]["ring_bits"]), g["params"]["frac_bits"])
+        for c in g["tests"]:
+            xs = [float(x) for x in c["inputs"]["x"]]
+            if c["result"] == "invalid":
+                with pytest.raises(SpecError):
+                    fxp_encode(fxp, xs)
+                continue
+            v = fxp_encode(fxp, xs)
+            assert ring_vec_encode(fxp.ring, v).hex() == c["outputs"]["v"]
+            assert [repr(float(x)) for x in fxp.decode(v)] == c["outputs"]["decoded"]
+    for g in load("encoding/fxp_trunc.json")["testGroups"]:
+        ring = Ring(g["params"]["ring_bits"])
+        for c in g["tests"]:
+            a = _hex_ring(ring, c["inputs"]["a"])
+            b = fxp_trunc(FixedPoint(ring, 0), a, c["inputs"]["s"])
+            assert ring_vec_encode(ring, b).hex() == c["outputs"]["b"]
+    for g in load("encoding/ring_vec.json")["testGroups"]:
+        ring = Ring(g["params"]["ring_bits"])
+        for c in g["tests"]:
+            if c["result"] == "invalid":
+                with pytest.raises(ProtocolError) as e:
+                    ring_vec_decode(ring, bytes.fromhex(c["inputs"]["bytes"]), c["inputs"]["n"])
+                assert e.value.kind == c["error"]["kind"]
+                continue
+            values = ring.from_int([int(v) for v in c["inputs"]["values"]])
+            assert ring_vec_encode(ring, values).hex() == c["outputs"]["bytes"]
+    for c in cases("encoding/bit_vec.json"):
+        if c["result"] == "invalid":
+            with pytest.raises(ProtocolError) as e:
+                bit_vec_decode(bytes.fromhex(c["inputs"]["bytes"]), c["inputs"]["n"])
+            assert e.value.kind == c["error"]["kind"]
+        else:
+            assert bit_vec_encode(np.array(c["inputs"]["bits"], dtype=np.uint8)).hex() == c["outputs"]["bytes"]
+
+
+def test_replay_prg_and_frame_vectors() -> None:
+    for c in cases("randomness/prg.json"):
+        seed = bytes.fromhex(c["inputs"]["seed"])
+        if "dst" not in c["inputs"]:
+            assert derive_seed(seed, "client").hex() == c["outputs"]["derive_seed_client"]
+            assert instance_prg(seed, "p", "u", 2).next_bytes(16).hex() == c["outputs"]["instance_prg_p_u_2"]
+            continue
+        p = Prg(seed, bytes.fromhex(c["inputs"]["dst"]), bytes.fromhex(c["inputs"]["binder"]))
+        o = c["outputs"]
+        assert p.next_bytes(40).hex() == o["next_bytes_40"]
+        assert [str(int(v)) for v in p.next_ring(3, 64)] == o["next_ring_3_64"]
+        assert [str(int(v)) for v in p.next_ring(3, 13)] == o["next_ring_3_13"]
+        assert [int(b) for b in p.next_bits(11)] == o["next_bits_11"]
+        for q in (3, 12289, 2**61 - 1):
+            assert [str(int(v)) for v in p.next_below(5, q)] == o[f"next_below_5_{q}"]
+        assert p.position == o["position"]
+    for c in cases("net/frame.json"):
+        i = c["inputs"]
+        if c["result"] == "invalid":
+            with pytest.raises(ProtocolError) as e:
+                decode_frame(bytes.fromhex(i["frame"]))
+            assert e.value.kind == c["error"]["kind"]
+        else:
+            assert encode_frame(i["label"], i["round"], bytes.fromhex(i["payload"])).hex() == c["outputs"]["frame"]
+
+
+def _check_two_party(c: dict[str, Any], res: Any) -> None:
+    got = [
+        {"round": t.round, "from": t.sender, "label": t.label, "len": t.length, "payload": t.payload.hex()}
+        for t in res.transcript
+    ]
+    assert got == c["transcript"]
+    t = res.cost.total()
+    assert {"bytes": {"c2s": t.bytes_c2s, "s2c": t.bytes_s2c}, "rounds": t.rounds} == c["cost"]
+
+
+def test_replay_sharing_vectors() -> None:
+    for protocol, rel in (("sharing.arith_share", "sharing/arith_share.json"), ("sharing.bool_share", "sharing/bool_share.json")):
+        for g in load(rel)["testGroups"]:
+            ring = Ring(g["params"]["ring_bits"])
+            fxp = FixedPoint(ring, g["params"]["frac_bits"])
+            for c in g["tests"]:
+                cs = case_seed(protocol, c["id"])
+                seeds = {p: party_seed(cs, p) for p in ("client", "server")}
+                assert {p: s.hex() for p, s in seeds.items()} == c["seeds"]
+                owner = "client" if c["inputs"]["client"] else "server"
+                key = "x" if protocol.endswith("arith_share") else "b"
+                raw = c["inputs"][owner][key]
+                if key == "x":
+                    value: np.ndarray = _hex_ring(ring, raw)
+                else:
+                    value = bit_vec_decode(bytes.fromhex(raw), 5)
+                n = value.size
+
+                def party(ctx: PartyContext, owner: str = owner, value: np.ndarray = value, key: str = key, n: int = n) -> np.ndarray:
+                    mine = value if ctx.party == owner else None
+                    if key == "x":
+                        return arith_share(ctx, owner, mine, n)  # type: ignore[arg-type]
+                    return bool_share(ctx, owner, mine, n)  # type: ignore[arg-type]
+
+                res = run_local(party, party, client_seed=seeds["client"], server_seed=seeds["server"], fxp=fxp, record="full")
+                _check_two_party(c, res)
+    for c in cases("sharing/reveal.json"):
+        arith = "/arith/" in c["id"]
+        to = c["id"].rsplit("/", 1)[1]
+        ring = Ring(64)
+        shares = {
+            p: (_hex_ring(ring, c["inputs"][p]["share"]) if arith else bit_vec_decode(bytes.fromhex(c["inputs"][p]["share"]), 9))
+            for p in ("client", "server")
+        }
+        seeds = {p: bytes.fromhex(s) for p, s in c["seeds"].items()}
+
+        def rparty(ctx: PartyContext, shares: dict[str, np.ndarray] = shares, arith: bool = arith, to: str = to) -> object:
+            return (arith_reveal if arith else bool_reveal)(ctx, shares[ctx.party], to)  # type: ignore[arg-type]
+
+        res = run_local(rparty, rparty, client_seed=seeds["client"], server_seed=seeds["server"], record="full")
+        _check_two_party(c, res)
+    for c in cases("sharing/share_add_reveal.json"):
+        ring = Ring(64)
+        x = _hex_ring(ring, c["inputs"]["client"]["x"])
+        y = _hex_ring(ring, c["inputs"]["server"]["y"])
+        seeds = {p: bytes.fromhex(s) for p, s in c["seeds"].items()}
+        res = run_local(
+            lambda ctx, x=x: share_add_reveal(ctx, x), lambda ctx, y=y: share_add_reveal(ctx, y),
+            client_seed=seeds["client"], server_seed=seeds["server"], record="full",
+        )
+        _check_two_party(c, res)
+        assert ring_vec_encode(ring, res.client).hex() == c["outputs"]["client"]["sum"]
+        assert np.array_equal(res.client, ring.add(x, y))
