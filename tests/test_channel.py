@@ -18,7 +18,9 @@ from secmoe.net.transport import local_pair
 labels = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_./-", min_size=1, max_size=40)
 
 
-@given(label=labels, rnd=st.integers(min_value=1, max_value=2**32 - 1), payload=st.binary(max_size=200))
+@given(
+    label=labels, rnd=st.integers(min_value=1, max_value=2**32 - 1), payload=st.binary(max_size=200)
+)
 def test_frame_round_trip(label: str, rnd: int, payload: bytes) -> None:
     data = encode_frame(label, rnd, payload)
     assert len(data) == len(payload) + FRAME_OVERHEAD + len(label)

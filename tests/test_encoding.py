@@ -43,7 +43,11 @@ def test_ring_identities(bits: int, data: st.DataObject) -> None:
     assert [int(v) for v in ring.msb(a)] == [x >> (bits - 1) for x in xs]
 
 
-@given(bits=st.integers(min_value=8, max_value=64), s=st.integers(min_value=0, max_value=7), data=st.data())
+@given(
+    bits=st.integers(min_value=8, max_value=64),
+    s=st.integers(min_value=0, max_value=7),
+    data=st.data(),
+)
 def test_trunc_is_floor_division(bits: int, s: int, data: st.DataObject) -> None:
     ring = Ring(bits)
     fxp = FixedPoint(ring, min(s, bits - 2))
@@ -71,7 +75,9 @@ def test_fxp_rounding_rule_is_half_up() -> None:
     assert [int(v) for v in got] == [1, 0, 2, -1]
 
 
-@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf"), 2.0**45, -(2.0**45) - 1])
+@pytest.mark.parametrize(
+    "bad", [float("nan"), float("inf"), -float("inf"), 2.0**45, -(2.0**45) - 1]
+)
 def test_fxp_encode_rejects(bad: float) -> None:
     with pytest.raises(SpecError):
         fxp_encode(FixedPoint(), [1.0, bad])

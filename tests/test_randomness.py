@@ -47,7 +47,9 @@ def test_domain_separation_and_determinism() -> None:
     assert a != Prg(SEED, dst("p", "v")).next_bytes(32)
     assert a != Prg(SEED, dst("p", "u"), b"\x00").next_bytes(32)
     assert a != Prg(bytes(32), dst("p", "u")).next_bytes(32)
-    assert instance_prg(SEED, "p", "u", 0).next_bytes(32) != instance_prg(SEED, "p", "u", 1).next_bytes(32)
+    assert instance_prg(SEED, "p", "u", 0).next_bytes(32) != instance_prg(
+        SEED, "p", "u", 1
+    ).next_bytes(32)
     assert derive_seed(SEED, "a") != derive_seed(SEED, "b")
 
 
@@ -84,7 +86,9 @@ def test_next_below_consumes_exactly_the_examined_candidates(q: int) -> None:
 
 
 def test_next_below_is_roughly_uniform() -> None:
-    counts = np.bincount(Prg(SEED, dst("test", "uniform")).next_below(30000, 3).astype(np.int64), minlength=3)
+    counts = np.bincount(
+        Prg(SEED, dst("test", "uniform")).next_below(30000, 3).astype(np.int64), minlength=3
+    )
     assert counts.min() > 9500 and counts.max() < 10500
 
 

@@ -28,7 +28,9 @@ SEEDS = {"client_seed": bytes(32), "server_seed": bytes([1]) * 32}
 def test_share_then_reveal(bits: int, data: st.DataObject) -> None:
     ring = Ring(bits)
     fxp = FixedPoint(ring, 0)
-    xs = data.draw(st.lists(st.integers(min_value=0, max_value=(1 << bits) - 1), min_size=1, max_size=8))
+    xs = data.draw(
+        st.lists(st.integers(min_value=0, max_value=(1 << bits) - 1), min_size=1, max_size=8)
+    )
     x = ring.from_int(xs)
     n = len(xs)
     owner = data.draw(st.sampled_from(["client", "server"]))
@@ -84,13 +86,27 @@ def test_public_operations() -> None:
 def test_share_add_reveal_and_shares_look_random() -> None:
     fxp = FixedPoint()
     x, y = fxp.encode([1.0, 2.0, 3.0]), fxp.encode([0.5, 0.25, -4.0])
-    res = run_local(lambda ctx: share_add_reveal(ctx, x), lambda ctx: share_add_reveal(ctx, y), record="full", **SEEDS)
+    res = run_local(
+        lambda ctx: share_add_reveal(ctx, x),
+        lambda ctx: share_add_reveal(ctx, y),
+        record="full",
+        **SEEDS,
+    )
     assert res.client is not None
     assert np.allclose(fxp.decode(res.client), [1.5, 2.25, -1.0])
     assert res.server is None
-    assert res.cost.total().bytes_c2s == 24 and res.cost.total().bytes_s2c == 48 and res.cost.rounds == 2
+    assert (
+        res.cost.total().bytes_c2s == 24
+        and res.cost.total().bytes_s2c == 48
+        and res.cost.rounds == 2
+    )
     # What the server receives is the PRG's mask, not x: it does not change with x.
-    res2 = run_local(lambda ctx: share_add_reveal(ctx, fxp.encode([9.0, 9.0, 9.0])), lambda ctx: share_add_reveal(ctx, y), record="full", **SEEDS)
+    res2 = run_local(
+        lambda ctx: share_add_reveal(ctx, fxp.encode([9.0, 9.0, 9.0])),
+        lambda ctx: share_add_reveal(ctx, y),
+        record="full",
+        **SEEDS,
+    )
     first = [t for t in res.transcript if t.sender == "client"]
     second = [t for t in res2.transcript if t.sender == "client"]
     assert [t.payload for t in first] == [t.payload for t in second]

@@ -68,11 +68,15 @@ def test_import_layering() -> None:
                 continue
             assert other in LAYERS, f"{imported} has no layer"
             if LAYERS[other] >= LAYERS[me]:
-                problems.append(f"secmoe.{rel} (layer {LAYERS[me]}) imports {imported} (layer {LAYERS[other]})")
+                problems.append(
+                    f"secmoe.{rel} (layer {LAYERS[me]}) imports {imported} (layer {LAYERS[other]})"
+                )
     assert not problems, "\n".join(problems)
 
 
-ENTROPY = re.compile(r"\b(import random|from random|numpy\.random|np\.random|os\.urandom|import secrets|from secrets)\b")
+ENTROPY = re.compile(
+    r"\b(import random|from random|numpy\.random|np\.random|os\.urandom|import secrets|from secrets)\b"
+)
 
 
 def test_only_system_seed_reads_entropy() -> None:

@@ -115,8 +115,12 @@ def test_handshake_mismatch_and_cli_exit_codes(tmp_path: Path) -> None:
     fxp = FixedPoint()
     with pytest.raises(ProtocolError) as e:
         connect_tcp(
-            "127.0.0.1", port, "another_protocol", lambda ctx: share_add_reveal(ctx, fxp.encode([1.0])),
-            seed=bytes(32), timeout=10,
+            "127.0.0.1",
+            port,
+            "another_protocol",
+            lambda ctx: share_add_reveal(ctx, fxp.encode([1.0])),
+            seed=bytes(32),
+            timeout=10,
         )
     assert e.value.kind == "handshake"
     server.communicate(timeout=30)
@@ -124,7 +128,9 @@ def test_handshake_mismatch_and_cli_exit_codes(tmp_path: Path) -> None:
     # Nobody listening: the client says so and exits non-zero.
     r = subprocess.run(
         [*SECMOE, "client", "--port", str(free_port()), "--connect-timeout", "0.5"],
-        capture_output=True, text=True, timeout=30,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert r.returncode == 3 and "cannot connect" in r.stderr
     assert np.isfinite(0.0)

@@ -62,8 +62,15 @@ def test_committed_vectors_verify() -> None:
 @pytest.mark.parametrize("hashseed", ["0", "4242"])
 def test_regeneration_is_byte_identical_under_any_hash_seed(tmp_path: Path, hashseed: str) -> None:
     env = {**os.environ, "PYTHONHASHSEED": hashseed}
-    subprocess.run([*SECMOE, "vectors", "generate", "--out", str(tmp_path)], check=True, env=env, capture_output=True)
-    diff = subprocess.run(["diff", "-r", str(VECTORS), str(tmp_path)], capture_output=True, text=True)
+    subprocess.run(
+        [*SECMOE, "vectors", "generate", "--out", str(tmp_path)],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
+    diff = subprocess.run(
+        ["diff", "-r", str(VECTORS), str(tmp_path)], capture_output=True, text=True
+    )
     assert diff.returncode == 0, diff.stdout[:2000]
 
 
@@ -81,7 +88,9 @@ def test_verify_names_the_case_of_any_changed_byte(tmp_path: Path) -> None:
         data = bytearray(original)
         data[pos] = ord("0") if data[pos] != ord("0") else ord("1")
         (copy / rel).write_bytes(bytes(data))
-        r = subprocess.run([*SECMOE, "vectors", "verify", str(copy)], capture_output=True, text=True)
+        r = subprocess.run(
+            [*SECMOE, "vectors", "verify", str(copy)], capture_output=True, text=True
+        )
         assert r.returncode == 1, pos
         lines = r.stdout.strip().splitlines()
         assert lines and all(line.startswith(f"FAIL {rel}") for line in lines), r.stdout
@@ -92,7 +101,9 @@ def test_verify_names_the_case_of_any_changed_byte(tmp_path: Path) -> None:
             tc = int(before.rsplit('"tcId": ', 1)[1].split(",", 1)[0])
             case = next(c for g in expected["testGroups"] for c in g["tests"] if c["tcId"] == tc)
             # A byte in a group's own header (tgId, params) follows the previous case's text.
-            assert any(f"tcId={tc}" in line or case["id"] in line or "tgId=" in line for line in lines), r.stdout
+            assert any(
+                f"tcId={tc}" in line or case["id"] in line or "tgId=" in line for line in lines
+            ), r.stdout
         else:
             assert "header" in r.stdout, r.stdout
 
@@ -102,7 +113,9 @@ def test_verify_cli_passes_and_flags_unknown_files(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stdout
     subprocess.run(["cp", "-r", str(VECTORS), str(tmp_path / "v")], check=True)
     (tmp_path / "v" / "stray.json").write_text("{}\n")
-    r = subprocess.run([*SECMOE, "vectors", "verify", str(tmp_path / "v")], capture_output=True, text=True)
+    r = subprocess.run(
+        [*SECMOE, "vectors", "verify", str(tmp_path / "v")], capture_output=True, text=True
+    )
     assert r.returncode == 1 and "stray.json" in r.stdout
 
 
@@ -148,7 +161,10 @@ def test_replay_encoding_vectors() -> None:
                 bit_vec_decode(bytes.fromhex(c["inputs"]["bytes"]), c["inputs"]["n"])
             assert e.value.kind == c["error"]["kind"]
         else:
-            assert bit_vec_encode(np.array(c["inputs"]["bits"], dtype=np.uint8)).hex() == c["outputs"]["bytes"]
+            assert (
+                bit_vec_encode(np.array(c["inputs"]["bits"], dtype=np.uint8)).hex()
+                == c["outputs"]["bytes"]
+            )
 
 
 def test_replay_prg_and_frame_vectors() -> None:
@@ -156,7 +172,10 @@ def test_replay_prg_and_frame_vectors() -> None:
         seed = bytes.fromhex(c["inputs"]["seed"])
         if "dst" not in c["inputs"]:
             assert derive_seed(seed, "client").hex() == c["outputs"]["derive_seed_client"]
-            assert instance_prg(seed, "p", "u", 2).next_bytes(16).hex() == c["outputs"]["instance_prg_p_u_2"]
+            assert (
+                instance_prg(seed, "p", "u", 2).next_bytes(16).hex()
+                == c["outputs"]["instance_prg_p_u_2"]
+            )
             continue
         p = Prg(seed, bytes.fromhex(c["inputs"]["dst"]), bytes.fromhex(c["inputs"]["binder"]))
         o = c["outputs"]
@@ -174,12 +193,21 @@ def test_replay_prg_and_frame_vectors() -> None:
                 decode_frame(bytes.fromhex(i["frame"]))
             assert e.value.kind == c["error"]["kind"]
         else:
-            assert encode_frame(i["label"], i["round"], bytes.fromhex(i["payload"])).hex() == c["outputs"]["frame"]
+            assert (
+                encode_frame(i["label"], i["round"], bytes.fromhex(i["payload"])).hex()
+                == c["outputs"]["frame"]
+            )
 
 
 def _check_two_party(c: dict[str, Any], res: Any) -> None:
     got = [
-        {"round": t.round, "from": t.sender, "label": t.label, "len": t.length, "payload": t.payload.hex()}
+        {
+            "round": t.round,
+            "from": t.sender,
+            "label": t.label,
+            "len": t.length,
+            "payload": t.payload.hex(),
+        }
         for t in res.transcript
     ]
     assert got == c["transcript"]
@@ -188,7 +216,10 @@ def _check_two_party(c: dict[str, Any], res: Any) -> None:
 
 
 def test_replay_sharing_vectors() -> None:
-    for protocol, rel in (("sharing.arith_share", "sharing/arith_share.json"), ("sharing.bool_share", "sharing/bool_share.json")):
+    for protocol, rel in (
+        ("sharing.arith_share", "sharing/arith_share.json"),
+        ("sharing.bool_share", "sharing/bool_share.json"),
+    ):
         for g in load(rel)["testGroups"]:
             ring = Ring(g["params"]["ring_bits"])
             fxp = FixedPoint(ring, g["params"]["frac_bits"])
@@ -205,28 +236,52 @@ def test_replay_sharing_vectors() -> None:
                     value = bit_vec_decode(bytes.fromhex(raw), 5)
                 n = value.size
 
-                def party(ctx: PartyContext, owner: str = owner, value: np.ndarray = value, key: str = key, n: int = n) -> np.ndarray:
+                def party(
+                    ctx: PartyContext,
+                    owner: str = owner,
+                    value: np.ndarray = value,
+                    key: str = key,
+                    n: int = n,
+                ) -> np.ndarray:
                     mine = value if ctx.party == owner else None
                     if key == "x":
                         return arith_share(ctx, owner, mine, n)  # type: ignore[arg-type]
                     return bool_share(ctx, owner, mine, n)  # type: ignore[arg-type]
 
-                res = run_local(party, party, client_seed=seeds["client"], server_seed=seeds["server"], fxp=fxp, record="full")
+                res = run_local(
+                    party,
+                    party,
+                    client_seed=seeds["client"],
+                    server_seed=seeds["server"],
+                    fxp=fxp,
+                    record="full",
+                )
                 _check_two_party(c, res)
     for c in cases("sharing/reveal.json"):
         arith = "/arith/" in c["id"]
         to = c["id"].rsplit("/", 1)[1]
         ring = Ring(64)
         shares = {
-            p: (_hex_ring(ring, c["inputs"][p]["share"]) if arith else bit_vec_decode(bytes.fromhex(c["inputs"][p]["share"]), 9))
+            p: (
+                _hex_ring(ring, c["inputs"][p]["share"])
+                if arith
+                else bit_vec_decode(bytes.fromhex(c["inputs"][p]["share"]), 9)
+            )
             for p in ("client", "server")
         }
         seeds = {p: bytes.fromhex(s) for p, s in c["seeds"].items()}
 
-        def rparty(ctx: PartyContext, shares: dict[str, np.ndarray] = shares, arith: bool = arith, to: str = to) -> object:
+        def rparty(
+            ctx: PartyContext,
+            shares: dict[str, np.ndarray] = shares,
+            arith: bool = arith,
+            to: str = to,
+        ) -> object:
             return (arith_reveal if arith else bool_reveal)(ctx, shares[ctx.party], to)  # type: ignore[arg-type]
 
-        res = run_local(rparty, rparty, client_seed=seeds["client"], server_seed=seeds["server"], record="full")
+        res = run_local(
+            rparty, rparty, client_seed=seeds["client"], server_seed=seeds["server"], record="full"
+        )
         _check_two_party(c, res)
     for c in cases("sharing/share_add_reveal.json"):
         ring = Ring(64)
@@ -234,8 +289,11 @@ def test_replay_sharing_vectors() -> None:
         y = _hex_ring(ring, c["inputs"]["server"]["y"])
         seeds = {p: bytes.fromhex(s) for p, s in c["seeds"].items()}
         res = run_local(
-            lambda ctx, x=x: share_add_reveal(ctx, x), lambda ctx, y=y: share_add_reveal(ctx, y),
-            client_seed=seeds["client"], server_seed=seeds["server"], record="full",
+            lambda ctx, x=x: share_add_reveal(ctx, x),
+            lambda ctx, y=y: share_add_reveal(ctx, y),
+            client_seed=seeds["client"],
+            server_seed=seeds["server"],
+            record="full",
         )
         _check_two_party(c, res)
         assert ring_vec_encode(ring, res.client).hex() == c["outputs"]["client"]["sum"]

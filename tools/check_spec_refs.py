@@ -68,11 +68,15 @@ def spec_algorithms(spec_dir: Path, problems: list[str]) -> dict[str, Algorithm]
             nxt = next((x for x in lines[i + 1 :] if x.strip()), "")
             nm = ALGO_NUMBER.match(nxt)
             if not nm:
-                problems.append(f"{path.name}:{i + 1}: algorithm `{name}` lacks its **Algorithm N** line")
+                problems.append(
+                    f"{path.name}:{i + 1}: algorithm `{name}` lacks its **Algorithm N** line"
+                )
                 continue
             if name in found:
                 other = found[name]
-                problems.append(f"{path.name}:{i + 1}: algorithm `{name}` also in {other.file}:{other.line}")
+                problems.append(
+                    f"{path.name}:{i + 1}: algorithm `{name}` also in {other.file}:{other.line}"
+                )
                 continue
             found[name] = Algorithm(path.name, name, nm.group(1), i + 1)
     return found
@@ -92,7 +96,9 @@ def citations(code_dir: Path) -> list[tuple[str, int, str, str, str, str, str]]:
             flat = " ".join(doc.split())
             for m in CITATION.finditer(flat):
                 rel = path.relative_to(ROOT).as_posix()
-                out.append((rel, node.lineno, node.name, m.group(1), m.group(2), m.group(3), m.group(4)))
+                out.append(
+                    (rel, node.lineno, node.name, m.group(1), m.group(2), m.group(3), m.group(4))
+                )
     return out
 
 
@@ -107,21 +113,29 @@ def check(root: Path = ROOT) -> list[str]:
             problems.append(f"{where}: cites missing spec file spec/{spec_file}")
             continue
         if algo is None or algo.file != spec_file:
-            problems.append(f"{where}: cites `{name}` which is not an algorithm of spec/{spec_file}")
+            problems.append(
+                f"{where}: cites `{name}` which is not an algorithm of spec/{spec_file}"
+            )
             continue
         if slug(f"`{name}`") != anchor:
             problems.append(f"{where}: anchor #{anchor} should be #{slug(name)}")
         if algo.number != number:
             problems.append(f"{where}: cites §{number} but `{name}` is Algorithm {algo.number}")
         if obj != name:
-            problems.append(f"{where}: `{obj}` cites `{name}`: the code name must equal the heading")
+            problems.append(
+                f"{where}: `{obj}` cites `{name}`: the code name must equal the heading"
+            )
         implemented.setdefault(name, []).append(where)
     for name, algo in sorted(algos.items()):
         sites = implemented.get(name, [])
         if not sites:
-            problems.append(f"spec/{algo.file}:{algo.line}: algorithm `{name}` is implemented by no function")
+            problems.append(
+                f"spec/{algo.file}:{algo.line}: algorithm `{name}` is implemented by no function"
+            )
         elif len(sites) > 1:
-            problems.append(f"spec/{algo.file}:{algo.line}: algorithm `{name}` is implemented twice: {', '.join(sites)}")
+            problems.append(
+                f"spec/{algo.file}:{algo.line}: algorithm `{name}` is implemented twice: {', '.join(sites)}"
+            )
     return problems
 
 

@@ -48,10 +48,22 @@ def format_cost(cost: CostRecord) -> str:
         if name != "total" and p.messages_c2s + p.messages_s2c == 0:
             continue
         rows.append(
-            (name, f"{p.bytes_c2s:,}", f"{p.bytes_s2c:,}", str(p.messages_c2s + p.messages_s2c), str(p.rounds), f"{p.seconds:.3f}")
+            (
+                name,
+                f"{p.bytes_c2s:,}",
+                f"{p.bytes_s2c:,}",
+                str(p.messages_c2s + p.messages_s2c),
+                str(p.rounds),
+                f"{p.seconds:.3f}",
+            )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))) for r in rows)
+    return "\n".join(
+        "  ".join(
+            c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        )
+        for r in rows
+    )
 
 
 # --- demo ---------------------------------------------------------------------------------------
@@ -152,13 +164,28 @@ def cmd_party(args: argparse.Namespace) -> int:
             _err(f"secmoe serve: listening on {args.host}:{port} ({args.protocol})")
 
         out, cost = serve_tcp(
-            args.host, args.port, args.protocol, fn, seed=seed, fxp=fxp, timeout=args.timeout,
-            accept_timeout=args.accept_timeout, progress=progress, on_listen=announce,
+            args.host,
+            args.port,
+            args.protocol,
+            fn,
+            seed=seed,
+            fxp=fxp,
+            timeout=args.timeout,
+            accept_timeout=args.accept_timeout,
+            progress=progress,
+            on_listen=announce,
         )
     else:
         out, cost = connect_tcp(
-            args.host, args.port, args.protocol, fn, seed=seed, fxp=fxp, timeout=args.timeout,
-            connect_timeout=args.connect_timeout, progress=progress,
+            args.host,
+            args.port,
+            args.protocol,
+            fn,
+            seed=seed,
+            fxp=fxp,
+            timeout=args.timeout,
+            connect_timeout=args.connect_timeout,
+            progress=progress,
         )
     result: dict[str, object] = {"party": "server" if args.command == "serve" else "client"}
     if isinstance(out, np.ndarray):
@@ -204,14 +231,21 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", help="also write NAME.json files into this directory")
     b.set_defaults(func=cmd_bench)
 
-    for name, helptext in (("serve", "run the server party over TCP"), ("client", "run the client party over TCP")):
+    for name, helptext in (
+        ("serve", "run the server party over TCP"),
+        ("client", "run the client party over TCP"),
+    ):
         s = sub.add_parser(name, help=helptext)
         s.add_argument("--protocol", default="share_add_reveal")
         s.add_argument("--host", default="127.0.0.1")
         s.add_argument("--port", type=int, default=5577)
-        s.add_argument("--values", default="1,2,3", help="this party's input, comma-separated reals")
+        s.add_argument(
+            "--values", default="1,2,3", help="this party's input, comma-separated reals"
+        )
         s.add_argument("--seed", help="32-byte hex seed (default: fresh OS randomness)")
-        s.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for any message")
+        s.add_argument(
+            "--timeout", type=float, default=60.0, help="seconds to wait for any message"
+        )
         s.add_argument("--accept-timeout", type=float, default=300.0)
         s.add_argument("--connect-timeout", type=float, default=10.0)
         s.add_argument("--json", action="store_true")

@@ -118,7 +118,9 @@ class Ring:
         """See :func:`ring_vec_encode`."""
         return ring_vec_encode(self, a)
 
-    def decode_vec(self, data: bytes, n: int, *, label: str = "", party: Party | None = None) -> RingVec:
+    def decode_vec(
+        self, data: bytes, n: int, *, label: str = "", party: Party | None = None
+    ) -> RingVec:
         """See :func:`ring_vec_decode`."""
         return ring_vec_decode(self, data, n, label=label, party=party)
 
@@ -147,7 +149,10 @@ def ring_vec_decode(
     w = ring.byte_width
     if len(data) != n * w:
         raise ProtocolError(
-            "wrong_length", party, label, f"expected {n * w} bytes for {n} elements, got {len(data)}"
+            "wrong_length",
+            party,
+            label,
+            f"expected {n * w} bytes for {n} elements, got {len(data)}",
         )
     raw = np.frombuffer(data, dtype=np.uint8).reshape(n, w)
     padded = np.zeros((n, 8), dtype=np.uint8)
@@ -255,9 +260,14 @@ def bit_vec_decode(data: bytes, n: int, *, label: str = "", party: Party | None 
     """
     if len(data) != (n + 7) // 8:
         raise ProtocolError(
-            "wrong_length", party, label, f"expected {(n + 7) // 8} bytes for {n} bits, got {len(data)}"
+            "wrong_length",
+            party,
+            label,
+            f"expected {(n + 7) // 8} bytes for {n} bits, got {len(data)}",
         )
     bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8), bitorder="little")
     if np.any(bits[n:]):
-        raise ProtocolError("out_of_range", party, label, "padding bits of a bit vector are not zero")
+        raise ProtocolError(
+            "out_of_range", party, label, "padding bits of a bit vector are not zero"
+        )
     return bits[:n].copy()

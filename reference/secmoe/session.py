@@ -98,18 +98,26 @@ def run_local(
     """
     fxp = fxp or FixedPoint()
     tc, ts = local_pair()
-    cctx = PartyContext("client", Channel(tc, "client", timeout=timeout, record=record), client_seed, fxp, progress)
-    sctx = PartyContext("server", Channel(ts, "server", timeout=timeout, record=record), server_seed, fxp, progress)
+    cctx = PartyContext(
+        "client", Channel(tc, "client", timeout=timeout, record=record), client_seed, fxp, progress
+    )
+    sctx = PartyContext(
+        "server", Channel(ts, "server", timeout=timeout, record=record), server_seed, fxp, progress
+    )
     cbox: dict[str, object] = {}
     sbox: dict[str, object] = {}
-    th = threading.Thread(target=_run_party, args=(server, sctx, sbox), name="secmoe-server", daemon=True)
+    th = threading.Thread(
+        target=_run_party, args=(server, sctx, sbox), name="secmoe-server", daemon=True
+    )
     th.start()
     _run_party(client, cctx, cbox)
     th.join()
     errors = [b["err"] for b in (cbox, sbox) if "err" in b]
     if errors:
         # The root cause is the error that is not a consequence of the other party stopping.
-        roots = [e for e in errors if not (isinstance(e, ProtocolError) and e.kind == "peer_closed")]
+        roots = [
+            e for e in errors if not (isinstance(e, ProtocolError) and e.kind == "peer_closed")
+        ]
         err = roots[0] if roots else errors[0]
         assert isinstance(err, BaseException)
         raise err
@@ -127,7 +135,9 @@ def run_local(
 
 def hello_payload(protocol: str, fxp: FixedPoint) -> bytes:
     """``lp(b"secmoe/v1") || lp(protocol) || u8 l || u8 f`` (spec §4.4.2)."""
-    return lp(b"secmoe/v1") + lp(protocol.encode()) + struct.pack("<BB", fxp.ring.bits, fxp.frac_bits)
+    return (
+        lp(b"secmoe/v1") + lp(protocol.encode()) + struct.pack("<BB", fxp.ring.bits, fxp.frac_bits)
+    )
 
 
 def handshake(ch: Channel, protocol: str, fxp: FixedPoint) -> None:
@@ -145,7 +155,9 @@ def handshake(ch: Channel, protocol: str, fxp: FixedPoint) -> None:
             ch.send("session/hello", mine)
     if theirs != mine:
         raise ProtocolError(
-            "handshake", ch.party, "session/hello",
+            "handshake",
+            ch.party,
+            "session/hello",
             f"peer runs another protocol or parameters (ours {mine.hex()}, theirs {theirs.hex()})",
         )
 
@@ -193,7 +205,9 @@ def serve_tcp(
         transport = tcp_accept(srv, accept_timeout)
     finally:
         srv.close()
-    return _tcp_party(transport, "server", protocol, server, seed, fxp or FixedPoint(), timeout, progress)
+    return _tcp_party(
+        transport, "server", protocol, server, seed, fxp or FixedPoint(), timeout, progress
+    )
 
 
 def connect_tcp(
@@ -210,4 +224,6 @@ def connect_tcp(
 ) -> tuple[T, CostRecord]:
     """Connect, run the handshake and the client's side of ``protocol``."""
     transport = tcp_connect(host, port, connect_timeout)
-    return _tcp_party(transport, "client", protocol, client, seed, fxp or FixedPoint(), timeout, progress)
+    return _tcp_party(
+        transport, "client", protocol, client, seed, fxp or FixedPoint(), timeout, progress
+    )

@@ -50,7 +50,9 @@ def arith_share(ctx: PartyContext, owner: Party, x: RingVec | None, n: int) -> R
     if ctx.party == owner:
         if x is None or np.asarray(x).size != n:
             raise SpecError(f"arith_share: the owner must pass x with {n} elements")
-        mine, theirs = arith_split(np.asarray(x).reshape(n), ctx.prg("sharing.arith_share", "mask"), ctx.ring)
+        mine, theirs = arith_split(
+            np.asarray(x).reshape(n), ctx.prg("sharing.arith_share", "mask"), ctx.ring
+        )
         ctx.channel.send_ring("sharing/arith_share", ctx.ring, theirs)
         return mine
     # Step 2 (peer): receive r.

@@ -39,7 +39,9 @@ def bench_channel(opts: BenchOptions) -> dict[str, object]:
     srv = tcp_listen("127.0.0.1", 0)
     port = srv.getsockname()[1]
     box: dict[str, Channel] = {}
-    th = threading.Thread(target=lambda: box.setdefault("s", Channel(tcp_accept(srv, 10), "server")))
+    th = threading.Thread(
+        target=lambda: box.setdefault("s", Channel(tcp_accept(srv, 10), "server"))
+    )
     th.start()
     cc = Channel(tcp_connect("127.0.0.1", port, 10), "client")
     th.join()

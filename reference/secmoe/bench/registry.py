@@ -44,7 +44,9 @@ class BenchEntry:
 BENCHMARKS: dict[str, BenchEntry] = {}
 
 
-def register_bench(name: str, description: str, keys: tuple[str, ...]) -> Callable[[BenchFn], BenchFn]:
+def register_bench(
+    name: str, description: str, keys: tuple[str, ...]
+) -> Callable[[BenchFn], BenchFn]:
     """Register ``fn`` as benchmark ``name``; ``keys`` are checked on every run."""
 
     def deco(fn: BenchFn) -> BenchFn:

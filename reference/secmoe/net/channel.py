@@ -225,13 +225,17 @@ class Channel:
             raise ProtocolError("unexpected_label", self.party, label, f"received {got!r} instead")
         if round_ < self._last_recv_round or round_ > self._last_sent_round + 1:
             raise ProtocolError(
-                "bad_round", self.party, label,
+                "bad_round",
+                self.party,
+                label,
                 f"round {round_} after receiving round {self._last_recv_round} and sending "
                 f"round {self._last_sent_round}",
             )
         payload = body[:n]
         if length is not None and n != length:
-            raise ProtocolError("wrong_length", self.party, label, f"expected {length} bytes, got {n}")
+            raise ProtocolError(
+                "wrong_length", self.party, label, f"expected {length} bytes, got {n}"
+            )
         self._last_recv_round = round_
         self._account(self.peer, label, round_, payload)
         return payload

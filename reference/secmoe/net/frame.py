@@ -99,8 +99,12 @@ def decode_frame(
     label, round_, length = parse_header(data[:head_len], party=party, max_payload=max_payload)
     total = head_len + length + 4
     if len(data) < total:
-        raise ProtocolError("truncated_frame", party, label, f"frame needs {total} bytes, got {len(data)}")
+        raise ProtocolError(
+            "truncated_frame", party, label, f"frame needs {total} bytes, got {len(data)}"
+        )
     if len(data) > total:
-        raise ProtocolError("trailing_bytes", party, label, f"{len(data) - total} bytes after the frame")
+        raise ProtocolError(
+            "trailing_bytes", party, label, f"{len(data) - total} bytes after the frame"
+        )
     check_crc(data, party=party, label=label)
     return Frame(label, round_, data[head_len : head_len + length])

@@ -66,7 +66,10 @@ class Inbox:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise ProtocolError(
-                        "timeout", self._party, label, f"no data for {timeout:g} s ({self._size} of {n} bytes)"
+                        "timeout",
+                        self._party,
+                        label,
+                        f"no data for {timeout:g} s ({self._size} of {n} bytes)",
                     )
                 self._cond.wait(left)
             out = bytearray(n)
@@ -127,7 +130,9 @@ class TcpTransport:
         self.inbox = Inbox(party)
         self._send_lock = threading.Lock()
         self._closed = False
-        self._reader = threading.Thread(target=self._read_loop, name=f"secmoe-tcp-{party}", daemon=True)
+        self._reader = threading.Thread(
+            target=self._read_loop, name=f"secmoe-tcp-{party}", daemon=True
+        )
         self._reader.start()
 
     def _read_loop(self) -> None:
@@ -175,7 +180,9 @@ def tcp_accept(srv: socket.socket, timeout: float) -> TcpTransport:
     try:
         conn, _ = srv.accept()
     except TimeoutError as exc:
-        raise ProtocolError("timeout", "server", "", f"no client connected within {timeout:g} s") from exc
+        raise ProtocolError(
+            "timeout", "server", "", f"no client connected within {timeout:g} s"
+        ) from exc
     conn.settimeout(None)
     return TcpTransport(conn, "server")
 
@@ -185,7 +192,9 @@ def tcp_connect(host: str, port: int, timeout: float) -> TcpTransport:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            sock = socket.create_connection((host, port), timeout=max(0.1, deadline - time.monotonic()))
+            sock = socket.create_connection(
+                (host, port), timeout=max(0.1, deadline - time.monotonic())
+            )
             sock.settimeout(None)
             return TcpTransport(sock, "client")
         except OSError as exc:

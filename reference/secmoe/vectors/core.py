@@ -42,7 +42,13 @@ def _extremes(fxp: FixedPoint) -> list[float]:
     """Encodable binary64 values at the edges of the range +-2^(l-1-f), in a fixed order."""
     top = 2.0 ** (fxp.ring.bits - 1 - fxp.frac_bits)
     ulp = 2.0**-fxp.frac_bits
-    candidates = [top - ulp, top - 0.75 * ulp, float(np.nextafter(top, 0.0)), -top, -top - 0.25 * ulp]
+    candidates = [
+        top - ulp,
+        top - 0.75 * ulp,
+        float(np.nextafter(top, 0.0)),
+        -top,
+        -top - 0.25 * ulp,
+    ]
     out: list[float] = []
     for x in candidates:
         if x in out:
@@ -78,7 +84,11 @@ def _gen_fxp() -> list[Json]:
         cases: list[Json] = []
         samples: list[tuple[str, list[float], str]] = [
             ("normal/0", [0.0, 1.0, -1.0, 0.5, -2.25, 3.14159], "Normal"),
-            ("rounding/halves", [ulp / 2, -ulp / 2, 1.5 * ulp, -1.5 * ulp, ulp / 4, -ulp * 0.75], "Rounding"),
+            (
+                "rounding/halves",
+                [ulp / 2, -ulp / 2, 1.5 * ulp, -1.5 * ulp, ulp / 4, -ulp * 0.75],
+                "Rounding",
+            ),
             ("range/extremes", _extremes(fxp), "Range"),
         ]
         for cid, xs, flag in samples:
@@ -90,7 +100,10 @@ def _gen_fxp() -> list[Json]:
                     f"encode then decode, l={bits}, f={frac}",
                     flags=[flag],
                     inputs={"x": [repr(float(x)) for x in xs]},
-                    outputs={"v": hex_ring(fxp.ring, v), "decoded": [repr(float(d)) for d in fxp.decode(v)]},
+                    outputs={
+                        "v": hex_ring(fxp.ring, v),
+                        "decoded": [repr(float(d)) for d in fxp.decode(v)],
+                    },
                 )
             )
         base = f"encoding.fxp/l{bits}f{frac}/normal/0"
@@ -141,7 +154,19 @@ def _gen_trunc() -> list[Json]:
             case_id = f"encoding.fxp_trunc/l{bits}/s{s}"
             a = np.concatenate(
                 [
-                    ring.from_int([0, 1, -1, 2**s, -(2**s), 2**s - 1, -(2**s) + 1, 2 ** (bits - 1) - 1, -(2 ** (bits - 1))]),
+                    ring.from_int(
+                        [
+                            0,
+                            1,
+                            -1,
+                            2**s,
+                            -(2**s),
+                            2**s - 1,
+                            -(2**s) + 1,
+                            2 ** (bits - 1) - 1,
+                            -(2 ** (bits - 1)),
+                        ]
+                    ),
                     _inputs_prg("encoding.fxp_trunc", case_id).next_ring(4, bits),
                 ]
             )
@@ -274,7 +299,9 @@ def _gen_bit_vec() -> list[Json]:
 )
 def _gen_prg() -> list[Json]:
     cases: list[Json] = []
-    for i, (label, binder) in enumerate((("a", b""), ("b", b"\x00"), ("sharing.arith_share/mask", bytes(8)))):
+    for i, (label, binder) in enumerate(
+        (("a", b""), ("b", b"\x00"), ("sharing.arith_share/mask", bytes(8)))
+    ):
         case_id = f"randomness.prg/{i}"
         seed = case_seed("randomness.prg", case_id)
         tag = dst("test", label)
@@ -330,20 +357,36 @@ def _sharing_file(kind: str) -> list[Json]:
             xb = src.next_bits(n)
             if kind == "arith_share":
 
-                def fn(ctx: PartyContext, owner: str = owner, x: np.ndarray = x, n: int = n) -> np.ndarray:
+                def fn(
+                    ctx: PartyContext, owner: str = owner, x: np.ndarray = x, n: int = n
+                ) -> np.ndarray:
                     return arith_share(ctx, owner, x if ctx.party == owner else None, n)  # type: ignore[arg-type]
 
                 seeds, res = run_case(fn, fn, protocol, case_id, fxp=fxp)
-                inputs: Json = {owner: {"x": hex_ring(ring, x)}, ("server" if owner == "client" else "client"): {}}
-                outputs: Json = {"client": {"share": hex_ring(ring, res.client)}, "server": {"share": hex_ring(ring, res.server)}}
+                inputs: Json = {
+                    owner: {"x": hex_ring(ring, x)},
+                    ("server" if owner == "client" else "client"): {},
+                }
+                outputs: Json = {
+                    "client": {"share": hex_ring(ring, res.client)},
+                    "server": {"share": hex_ring(ring, res.server)},
+                }
             elif kind == "bool_share":
 
-                def fnb(ctx: PartyContext, owner: str = owner, b: np.ndarray = xb, n: int = n) -> np.ndarray:
+                def fnb(
+                    ctx: PartyContext, owner: str = owner, b: np.ndarray = xb, n: int = n
+                ) -> np.ndarray:
                     return bool_share(ctx, owner, b if ctx.party == owner else None, n)  # type: ignore[arg-type]
 
                 seeds, res = run_case(fnb, fnb, protocol, case_id, fxp=fxp)
-                inputs = {owner: {"b": hex_bits(xb)}, ("server" if owner == "client" else "client"): {}}
-                outputs = {"client": {"share": hex_bits(res.client)}, "server": {"share": hex_bits(res.server)}}
+                inputs = {
+                    owner: {"b": hex_bits(xb)},
+                    ("server" if owner == "client" else "client"): {},
+                }
+                outputs = {
+                    "client": {"share": hex_bits(res.client)},
+                    "server": {"share": hex_bits(res.server)},
+                }
             else:
                 raise SpecError(kind)
             cases.append(
@@ -408,9 +451,18 @@ def _gen_reveal() -> list[Json]:
             case_id = f"{protocol}/{kind}/{to}"
             src = _inputs_prg(protocol, case_id)
             arith = kind == "arith"
-            shares = (src.next_ring(4), src.next_ring(4)) if arith else (src.next_bits(9), src.next_bits(9))
+            shares = (
+                (src.next_ring(4), src.next_ring(4))
+                if arith
+                else (src.next_bits(9), src.next_bits(9))
+            )
 
-            def party(ctx: PartyContext, to: str = to, arith: bool = arith, shares: tuple[np.ndarray, np.ndarray] = shares) -> object:
+            def party(
+                ctx: PartyContext,
+                to: str = to,
+                arith: bool = arith,
+                shares: tuple[np.ndarray, np.ndarray] = shares,
+            ) -> object:
                 mine = shares[0] if ctx.party == "client" else shares[1]
                 reveal = arith_reveal if arith else bool_reveal
                 return reveal(ctx, mine, to)  # type: ignore[arg-type]
@@ -428,7 +480,10 @@ def _gen_reveal() -> list[Json]:
                     f"{kind}_reveal to {to}",
                     seeds,
                     res,
-                    inputs={"client": {"share": enc(shares[0])}, "server": {"share": enc(shares[1])}},
+                    inputs={
+                        "client": {"share": enc(shares[0])},
+                        "server": {"share": enc(shares[1])},
+                    },
                     outputs=out,
                     flags=["Normal"],
                 )
@@ -467,7 +522,10 @@ def _gen_share_add_reveal() -> list[Json]:
                 f"x = {xs}, y = {ys} in fixed point",
                 seeds,
                 res,
-                inputs={"client": {"x": hex_ring(fxp.ring, x)}, "server": {"y": hex_ring(fxp.ring, y)}},
+                inputs={
+                    "client": {"x": hex_ring(fxp.ring, x)},
+                    "server": {"y": hex_ring(fxp.ring, y)},
+                },
                 outputs={"client": {"sum": hex_ring(fxp.ring, res.client)}, "server": {}},
                 flags=["Normal"],
             )
@@ -544,4 +602,3 @@ def _gen_frame() -> list[Json]:
             )
         )
     return [{"params": {}, "tests": cases}]
-

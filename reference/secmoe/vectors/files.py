@@ -27,13 +27,17 @@ def select(only: list[str] | None) -> list[Registered]:
     files = registered()
     if not only:
         return files
-    chosen = [r for r in files if any(r.spec.protocol == o or r.spec.path.startswith(o) for o in only)]
+    chosen = [
+        r for r in files if any(r.spec.protocol == o or r.spec.path.startswith(o) for o in only)
+    ]
     if not chosen:
         raise SpecError(f"no registered vector file matches {only}")
     return chosen
 
 
-def generate(out_dir: Path, only: list[str] | None = None, progress: Callable[[str], None] | None = None) -> list[Path]:
+def generate(
+    out_dir: Path, only: list[str] | None = None, progress: Callable[[str], None] | None = None
+) -> list[Path]:
     """Write every (selected) registered file under ``out_dir``; return the paths written."""
     written: list[Path] = []
     for r in select(only):
@@ -83,7 +87,10 @@ def _case_diffs(expected: Json, actual: Any) -> list[str]:
     for i, exp in enumerate(exp_cases):
         act = act_cases[i] if i < len(act_cases) else None
         if act != exp:
-            out.append(f"case tcId={exp['tcId']} id={exp['id']} differs" + (" (missing)" if act is None else ""))
+            out.append(
+                f"case tcId={exp['tcId']} id={exp['id']} differs"
+                + (" (missing)" if act is None else "")
+            )
     if len(act_cases) > len(exp_cases):
         out.append(f"{len(act_cases) - len(exp_cases)} unexpected extra case(s)")
     if isinstance(groups, list):
@@ -95,7 +102,9 @@ def _case_diffs(expected: Json, actual: Any) -> list[str]:
     return out
 
 
-def verify(directory: Path, only: list[str] | None = None, progress: Callable[[str], None] | None = None) -> list[str]:
+def verify(
+    directory: Path, only: list[str] | None = None, progress: Callable[[str], None] | None = None
+) -> list[str]:
     """Compare ``directory`` with a fresh generation. Returns one line per failure (empty: pass).
 
     Every byte counts: a file that parses to the same data but is laid out differently fails

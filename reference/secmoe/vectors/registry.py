@@ -105,7 +105,10 @@ class Registered:
                 "party_seed": PARTY_SEED_RECIPE,
             },
             "header": list(s.header),
-            "notes": {k: {"category": v.category, "description": v.description} for k, v in s.notes.items()},
+            "notes": {
+                k: {"category": v.category, "description": v.description}
+                for k, v in s.notes.items()
+            },
             "numberOfTests": tc,
             "testGroups": out_groups,
         }
