@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from secmoe.encoding import Ring
 from secmoe.errors import ProtocolError, SpecError
 from secmoe.net.channel import Channel

@@ -8,6 +8,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from oblivious import assert_uniform, byte_uniformity_z, received_bytes, view_shape
+
 from secmoe.encoding import FixedPoint
 from secmoe.session import PartyContext, RunResult, run_local
 from secmoe.sharing import share_add_reveal

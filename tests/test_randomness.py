@@ -9,6 +9,7 @@ import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from hypothesis import given
 from hypothesis import strategies as st
+
 from secmoe.errors import SpecError
 from secmoe.randomness import Prg, derive_seed, dst, instance_prg, lp
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from secmoe.encoding import FixedPoint
 from secmoe.errors import ProtocolError
 from secmoe.net.transport import tcp_listen

@@ -12,6 +12,7 @@ from typing import Any
 import jsonschema
 import numpy as np
 import pytest
+
 from secmoe.encoding import (
     FixedPoint,
     Ring,

@@ -100,7 +100,9 @@ class Ring:
             return a.view(np.int64)
         half = np.uint64(1 << (self.bits - 1))
         signed = a.astype(np.int64)
-        return np.where(a >= half, signed - np.int64(1 << (self.bits - 1)) * 2, signed)
+        # a - 2^l in two steps: 2^l itself overflows int64 when l = 63.
+        half_i = np.int64(1 << (self.bits - 1))
+        return np.where(a >= half, signed - half_i - half_i, signed)
 
     def msb(self, a: RingVec) -> BitVec:
         """The most significant bit (bit l-1) of each element."""

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+
 from secmoe.encoding import BitVec, Ring, RingVec, bit_vec_decode, bit_vec_encode
 from secmoe.errors import Party, ProtocolError, SpecError
 from secmoe.net.frame import (
