@@ -299,3 +299,60 @@ def test_replay_sharing_vectors() -> None:
         _check_two_party(c, res)
         assert ring_vec_encode(ring, res.client).hex() == c["outputs"]["client"]["sum"]
         assert np.array_equal(res.client, ring.add(x, y))
+
+
+def test_two_party_cases_are_self_consistent() -> None:
+    """In every file: lengths match payloads, cost equals the transcript's sums, rounds its max."""
+    for path in sorted(VECTORS.rglob("*.json")):
+        for g in json.loads(path.read_text())["testGroups"]:
+            for c in g["tests"]:
+                if "transcript" not in c:
+                    continue
+                sums = {"client": 0, "server": 0}
+                for m in c["transcript"]:
+                    if "payload" in m:
+                        assert len(m["payload"]) == 2 * m["len"], (path, c["id"])
+                    sums[m["from"]] += m["len"]
+                assert c["cost"]["bytes"] == {"c2s": sums["client"], "s2c": sums["server"]}, (
+                    path,
+                    c["id"],
+                )
+                assert c["cost"]["rounds"] == max((m["round"] for m in c["transcript"]), default=0)
+
+
+def test_ot_vector_outputs_satisfy_their_relations() -> None:
+    for c in cases("ot/flavours.json"):
+        o, i = c["outputs"], c["inputs"]
+        if "/cot/" in c["id"]:
+            bits = int(c["id"].split("/l")[1].split("/")[0])
+            ring = Ring(bits)
+            x0 = _hex_ring(ring, o["server"]["x0"])
+            n = x0.size
+            ch = bit_vec_decode(bytes.fromhex(i["client"]["choices"]), n).astype(np.uint64)
+            delta = _hex_ring(ring, i["server"]["delta"])
+            assert np.array_equal(
+                _hex_ring(ring, o["client"]["x"]), ring.add(x0, ring.mul(ch, delta))
+            )
+        elif "/rot/" in c["id"]:
+            m0 = np.frombuffer(bytes.fromhex(o["server"]["m0"]), np.uint8).reshape(-1, 16)
+            m1 = np.frombuffer(bytes.fromhex(o["server"]["m1"]), np.uint8).reshape(-1, 16)
+            ch = bit_vec_decode(bytes.fromhex(i["client"]["choices"]), len(m0))
+            mc = np.frombuffer(bytes.fromhex(o["client"]["m_c"]), np.uint8).reshape(-1, 16)
+            assert np.array_equal(mc, np.where(ch[:, None] == 1, m1, m0))
+    for c in cases("ot/triples.json"):
+        o = c["outputs"]
+        if "/beaver/" in c["id"]:
+            ring = Ring(c["inputs"]["client"]["l"])
+            a, b, cc = (
+                ring.add(_hex_ring(ring, o["client"][k]), _hex_ring(ring, o["server"][k]))
+                for k in "abc"
+            )
+            assert np.array_equal(cc, ring.mul(a, b))
+        else:
+            n = c["inputs"]["client"]["n"]
+            a, b, cc = (
+                bit_vec_decode(bytes.fromhex(o["client"][k]), n)
+                ^ bit_vec_decode(bytes.fromhex(o["server"][k]), n)
+                for k in "abc"
+            )
+            assert np.array_equal(cc, a & b)

@@ -40,6 +40,8 @@ class PartyContext:
     fxp: FixedPoint = field(default_factory=FixedPoint)
     progress: Callable[[str], None] | None = None
     counters: dict[tuple[str, str], int] = field(default_factory=dict)
+    # Long-lived per-session state of subprotocols (e.g. OT-extension sessions), by name.
+    store: dict[str, object] = field(default_factory=dict)
 
     @property
     def ring(self) -> Ring:

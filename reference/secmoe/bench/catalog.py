@@ -1,3 +1,4 @@
 """Every module that registers a benchmark; importing this module registers them all."""
 
-import secmoe.bench.channel  # noqa: F401
+import secmoe.bench.channel
+import secmoe.bench.ot  # noqa: F401

@@ -1,3 +1,4 @@
 """Every module that registers vector generators; importing this module registers them all."""
 
-import secmoe.vectors.core  # noqa: F401
+import secmoe.vectors.gen_core
+import secmoe.vectors.gen_ot  # noqa: F401

@@ -24,6 +24,7 @@ Json = dict[str, Any]
 CASE_SEED_RECIPE = 'SHAKE256(lp("secmoe-vectors-v1") || lp(protocol) || lp(case_id))[0:32]'
 PARTY_SEED_RECIPE = 'Prg(case_seed, "secmoe/v1/vectors/" || party, "").next_bytes(32)'
 _PATH_RE = re.compile(r"[a-z0-9_]+(/[a-z0-9_.-]+)*\.json")
+_CASE_ID_RE = re.compile(r"[a-z0-9_.]+(/[a-z0-9_.-]+)+")  # as in the JSON Schema
 
 
 def case_seed(protocol: str, case_id: str) -> bytes:
@@ -84,6 +85,10 @@ class Registered:
             tests: list[Json] = []
             for case in g["tests"]:
                 tc += 1
+                if not _CASE_ID_RE.fullmatch(case["id"]):
+                    raise SpecError(
+                        f"{self.spec.protocol}: case id {case['id']!r} is not of the schema's form"
+                    )
                 if case["id"] in seen_ids:
                     raise SpecError(f"{self.spec.protocol}: duplicate case id {case['id']}")
                 seen_ids.add(case["id"])

@@ -1,4 +1,4 @@
-"""Vector generators for the foundations: encoding, PRG, sharing and framing."""
+"""Vector generators for the foundations (spec §1-§4): encoding, PRG, sharing and framing."""
 
 from __future__ import annotations
 

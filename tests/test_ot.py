@@ -1,0 +1,288 @@
+"""OT engine (spec/10-ot.md): correctness, privacy, exact cost, determinism, bad input."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from oblivious import assert_uniform
+
+from secmoe.encoding import Ring
+from secmoe.errors import ProtocolError, SpecError
+from secmoe.ot.base import base_ot_recv, base_ot_send
+from secmoe.ot.cost import Cost, and_cost, beaver_cost, cot_cost, one_of_n_cost, ot_cost, rot_cost
+from secmoe.ot.flavours import (
+    cot_recv,
+    cot_recv_finish,
+    cot_recv_start,
+    cot_send,
+    one_of_n_recv,
+    one_of_n_send,
+    ot_recv,
+    ot_send,
+    rot_recv,
+    rot_send,
+)
+from secmoe.ot.iknp import transpose_bits
+from secmoe.ot.triples import and_triples, beaver_triples, dealer_triples
+from secmoe.randomness import Prg, dst
+from secmoe.session import PartyContext, RunResult, run_local
+
+SEEDS = {"client_seed": bytes([7]) * 32, "server_seed": bytes([9]) * 32}
+
+
+def run(client: Any, server: Any, record: str = "none", **kw: Any) -> RunResult[Any, Any]:
+    return run_local(client, server, record=record, **{**SEEDS, **kw})  # type: ignore[arg-type]
+
+
+def bits_of(seed: int, n: int) -> np.ndarray:
+    return Prg(bytes([seed % 256]) * 32, dst("test", "bits")).next_bits(n)
+
+
+def measured(res: RunResult[Any, Any]) -> Cost:
+    t = res.cost.total()
+    return Cost(t.bytes_c2s, t.bytes_s2c, t.rounds)
+
+
+@given(mb=st.integers(min_value=1, max_value=40), seed=st.integers(min_value=0, max_value=255))
+def test_transpose_matches_the_definition(mb: int, seed: int) -> None:
+    cols = np.frombuffer(
+        Prg(bytes([seed]) * 32, dst("t", "t")).next_bytes(16 * mb * 8), np.uint8
+    ).reshape(128, mb)
+    bits = np.unpackbits(cols, axis=1, bitorder="little")
+    assert np.array_equal(transpose_bits(cols), np.packbits(bits.T, axis=1, bitorder="little"))
+
+
+@settings(max_examples=15)
+@given(n=st.integers(min_value=1, max_value=300), seed=st.integers(min_value=0, max_value=255))
+def test_random_ot(n: int, seed: int) -> None:
+    c = bits_of(seed, n)
+    res = run(lambda ctx: rot_recv(ctx, c), lambda ctx: rot_send(ctx, n))
+    m0, m1 = res.server
+    assert np.array_equal(res.client, np.where(c[:, None] == 1, m1, m0))
+    assert not np.any(np.all(m0 == m1, axis=1))
+    assert measured(res) == rot_cost("server", n, fresh=True)
+
+
+@settings(max_examples=20)
+@given(
+    n=st.integers(min_value=1, max_value=200),
+    bits=st.integers(min_value=1, max_value=64),
+    seed=st.integers(0, 255),
+)
+def test_correlated_ot(n: int, bits: int, seed: int) -> None:
+    ring = Ring(bits)
+    c = bits_of(seed, n)
+    delta = Prg(bytes([seed]) * 32, dst("test", "delta")).next_ring(n, bits)
+    sender = "client" if seed % 2 else "server"
+
+    def s_fn(ctx: PartyContext) -> Any:
+        return cot_send(ctx, delta, bits)
+
+    def r_fn(ctx: PartyContext) -> Any:
+        return cot_recv(ctx, c, bits)
+
+    res = run(s_fn, r_fn) if sender == "client" else run(r_fn, s_fn)
+    x0 = res.client if sender == "client" else res.server
+    x = res.server if sender == "client" else res.client
+    assert np.array_equal(x, ring.add(x0, ring.mul(c.astype(np.uint64), delta)))
+    assert measured(res) == cot_cost(sender, n, bits, fresh=True)
+
+
+@settings(max_examples=10)
+@given(n=st.integers(1, 60), length=st.integers(1, 40), seed=st.integers(0, 255))
+def test_chosen_ot(n: int, length: int, seed: int) -> None:
+    src = Prg(bytes([seed]) * 32, dst("test", "msgs"))
+    m0 = np.frombuffer(src.next_bytes(n * length), np.uint8).reshape(n, length)
+    m1 = np.frombuffer(src.next_bytes(n * length), np.uint8).reshape(n, length)
+    c = bits_of(seed, n)
+    res = run(lambda ctx: ot_recv(ctx, c, length), lambda ctx: ot_send(ctx, m0, m1))
+    assert np.array_equal(res.client, np.where(c[:, None] == 1, m1, m0))
+    assert measured(res) == ot_cost("server", n, length, fresh=True)
+
+
+@settings(max_examples=10)
+@given(
+    n=st.integers(1, 30),
+    n_msgs=st.integers(2, 20),
+    length=st.integers(1, 20),
+    seed=st.integers(0, 255),
+)
+def test_one_of_n_ot(n: int, n_msgs: int, length: int, seed: int) -> None:
+    src = Prg(bytes([seed]) * 32, dst("test", "1ofn"))
+    msgs = np.frombuffer(src.next_bytes(n * n_msgs * length), np.uint8).reshape(n, n_msgs, length)
+    c = src.next_below(n, n_msgs).astype(np.int64)
+    res = run(
+        lambda ctx: one_of_n_recv(ctx, c, n_msgs, length), lambda ctx: one_of_n_send(ctx, msgs)
+    )
+    assert np.array_equal(res.client, msgs[np.arange(n), c])
+    assert measured(res) == one_of_n_cost("server", n, n_msgs, length, fresh=True)
+
+
+@settings(max_examples=8)
+@given(n=st.integers(1, 40), bits=st.sampled_from([1, 8, 17, 32, 64]))
+def test_beaver_and_and_triples(n: int, bits: int) -> None:
+    ring = Ring(bits)
+    res = run(lambda ctx: beaver_triples(ctx, n, bits), lambda ctx: beaver_triples(ctx, n, bits))
+    (a0, b0, c0), (a1, b1, c1) = res.client, res.server
+    assert np.array_equal(ring.add(c0, c1), ring.mul(ring.add(a0, a1), ring.add(b0, b1)))
+    assert measured(res) == beaver_cost(n, bits, fresh=True)
+    assert res.cost.phases["offline"].bytes == res.cost.total().bytes  # all preprocessing
+    res = run(lambda ctx: and_triples(ctx, n), lambda ctx: and_triples(ctx, n))
+    (a0, b0, c0), (a1, b1, c1) = res.client, res.server
+    assert np.array_equal(c0 ^ c1, (a0 ^ a1) & (b0 ^ b1))
+    assert measured(res) == and_cost(n, fresh=True)
+
+
+def test_warm_sessions_cost_only_the_extension() -> None:
+    c = bits_of(1, 100)
+    delta = Ring(64).from_int(list(range(100)))
+
+    def client(ctx: PartyContext) -> Any:
+        rot_recv(ctx, c)
+        before = ctx.channel.cost.total()
+        out = cot_recv(ctx, c, 64)
+        after = ctx.channel.cost.total()
+        return (after.bytes_c2s - before.bytes_c2s, after.bytes_s2c - before.bytes_s2c), out
+
+    def server(ctx: PartyContext) -> Any:
+        rot_send(ctx, 100)
+        return cot_send(ctx, delta, 64)
+
+    res = run(client, server)
+    warm = cot_cost("server", 100, 64, fresh=False)
+    assert res.client[0] == (warm.c2s, warm.s2c)
+    both = rot_cost("server", 100, True) + warm
+    # The COT's U follows the ROT's U with nothing received in between: same round (3); y is 4.
+    assert measured(res) == Cost(both.c2s, both.s2c, 4)
+    # The second batch used fresh indices: its outputs are not the first batch's.
+    assert np.array_equal(res.client[1], Ring(64).add(res.server, c.astype(np.uint64) * delta))
+
+
+def test_dealer_triples_are_labelled_and_correct() -> None:
+    ring = Ring(64)
+    a0, b0, c0 = dealer_triples(bytes(32), "client", 5)
+    a1, b1, c1 = dealer_triples(bytes(32), "server", 5)
+    assert np.array_equal(ring.add(c0, c1), ring.mul(ring.add(a0, a1), ring.add(b0, b1)))
+    assert "DEALER MODE" in (dealer_triples.__doc__ or "")
+
+
+def test_receiver_privacy_sender_view_is_uniform_and_choice_independent() -> None:
+    n = 4096
+    views = []
+    for c in (np.zeros(n, np.uint8), np.ones(n, np.uint8), bits_of(3, n)):
+        res = run(lambda ctx, c=c: rot_recv(ctx, c), lambda ctx: rot_send(ctx, n), record="full")
+        got = [(t.sender, t.label, t.length, t.round) for t in res.transcript]
+        views.append(got)
+        u = next(t.payload for t in res.transcript if t.label == "ot/iknp/u")
+        assert u is not None
+        assert_uniform(u)
+    assert views[0] == views[1] == views[2]
+
+
+def test_sender_privacy_unchosen_messages_stay_hidden() -> None:
+    n, length = 2048, 4
+    zeros = np.zeros((n, length), np.uint8)
+    ones = np.full((n, length), 0xFF, np.uint8)
+    c = np.zeros(n, np.uint8)  # the receiver always picks m0; m1 is all 0xFF
+    res = run(
+        lambda ctx: ot_recv(ctx, c, length), lambda ctx: ot_send(ctx, zeros, ones), record="full"
+    )
+    e = next(t.payload for t in res.transcript if t.label == "ot/ot/e")
+    assert e is not None
+    e1 = np.frombuffer(e, np.uint8).reshape(n, 2, length)[:, 1]
+    assert_uniform(e1.tobytes())
+    # COT: with choice 0 the correction y hides delta (here a constant).
+    delta = Ring(64).from_int([12345] * n)
+    res = run(lambda ctx: cot_recv(ctx, c, 64), lambda ctx: cot_send(ctx, delta, 64), record="full")
+    y = next(t.payload for t in res.transcript if t.label == "ot/cot/y")
+    assert y is not None
+    assert_uniform(y)
+
+
+def _digest(res: RunResult[Any, Any]) -> str:
+    h = hashlib.sha256()
+    for t in res.transcript:
+        h.update(f"{t.sender}{t.label}{t.round}{t.length}{t.sha256}".encode())
+    return h.hexdigest()
+
+
+def test_transcripts_are_deterministic() -> None:
+    def go() -> str:
+        res = run(
+            lambda ctx: beaver_triples(ctx, 3, 64),
+            lambda ctx: beaver_triples(ctx, 3, 64),
+            record="hash",
+        )
+        return _digest(res)
+
+    assert go() == go()
+    other = run_local(
+        lambda ctx: beaver_triples(ctx, 3, 64),
+        lambda ctx: beaver_triples(ctx, 3, 64),
+        client_seed=bytes(32),
+        server_seed=bytes([9]) * 32,
+        record="hash",
+    )
+    assert _digest(other) != go()
+
+
+def test_truncated_extension_matrix_is_rejected() -> None:
+    c = bits_of(5, 64)
+
+    def bad_receiver(ctx: PartyContext) -> None:
+        rot_recv(ctx, c[:8])  # sets up the session and sends a U for 8 OTs only
+
+    with pytest.raises(ProtocolError) as e:
+        run(bad_receiver, lambda ctx: rot_send(ctx, 64), timeout=5)
+    assert (e.value.kind, e.value.party, e.value.label) == ("wrong_length", "server", "ot/iknp/u")
+
+
+def test_invalid_base_ot_point_is_rejected() -> None:
+    def bad_sender(ctx: PartyContext) -> None:
+        ctx.channel.send("ot/base/a", bytes(32))  # not a valid subgroup point
+
+    with pytest.raises(ProtocolError) as e:
+        run(lambda ctx: base_ot_recv(ctx, np.zeros(4, np.uint8)), bad_sender, timeout=5)
+    assert (e.value.kind, e.value.label) == ("bad_encoding", "ot/base/a")
+
+    def bad_receiver(ctx: PartyContext) -> None:
+        ctx.channel.recv("ot/base/a", 32)
+        ctx.channel.send("ot/base/b", b"\x01" + bytes(31))  # the identity point: small order
+
+    with pytest.raises(ProtocolError) as e:
+        run(bad_receiver, lambda ctx: base_ot_send(ctx, 1), timeout=5)
+    assert e.value.kind == "bad_encoding"
+
+
+def test_reused_state_and_bad_arguments() -> None:
+    c = bits_of(2, 16)
+    delta = Ring(8).from_int(list(range(16)))
+
+    def client(ctx: PartyContext) -> Any:
+        state = cot_recv_start(ctx, c, 8)
+        out = cot_recv_finish(ctx, state)
+        cot_recv_finish(ctx, state)
+        return out
+
+    with pytest.raises(ProtocolError) as e:
+        run(client, lambda ctx: cot_send(ctx, delta, 8), timeout=5)
+    assert e.value.kind == "reused_session"
+
+    def bad_choices(ctx: PartyContext) -> Any:
+        return rot_recv(ctx, np.array([0, 2], np.uint8))
+
+    with pytest.raises(SpecError):
+        run(bad_choices, lambda ctx: rot_send(ctx, 2), timeout=5)
+
+    def bad_index(ctx: PartyContext) -> Any:
+        return one_of_n_recv(ctx, np.array([4]), 4, 1)
+
+    with pytest.raises(SpecError):
+        run(bad_index, lambda ctx: one_of_n_send(ctx, np.zeros((1, 4, 1), np.uint8)), timeout=5)
+    with pytest.raises(SpecError):
+        run(lambda ctx: beaver_triples(ctx, 0), lambda ctx: beaver_triples(ctx, 0), timeout=5)
