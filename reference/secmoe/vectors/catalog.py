@@ -1,4 +1,5 @@
 """Every module that registers vector generators; importing this module registers them all."""
 
 import secmoe.vectors.gen_core
+import secmoe.vectors.gen_he
 import secmoe.vectors.gen_ot  # noqa: F401

@@ -1,0 +1,171 @@
+"""The client's HE keys in a session, and the shared matrix x vector product (spec/20-he.md §20.8).
+
+The server holds a plaintext matrix W (signed fixed-point integers); x is additively shared.
+The client encrypts its share, the server adds its own, multiplies, masks and floods; the client
+decrypts its new share of W x (not truncated: the caller truncates).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from secmoe.errors import SpecError
+from secmoe.he import bfv, noise, packing
+from secmoe.he.bfv import SecretKey
+from secmoe.he.params import HeParams
+from secmoe.he.privacy import ClientKeys, decrypt_share, mask_and_flood
+from secmoe.he.serialize import ct_bytes, ct_decode, ct_encode, pk_decode, pk_encode, poly_bytes
+from secmoe.session import PartyContext
+
+U64 = NDArray[np.uint64]
+I64 = NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class HeSession:
+    """The client's secret key (client side) or its public keys (server side)."""
+
+    params: HeParams
+    sk: SecretKey | None
+    keys: ClientKeys
+
+
+def he_setup(ctx: PartyContext, params: HeParams, with_pk2: bool = False) -> HeSession:
+    """Create (client) or receive (server) the session's keys, once per session, phase ``offline``.
+
+    Implements spec §20.8.1 `he_setup` (spec/20-he.md#he_setup). Messages: ``he/keys/pk``
+    (client to server, seed || b, 32 + 4 L N bytes) and, with ``with_pk2``, ``he/keys/pk2``.
+    """
+    key = f"he.session/{params.name}"
+    got = ctx.store.get(key)
+    if isinstance(got, HeSession) and (got.keys.pk2 is not None or not with_pk2):
+        return got
+    size = 32 + poly_bytes(params)
+    with ctx.channel.phase("offline"):
+        if ctx.party == "client":
+            prg = ctx.prg("he.keys", "sk")
+            sk = (
+                got.sk
+                if isinstance(got, HeSession) and got.sk is not None
+                else bfv.keygen(params, prg)
+            )
+            pk = (
+                got.keys.pk
+                if isinstance(got, HeSession)
+                else bfv.public_key(sk, ctx.prg("he.keys", "pk"), 1)
+            )
+            if not isinstance(got, HeSession):
+                ctx.channel.send("he/keys/pk", pk_encode(pk))
+            pk2 = bfv.public_key(sk, ctx.prg("he.keys", "pk2"), 2) if with_pk2 else None
+            if pk2 is not None:
+                ctx.channel.send("he/keys/pk2", pk_encode(pk2))
+            session = HeSession(params, sk, ClientKeys(pk, pk2))
+        else:
+            if isinstance(got, HeSession):
+                pk = got.keys.pk
+            else:
+                pk = pk_decode(
+                    params,
+                    ctx.channel.recv("he/keys/pk", size),
+                    1,
+                    label="he/keys/pk",
+                    party="server",
+                )
+            pk2 = (
+                pk_decode(
+                    params,
+                    ctx.channel.recv("he/keys/pk2", size),
+                    2,
+                    label="he/keys/pk2",
+                    party="server",
+                )
+                if with_pk2
+                else None
+            )
+            session = HeSession(params, None, ClientKeys(pk, pk2))
+    ctx.store[key] = session
+    return session
+
+
+def matvec(
+    ctx: PartyContext,
+    params: HeParams,
+    shape: packing.MatvecShape,
+    x_share: U64,
+    w: I64 | None = None,
+    w_max_bits: int = 20,
+) -> U64:
+    """This party's share of W x (mod 2^64), W (d_out x d_in) known to the server only.
+
+    Implements spec §20.8.2 `matvec` (spec/20-he.md#matvec).
+
+    Args:
+        x_share: this party's share of x (d_in ring elements).
+        w: the server's signed matrix (None on the client).
+        w_max_bits: public bound: every |W_ij| < 2^w_max_bits (the server checks it).
+    """
+    session = he_setup(ctx, params)
+    x_share = np.asarray(x_share, dtype=np.uint64).reshape(-1)
+    if x_share.size != shape.d_in:
+        raise SpecError(f"x has {x_share.size} elements, the shape says {shape.d_in}")
+    up = shape.in_blocks * ct_bytes(params, 1, seeded=True)
+    down = shape.out_blocks * ct_bytes(params, 1)
+    if ctx.party == "client":
+        assert session.sk is not None
+        # Step 1: encrypt each input block of the client's share (seeded: half size).
+        prg = ctx.prg("he.matvec", "encrypt")
+        cts = [
+            bfv.encrypt_sk(session.sk, packing.encode_input(params, shape, x_share, b), prg)
+            for b in range(shape.in_blocks)
+        ]
+        ctx.channel.send("he/matvec/x", b"".join(ct_encode(c, seeded=True) for c in cts))
+        # Step 4: decrypt each output block; its outputs are the client's share.
+        data = ctx.channel.recv("he/matvec/y", down)
+        step = ct_bytes(params, 1)
+        outs = []
+        for bo in range(shape.out_blocks):
+            ct = ct_decode(
+                params, data[bo * step : (bo + 1) * step], label="he/matvec/y", party="client"
+            )
+            outs.append(packing.decode_output(shape, decrypt_share(session.sk, ct), bo))
+        return np.concatenate(outs)
+    if w is None or np.asarray(w).shape != (shape.d_out, shape.d_in):
+        raise SpecError(f"the server needs W of shape ({shape.d_out}, {shape.d_in})")
+    w = np.asarray(w, dtype=np.int64)
+    if np.any(np.abs(w) >= 1 << w_max_bits):
+        raise SpecError(f"|W_ij| must be below 2^{w_max_bits}")
+    # Step 2: receive the blocks and add the server's share (plaintext addition).
+    data = ctx.channel.recv("he/matvec/x", up)
+    step = ct_bytes(params, 1, seeded=True)
+    blocks: list[U64] = []
+    for b in range(shape.in_blocks):
+        ct = ct_decode(
+            params,
+            data[b * step : (b + 1) * step],
+            seeded=True,
+            label="he/matvec/x",
+            party="server",
+        )
+        plain = packing.encode_input(params, shape, x_share, b)
+        blocks.append(packing.ntt_parts(bfv.ct_add_plain(ct, plain)))
+    stacked: U64 = np.stack(blocks)
+    wn = packing.weights_ntt(params, shape, w)
+    # Step 3: per output block, sum_b W_(bo, b) [[x_b]]; mask, re-randomise, flood.
+    w_l1 = float(shape.n_i * shape.n_o) * 2.0**w_max_bits
+    bound = noise.mul_plain_bits(noise.add_bits(noise.fresh_sk_bits(), 0), w_l1) + np.log2(
+        shape.in_blocks
+    )
+    prg = ctx.prg("he.matvec", "mask")
+    payload = []
+    shares = []
+    for bo in range(shape.out_blocks):
+        out, share = mask_and_flood(
+            packing.dot_ntt(params, wn[bo], stacked), session.keys, prg, float(bound)
+        )
+        payload.append(ct_encode(out))
+        shares.append(packing.decode_output(shape, share, bo))
+    ctx.channel.send("he/matvec/y", b"".join(payload))
+    return np.concatenate(shares)

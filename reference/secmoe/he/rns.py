@@ -1,0 +1,131 @@
+"""Polynomials in RNS form and conversions to and from exact integers (spec/20-he.md §20.2)."""
+
+from __future__ import annotations
+
+import math
+from functools import cache
+
+import numpy as np
+from numpy.typing import NDArray
+
+from secmoe.he.ntt import NttTables, ntt_forward, ntt_inverse, ntt_tables
+
+__all__ = ["ntt_forward", "ntt_inverse"]
+from secmoe.randomness import Prg
+
+U64 = NDArray[np.uint64]
+Obj = NDArray[np.object_]
+
+
+def primes_col(primes: tuple[int, ...]) -> U64:
+    return np.array(primes, dtype=np.uint64).reshape(-1, 1)
+
+
+def from_signed(values: NDArray[np.int64], primes: tuple[int, ...]) -> U64:
+    """Small signed integer coefficients (|v| < 2^62) to residues, one row per prime."""
+    v = np.asarray(values, dtype=np.int64).reshape(1, -1)
+    ps = np.array(primes, dtype=np.int64).reshape(-1, 1)
+    return (v % ps).astype(np.uint64)
+
+
+def from_int(values: Obj | list[int], primes: tuple[int, ...]) -> U64:
+    """Exact Python integers (any size, any sign) to residues."""
+    vals = np.asarray(values, dtype=object).reshape(-1)
+    return np.stack([(vals % p).astype(np.uint64) for p in primes])
+
+
+_LOW32 = np.uint64(0xFFFFFFFF)
+_HALF64 = np.uint64(1 << 63)
+
+
+def mulhi_round(a: np.uint64, b: U64) -> U64:
+    """floor((a b + 2^63) / 2^64) for 64-bit a and b, with 32-bit limbs (no 128-bit type)."""
+    a0, a1 = a & _LOW32, a >> np.uint64(32)
+    b0, b1 = b & _LOW32, b >> np.uint64(32)
+    p00, p01, p10, p11 = a0 * b0, a0 * b1, a1 * b0, a1 * b1
+    mid = (p00 >> np.uint64(32)) + (p01 & _LOW32) + (p10 & _LOW32)
+    hi = p11 + (p01 >> np.uint64(32)) + (p10 >> np.uint64(32)) + (mid >> np.uint64(32))
+    lo = (mid << np.uint64(32)) | (p00 & _LOW32)
+    carry = ((lo + _HALF64) < lo).astype(np.uint64)
+    out: U64 = hi + carry
+    return out
+
+
+@cache
+def _crt_weights(primes: tuple[int, ...]) -> tuple[int, tuple[int, ...]]:
+    q = math.prod(primes)
+    weights = []
+    for p in primes:
+        m = q // p
+        weights.append(m * pow(m % p, -1, p))
+    return q, tuple(weights)
+
+
+def to_int(residues: U64, primes: tuple[int, ...], centered: bool = True) -> Obj:
+    """Exact integers from residues by the CRT, in (-Q/2, Q/2] (centered) or [0, Q)."""
+    q, weights = _crt_weights(primes)
+    acc: Obj = np.zeros(residues.shape[1], dtype=object)
+    for row, w in zip(residues, weights, strict=True):
+        acc = acc + row.astype(object) * w
+    acc = acc % q
+    if centered:
+        acc = np.where(acc > q // 2, acc - q, acc)
+    return acc
+
+
+def add(a: U64, b: U64, primes: tuple[int, ...]) -> U64:
+    return (a + b) % primes_col(primes)
+
+
+def sub(a: U64, b: U64, primes: tuple[int, ...]) -> U64:
+    ps = primes_col(primes)
+    return (a + ps - b) % ps
+
+
+def neg(a: U64, primes: tuple[int, ...]) -> U64:
+    ps = primes_col(primes)
+    return (ps - a) % ps
+
+
+def mul(a: U64, b: U64, primes: tuple[int, ...]) -> U64:
+    """Negacyclic product of two RNS polynomials in coefficient form."""
+    t = tables(a.shape[1], primes)
+    return ntt_inverse(ntt_forward(a, t) * ntt_forward(b, t) % t.primes, t)
+
+
+def tables(n: int, primes: tuple[int, ...]) -> NttTables:
+    return ntt_tables(n, primes)
+
+
+def uniform(prg_for_prime: list[Prg], n: int, primes: tuple[int, ...]) -> U64:
+    """A uniform polynomial mod q: row i = next_below(N, p_i) of the i-th PRG."""
+    return np.stack([g.next_below(n, p) for g, p in zip(prg_for_prime, primes, strict=True)])
+
+
+def ternary(prg: Prg, n: int) -> NDArray[np.int64]:
+    """Coefficients uniform in {-1, 0, 1}: next_below(N, 3) - 1."""
+    out: NDArray[np.int64] = prg.next_below(n, 3).astype(np.int64) - 1
+    return out
+
+
+def cbd(prg: Prg, n: int, eta: int) -> NDArray[np.int64]:
+    """Centered binomial noise: per coefficient 6 stream bytes (a 48-bit little-endian word w),
+    e = popcount(bits 0..eta-1 of w) - popcount(bits eta..2 eta-1 of w); eta <= 24."""
+    raw = np.frombuffer(prg.next_bytes(6 * n), dtype=np.uint8).reshape(n, 6)
+    bits = np.unpackbits(raw, axis=1, bitorder="little").astype(np.int64)
+    out: NDArray[np.int64] = bits[:, :eta].sum(axis=1) - bits[:, eta : 2 * eta].sum(axis=1)
+    return out
+
+
+def wide_uniform(prg: Prg, n: int, bits: int) -> Obj:
+    """Integers uniform in [-2^(bits-1), 2^(bits-1)): ceil(bits/64) words per coefficient,
+    little-endian word order, masked to ``bits`` bits, minus 2^(bits-1)."""
+    words = (bits + 63) // 64
+    raw = prg.next_u64(n * words).reshape(n, words)
+    out = np.zeros(n, dtype=object)
+    for k in range(words):
+        out = out + (raw[:, k].astype(object) << (64 * k))
+    mask = (1 << bits) - 1
+    half = 1 << (bits - 1)
+    result: Obj = np.array([(int(v) & mask) - half for v in out], dtype=object)
+    return result

@@ -1,0 +1,184 @@
+"""Vector generators for spec §20: parameter sets and every BFV operation on the toy set."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+
+from secmoe.encoding import Ring
+from secmoe.he import bfv, packing
+from secmoe.he.matvec import matvec
+from secmoe.he.ntt import _primitive_2n_root
+from secmoe.he.params import preset
+from secmoe.he.privacy import ClientKeys, decrypt_share, mask_and_flood
+from secmoe.he.serialize import ct_encode, pk_encode, poly_encode
+from secmoe.randomness import Prg, dst
+from secmoe.vectors.build import hex_ring, local_case, run_case, two_party_case
+from secmoe.vectors.registry import Json, Note, case_seed, register
+
+INSECURE = Note("INSECURE_PARAMS", "the toy parameter set (N = 32): readable, not secure")
+NORMAL = Note("NORMAL", "an ordinary input")
+
+
+@register(
+    "he.params",
+    "he/params.json",
+    section="20.1",
+    anchor="spec/20-he.md#heparams",
+    params={"t": "2^64"},
+    mode="local",
+    header=[
+        "Every parameter set: N, the primes of q, the auxiliary primes, and psi for each prime of q."
+    ],
+    notes={"Normal": NORMAL},
+)
+def _gen_params() -> list[Json]:
+    cases = []
+    for name in ("toy", "he4096", "he8192", "he16384"):
+        p = preset(name)
+        cases.append(
+            local_case(
+                f"he.params/{name}",
+                f"the {name} parameter set",
+                inputs={"name": name},
+                outputs={
+                    "N": p.n,
+                    "q_primes": [str(x) for x in p.q_primes],
+                    "aux_primes": [str(x) for x in p.aux_primes],
+                    "psi": [str(_primitive_2n_root(x, p.n)) for x in p.q_primes],
+                    "log2_q_floor": int(p.log_q),
+                    "insecure": p.insecure,
+                },
+                flags=["Normal"],
+            )
+        )
+    return [{"params": {}, "tests": cases}]
+
+
+def _hex(params: bfv.HeParams, poly: np.ndarray) -> str:
+    return poly_encode(params, poly).hex()
+
+
+def _small_plain(prg: Prg, n: int, nonzero: int, bits: int) -> np.ndarray:
+    """A plaintext with ``nonzero`` small signed coefficients (as uint64), the rest zero."""
+    out = np.zeros(n, dtype=np.int64)
+    out[:nonzero] = prg.next_below(nonzero, 1 << bits).astype(np.int64) - (1 << (bits - 1))
+    return out.view(np.uint64)
+
+
+@register(
+    "he.toy",
+    "he/toy.json",
+    section="20.3",
+    anchor="spec/20-he.md#encrypt_sk",
+    params={"set": "toy", "N": 32, "t": "2^64"},
+    mode="local",
+    header=[
+        "One chain of BFV operations on the insecure toy set, every polynomial inline as",
+        "poly_encode hex (limb-major u32 LE). The client's PRG is Prg(case_seed, dst('vectors', 'client'));",
+        "each step draws from it in the order listed; plaintexts are ring vectors (u64 LE hex).",
+    ],
+    notes={"Insecure": INSECURE},
+)
+def _gen_toy() -> list[Json]:
+    p = preset("toy")
+    ring = Ring(64)
+    cid = "he.toy/chain"
+    prg = Prg(case_seed("he.toy", cid), dst("vectors", "client"))
+    inputs_prg = Prg(case_seed("he.toy", cid), dst("vectors", "inputs"))
+    sk = bfv.keygen(p, prg)
+    pk = bfv.public_key(sk, prg, 1)
+    pk2 = bfv.public_key(sk, prg, 2)
+    m1 = _small_plain(inputs_prg, p.n, 8, 30)
+    m2 = _small_plain(inputs_prg, p.n, 4, 20)
+    w = m2.view(np.int64)
+    c1 = bfv.encrypt_sk(sk, m1, prg)
+    c2 = bfv.encrypt_pk(pk, m2, prg)
+    s_add = bfv.ct_add(c1, c2)
+    s_plain = bfv.ct_add_plain(c1, m2)
+    s_mulp = bfv.ct_mul_plain(c1, w)
+    s_mul = bfv.ct_mul(c1, c2)
+    server = Prg(case_seed("he.toy", cid), dst("vectors", "server"))
+    flooded, share = mask_and_flood(s_mul, ClientKeys(pk, pk2), server, 110.0)
+    product = bfv.decrypt(sk, s_mul)
+    case = local_case(
+        cid,
+        "keygen, pk, pk2, encrypt_sk(m1), encrypt_pk(m2), add, add_plain, mul_plain, mul, mask_and_flood",
+        inputs={
+            "m1": hex_ring(ring, m1),
+            "m2": hex_ring(ring, m2),
+            "flood_noise_bound_bits": 110.0,
+        },
+        intermediates={
+            "s": [int(v) for v in sk.s],
+            "pk": pk_encode(pk).hex(),
+            "pk2": pk_encode(pk2).hex(),
+            "encrypt_sk_m1": ct_encode(c1, seeded=True).hex(),
+            "encrypt_pk_m2": ct_encode(c2).hex(),
+        },
+        outputs={
+            "decrypt_m1": hex_ring(ring, bfv.decrypt(sk, c1)),
+            "add": ct_encode(s_add).hex(),
+            "add_plain": ct_encode(s_plain).hex(),
+            "mul_plain": ct_encode(s_mulp).hex(),
+            "mul": ct_encode(s_mul).hex(),
+            "decrypt_mul": hex_ring(ring, product),
+            "flooded": ct_encode(flooded).hex(),
+            "server_share": hex_ring(ring, share),
+            "client_share": hex_ring(ring, decrypt_share(sk, flooded)),
+        },
+        flags=["Insecure"],
+    )
+    return [{"params": {}, "tests": [case]}]
+
+
+@register(
+    "he.matvec",
+    "he/matvec.json",
+    section="20.8.2",
+    anchor="spec/20-he.md#matvec",
+    params={"set": "toy"},
+    mode="real",
+    header=[
+        "The shared matrix x vector product on the toy set (keys, upload, masked results).",
+        "The server's W is signed and row-major; shares are ring vectors.",
+    ],
+    notes={"Insecure": INSECURE},
+)
+def _gen_matvec() -> list[Json]:
+    p = preset("toy")
+    ring = Ring(64)
+    cases = []
+    for d_in, d_out in ((5, 3), (12, 9)):
+        cid = f"he.matvec/toy/{d_out}x{d_in}"
+        src = Prg(case_seed("he.matvec", cid), dst("vectors", "inputs"))
+        w = (src.next_below(d_in * d_out, 1 << 19).astype(np.int64) - (1 << 18)).reshape(
+            d_out, d_in
+        )
+        xc, xs = src.next_ring(d_in), src.next_ring(d_in)
+        shape = packing.matvec_shape(p, d_in, d_out)
+        seeds, res = run_case(
+            partial(matvec, params=p, shape=shape, x_share=xc),
+            partial(matvec, params=p, shape=shape, x_share=xs, w=w),
+            "he.matvec",
+            cid,
+        )
+        cases.append(
+            two_party_case(
+                cid,
+                f"{d_out} x {d_in} with n_i = {shape.n_i}, n_o = {shape.n_o}",
+                seeds,
+                res,
+                inputs={
+                    "client": {"x": hex_ring(ring, xc)},
+                    "server": {"x": hex_ring(ring, xs), "w": [int(v) for v in w.reshape(-1)]},
+                },
+                outputs={
+                    "client": {"y": hex_ring(ring, res.client)},
+                    "server": {"y": hex_ring(ring, res.server)},
+                },
+                flags=["Insecure"],
+            )
+        )
+    return [{"params": {}, "tests": cases}]
