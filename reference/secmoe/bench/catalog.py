@@ -1,4 +1,5 @@
 """Every module that registers a benchmark; importing this module registers them all."""
 
 import secmoe.bench.channel
+import secmoe.bench.he
 import secmoe.bench.ot  # noqa: F401

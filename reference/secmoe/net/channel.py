@@ -138,8 +138,7 @@ class Channel:
         self.cost = CostRecord()
         self.transcript: list[TranscriptEntry] = []
         self._phase = "main"
-        self._seg_base = 0  # highest round seen when the current phase segment began
-        self._seg_max = 0  # highest round seen so far in the current segment
+        self._seg_rounds: set[int] = set()  # the distinct rounds of the current phase segment
         self._phase_started = time.perf_counter()
         self._last_recv_round = 0
         self._last_sent_round = 0
@@ -166,10 +165,10 @@ class Channel:
         now = time.perf_counter()
         p = self.cost.phase(self._phase)
         p.seconds += now - self._phase_started
-        p.rounds += self._seg_max - self._seg_base
+        p.rounds += len(self._seg_rounds)
         self._phase_started = now
         self._phase = name
-        self._seg_base = self._seg_max = self._max_round
+        self._seg_rounds = set()
         self.cost.phase(name)
 
     def close(self) -> None:
@@ -190,7 +189,7 @@ class Channel:
             p.wire_s2c += wire
             p.messages_s2c += 1
         self._max_round = max(self._max_round, round_)
-        self._seg_max = max(self._seg_max, round_)
+        self._seg_rounds.add(round_)
         self.cost.rounds = self._max_round
         if self.record != "none":
             digest = hashlib.sha256(payload).hexdigest()

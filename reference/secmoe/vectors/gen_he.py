@@ -12,7 +12,7 @@ from secmoe.he.matvec import matvec
 from secmoe.he.ntt import _primitive_2n_root
 from secmoe.he.params import preset
 from secmoe.he.privacy import ClientKeys, decrypt_share, mask_and_flood
-from secmoe.he.serialize import ct_encode, pk_encode, poly_encode
+from secmoe.he.serialize import ct_encode, pk_encode
 from secmoe.randomness import Prg, dst
 from secmoe.vectors.build import hex_ring, local_case, run_case, two_party_case
 from secmoe.vectors.registry import Json, Note, case_seed, register
@@ -54,10 +54,6 @@ def _gen_params() -> list[Json]:
             )
         )
     return [{"params": {}, "tests": cases}]
-
-
-def _hex(params: bfv.HeParams, poly: np.ndarray) -> str:
-    return poly_encode(params, poly).hex()
 
 
 def _small_plain(prg: Prg, n: int, nonzero: int, bits: int) -> np.ndarray:
