@@ -356,3 +356,60 @@ def test_ot_vector_outputs_satisfy_their_relations() -> None:
                 for k in "abc"
             )
             assert np.array_equal(cc, a & b)
+
+
+def test_he_vector_outputs_satisfy_their_relations() -> None:
+    from secmoe.he import packing
+    from secmoe.he.params import preset
+
+    toy = preset("toy")
+    ring = Ring(64)
+    (chain,) = cases("he/toy.json")
+    m1 = _hex_ring(ring, chain["inputs"]["m1"])
+    m2 = _hex_ring(ring, chain["inputs"]["m2"])
+    o = chain["outputs"]
+    assert np.array_equal(_hex_ring(ring, o["decrypt_m1"]), m1)
+    a, b = m1.view(np.int64).astype(object), m2.view(np.int64).astype(object)
+    prod = [0] * toy.n
+    for i in range(toy.n):
+        for j in range(toy.n):
+            k = i + j
+            prod[k % toy.n] += a[i] * b[j] if k < toy.n else -a[i] * b[j]
+    assert [int(v) for v in _hex_ring(ring, o["decrypt_mul"])] == [int(v) % 2**64 for v in prod]
+    shares = ring.add(_hex_ring(ring, o["client_share"]), _hex_ring(ring, o["server_share"]))
+    assert np.array_equal(shares, _hex_ring(ring, o["decrypt_mul"]))
+    for c in cases("he/packing.json"):
+        d_out, d_in = (int(v) for v in c["id"].rsplit("/", 1)[1].split("x"))
+        w = np.array(c["inputs"]["w"], dtype=np.int64).reshape(d_out, d_in)
+        x = _hex_ring(ring, c["inputs"]["x"])
+        shape = packing.MatvecShape(d_in, d_out, c["outputs"]["n_i"], c["outputs"]["n_o"])
+        # Multiplying the recorded blocks as plain polynomials gives W x at the output positions.
+        ys = []
+        for bo, row in enumerate(c["outputs"]["weight_blocks"]):
+            acc = [0] * toy.n
+            for bi, wb in enumerate(row):
+                xb = _hex_ring(ring, c["outputs"]["input_blocks"][bi]).view(np.int64)
+                for i in range(toy.n):
+                    for j in range(toy.n):
+                        k = i + j
+                        if xb[i] and wb[j]:
+                            acc[k % toy.n] += int(xb[i]) * wb[j] * (1 if k < toy.n else -1)
+            ys.append(
+                packing.decode_output(
+                    shape, np.array([v % 2**64 for v in acc], dtype=np.uint64), bo
+                )
+            )
+        want = [int(v) % 2**64 for v in w.astype(object) @ x.view(np.int64).astype(object)]
+        assert [int(v) for v in np.concatenate(ys)] == want
+    for c in cases("he/matvec.json"):
+        y = ring.add(
+            _hex_ring(ring, c["outputs"]["client"]["y"]),
+            _hex_ring(ring, c["outputs"]["server"]["y"]),
+        )
+        x = ring.add(
+            _hex_ring(ring, c["inputs"]["client"]["x"]), _hex_ring(ring, c["inputs"]["server"]["x"])
+        )
+        w = np.array(c["inputs"]["server"]["w"], dtype=np.int64).reshape(y.size, x.size)
+        assert [int(v) for v in y] == [
+            int(v) % 2**64 for v in w.astype(object) @ x.view(np.int64).astype(object)
+        ]

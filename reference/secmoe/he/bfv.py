@@ -237,8 +237,11 @@ def ct_mul_plain(ct: Ciphertext, w: I64) -> Ciphertext:
     Implements spec §20.4.3 `ct_mul_plain` (spec/20-he.md#ct_mul_plain).
     """
     p = ct.params
-    wp = plain_poly(p, w)
-    return Ciphertext(p, [rns.mul(c, wp, p.q_primes) for c in ct.parts])
+    t = rns.tables(p.n, p.q_primes)
+    w_eval = rns.ntt_forward(plain_poly(p, w), t)  # transformed once for every part
+    return Ciphertext(
+        p, [rns.ntt_inverse(rns.ntt_forward(c, t) * w_eval % t.primes, t) for c in ct.parts]
+    )
 
 
 def ct_mul(a: Ciphertext, b: Ciphertext) -> Ciphertext:

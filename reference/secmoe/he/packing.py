@@ -131,3 +131,100 @@ def dot_ntt(params: HeParams, weights: U64, cts: U64) -> Ciphertext:
     for k in range(weights.shape[0]):
         acc = (acc + weights[k][None] * cts[k] % p) % p
     return from_ntt_parts(params, acc)
+
+
+@dataclass(frozen=True)
+class MatmulShape:
+    """Block sizes of Y = X W^T for T tokens (X: T x d_in, W: d_out x d_in) at ring degree N:
+    n_t tokens, n_i input columns and n_o output rows per ciphertext, n_t n_i n_o <= N."""
+
+    tokens: int
+    d_in: int
+    d_out: int
+    n_t: int
+    n_i: int
+    n_o: int
+
+    @property
+    def token_blocks(self) -> int:
+        return math.ceil(self.tokens / self.n_t)
+
+    @property
+    def block(self) -> MatvecShape:
+        """The weight layout: one token's matrix x vector blocks (shared by every token)."""
+        return MatvecShape(self.d_in, self.d_out, self.n_i, self.n_o)
+
+    @property
+    def in_cts(self) -> int:
+        return self.token_blocks * self.block.in_blocks
+
+    @property
+    def out_cts(self) -> int:
+        return self.token_blocks * self.block.out_blocks
+
+
+def matmul_shape(params: HeParams, tokens: int, d_in: int, d_out: int) -> MatmulShape:
+    """Choose powers of two n_i <= d_in, n_o <= d_out, n_t <= tokens (each rounded up to the
+    dimension itself when that is smaller than the next power) with n_t n_i n_o <= N, minimising
+    the ciphertexts each way, in_cts + out_cts; ties go to the larger n_i, then the larger n_o.
+
+    Implements spec §20.6.3 `matmul_shape` (spec/20-he.md#matmul_shape).
+    """
+    if min(tokens, d_in, d_out) < 1:
+        raise SpecError("matrix dimensions must be positive")
+    n = params.n
+
+    def sizes(d: int) -> list[int]:
+        return sorted({min(1 << k, d) for k in range(n.bit_length()) if (1 << k) <= n})
+
+    best: tuple[tuple[int, int, int], MatmulShape] | None = None
+    for n_i in sizes(d_in):
+        for n_o in sizes(d_out):
+            if n_i * n_o > n:
+                continue
+            n_t = min(tokens, n // (n_i * n_o))
+            cand = MatmulShape(tokens, d_in, d_out, n_t, n_i, n_o)
+            key = (cand.in_cts + cand.out_cts, -n_i, -n_o)
+            if best is None or key < best[0]:
+                best = (key, cand)
+    assert best is not None
+    return best[1]
+
+
+def encode_tokens(params: HeParams, shape: MatmulShape, x: U64, t_block: int, b_in: int) -> U64:
+    """Plaintext of token block t_block, input block b_in: coefficient tau n_o n_i + j is
+    X[t_block n_t + tau, b_in n_i + j] (uint64, mod 2^64).
+
+    Implements spec §20.6.4 `encode_tokens` (spec/20-he.md#encode_tokens). Multiplied by a
+    weight block of :func:`encode_weights`, coefficient tau n_o n_i + i n_i + n_i - 1 is
+    sum_j W_ij X_tau,j: token tau's terms occupy exponents [tau n_o n_i, (tau + 1) n_o n_i +
+    n_i - 1), so two tokens' terms meet only below an output position of the later token, and
+    the negacyclic wrap lands below n_i - 1.
+    """
+    xs = np.asarray(x, dtype=np.uint64)
+    if xs.shape != (shape.tokens, shape.d_in):
+        raise SpecError(f"X must have shape ({shape.tokens}, {shape.d_in})")
+    out = np.zeros(params.n, dtype=np.uint64)
+    rows = xs[
+        t_block * shape.n_t : (t_block + 1) * shape.n_t,
+        b_in * shape.n_i : (b_in + 1) * shape.n_i,
+    ]
+    stride = shape.n_o * shape.n_i
+    for tau in range(rows.shape[0]):
+        out[tau * stride : tau * stride + rows.shape[1]] = rows[tau]
+    return out
+
+
+def decode_tokens(shape: MatmulShape, plain: U64, t_block: int, b_out: int) -> U64:
+    """The (tokens in the block) x (outputs in the block) entries of Y: coefficient
+    tau n_o n_i + i n_i + n_i - 1."""
+    count_t = min(shape.n_t, shape.tokens - t_block * shape.n_t)
+    count_o = min(shape.n_o, shape.d_out - b_out * shape.n_o)
+    idx = (
+        np.arange(count_t)[:, None] * (shape.n_o * shape.n_i)
+        + np.arange(count_o)[None, :] * shape.n_i
+        + shape.n_i
+        - 1
+    )
+    out: U64 = np.asarray(plain, dtype=np.uint64)[idx]
+    return out

@@ -178,3 +178,52 @@ def _gen_matvec() -> list[Json]:
             )
         )
     return [{"params": {}, "tests": cases}]
+
+
+@register(
+    "he.packing",
+    "he/packing.json",
+    section="20.6",
+    anchor="spec/20-he.md#matvec_shape",
+    params={"set": "toy", "N": 32},
+    mode="local",
+    header=[
+        "Coefficient encodings of spec 20.6 on the toy set: the block shape, every input block",
+        "(ring vector hex) and weight block (signed coefficients) of a small matrix.",
+    ],
+    notes={"Insecure": INSECURE},
+)
+def _gen_packing() -> list[Json]:
+    p = preset("toy")
+    ring = Ring(64)
+    cases = []
+    for d_in, d_out in ((5, 3), (12, 9), (40, 2)):
+        cid = f"he.packing/toy/{d_out}x{d_in}"
+        src = Prg(case_seed("he.packing", cid), dst("vectors", "inputs"))
+        w = (src.next_below(d_in * d_out, 1 << 8).astype(np.int64) - (1 << 7)).reshape(d_out, d_in)
+        x = src.next_ring(d_in)
+        shape = packing.matvec_shape(p, d_in, d_out)
+        cases.append(
+            local_case(
+                cid,
+                f"{d_out} x {d_in}",
+                inputs={"w": [int(v) for v in w.reshape(-1)], "x": hex_ring(ring, x)},
+                outputs={
+                    "n_i": shape.n_i,
+                    "n_o": shape.n_o,
+                    "input_blocks": [
+                        hex_ring(ring, packing.encode_input(p, shape, x, b))
+                        for b in range(shape.in_blocks)
+                    ],
+                    "weight_blocks": [
+                        [
+                            [int(v) for v in packing.encode_weights(p, shape, w, bo, bi)]
+                            for bi in range(shape.in_blocks)
+                        ]
+                        for bo in range(shape.out_blocks)
+                    ],
+                },
+                flags=["Insecure"],
+            )
+        )
+    return [{"params": {}, "tests": cases}]
