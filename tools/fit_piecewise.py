@@ -1,8 +1,8 @@
 """Fit the piecewise-quadratic activation tables and write reference/secmoe/model/tables.py.
 
-The method is spec §6.2 (spec/06-models.md#fitting): per middle segment, an unweighted
-least-squares quadratic on 100001 evenly spaced points including both ends, coefficients
-rounded to multiples of 2^-32 (so a different LAPACK cannot change the committed table). GeLU
+The method is spec §6.2.2 (spec/06-models.md#fit_table), implemented by
+``secmoe.model.piecewise.fit_table``: per middle segment, an unweighted least-squares quadratic
+on 100001 evenly spaced points including both ends, coefficients rounded to multiples of 2^-32 (so a different LAPACK cannot change the committed table). GeLU
 uses the paper's breakpoints; SiLU's symmetric breakpoints (-a, -b, 0, b, a) come from a grid
 search minimising the maximum error on [-12, 12].
 
@@ -15,42 +15,31 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import itertools
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from numpy.typing import NDArray
 
 from secmoe.encoding import FixedPoint
-from secmoe.model.piecewise import PiecewiseTable, gelu, piecewise_fixed, piecewise_float, silu
+from secmoe.model.piecewise import (
+    Activation,
+    PiecewiseTable,
+    fit_table,
+    gelu,
+    piecewise_fixed,
+    piecewise_float,
+    quantise_rows,
+    silu,
+)
 
 TABLES_PY = Path(__file__).resolve().parent.parent / "reference" / "secmoe" / "model" / "tables.py"
-POINTS = 100001
-QUANTUM = 2.0**-32
-Activation = Callable[[NDArray[np.float64]], NDArray[np.float64]]
-Row = tuple[float, float, float]
-
-
-def fit_segment(fn: Activation, a: float, b: float) -> Row:
-    """Least-squares quadratic of ``fn`` on [a, b], rounded to multiples of 2^-32."""
-    x = np.linspace(a, b, POINTS)
-    design = np.stack([x * x, x, np.ones_like(x)], axis=1)
-    coef, *_ = np.linalg.lstsq(design, fn(x), rcond=None)
-    c2, c1, c0 = (float(np.round(c / QUANTUM) * QUANTUM) for c in coef)
-    return (c2, c1, c0)
-
-
-def fit_table(name: str, fn: Activation, breakpoints: tuple[float, ...]) -> PiecewiseTable:
-    """Zero left of the first breakpoint, x right of the last, fitted quadratics between."""
-    middle = [fit_segment(fn, a, b) for a, b in itertools.pairwise(breakpoints)]
-    rows: tuple[Row, ...] = ((0.0, 0.0, 0.0), *middle, (0.0, 1.0, 0.0))
-    return PiecewiseTable(name, breakpoints, rows)
+QUANTISED_FRAC_BITS = 18  # the default f; the quantised rows are stored for it
+REPORT_POINTS = 200001
 
 
 def max_error(table: PiecewiseTable, fn: Activation, lo: float, hi: float) -> tuple[float, float]:
-    x = np.linspace(lo, hi, 200001)
+    """(max, mean) absolute error of the float evaluation on REPORT_POINTS points of [lo, hi]."""
+    x = np.linspace(lo, hi, REPORT_POINTS)
     err = np.abs(piecewise_float(table, x) - fn(x))
     return float(err.max()), float(err.mean())
 
@@ -70,6 +59,7 @@ def search_silu() -> tuple[float, ...]:
 
 
 def fit_all() -> list[PiecewiseTable]:
+    """GeLU (the paper's breakpoints), SiLU (searched breakpoints) and ReLU."""
     return [
         fit_table("gelu", gelu, (-5.0, -3.0, -1.0, 1.0, 3.0)),
         fit_table("silu", silu, search_silu()),
@@ -101,10 +91,24 @@ def render(tables: list[PiecewiseTable]) -> str:
         lines.append(")")
     lines.append("")
     lines.append("TABLES = {" + ", ".join(f'"{t.name}": {t.name.upper()}' for t in tables) + "}")
+    lines.append("")
+    lines.append(
+        f"# Rows as fixed-point integers floor(c * 2^{QUANTISED_FRAC_BITS} + 1/2), "
+        f"the values the protocol uses at f = {QUANTISED_FRAC_BITS}."
+    )
+    lines.append(f"QUANTISED_F{QUANTISED_FRAC_BITS} = {{")
+    fxp = FixedPoint(frac_bits=QUANTISED_FRAC_BITS)
+    for t in tables:
+        lines.append(f'    "{t.name}": (')
+        for q in quantise_rows(t, fxp):
+            lines.append(f"        ({q[0]}, {q[1]}, {q[2]}),")
+        lines.append("    ),")
+    lines.append("}")
     return "\n".join(lines) + "\n"
 
 
 def report(tables: list[PiecewiseTable]) -> str:
+    """Accuracy of each fitted table, float and fixed point (f = 18), on a dense grid."""
     fxp = FixedPoint()
     out = []
     fns: dict[str, tuple[Activation, float, float]] = {
@@ -116,7 +120,7 @@ def report(tables: list[PiecewiseTable]) -> str:
             continue
         fn, lo, hi = fns[t.name]
         mx, mean = max_error(t, fn, lo, hi)
-        x = np.linspace(lo, hi, 200001)
+        x = np.linspace(lo, hi, REPORT_POINTS)
         fixed = fxp.decode(piecewise_fixed(t, fxp, fxp.encode(x)))
         err = np.abs(fixed - fn(x))
         out.append(
@@ -128,7 +132,7 @@ def report(tables: list[PiecewiseTable]) -> str:
 
 def check() -> bool:
     """True if tables.py equals a fresh fit."""
-    return TABLES_PY.read_text() == render(fit_all())
+    return TABLES_PY.read_text(encoding="utf-8") == render(fit_all())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,14 +146,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.report:
         print(report(tables))
     if args.check:
-        if TABLES_PY.read_text() != render(tables):
+        if TABLES_PY.read_text(encoding="utf-8") != render(tables):
             print(
                 f"{TABLES_PY} differs from a fresh fit; run tools/fit_piecewise.py", file=sys.stderr
             )
             return 1
         return 0
     if not args.report:
-        TABLES_PY.write_text(render(tables))
+        TABLES_PY.write_text(render(tables), encoding="utf-8")
         print(f"wrote {TABLES_PY}")
     return 0
 

@@ -15,7 +15,17 @@ ExpertKind = Literal["geglu", "swiglu", "relu"]
 GateNorm = Literal["softmax", "softmax_topk"]
 EXPERT_KINDS: tuple[ExpertKind, ...] = ("geglu", "swiglu", "relu")
 GATE_NORMS: tuple[GateNorm, ...] = ("softmax", "softmax_topk")
+# A product of two fixed-point values carries 2f fractional bits before truncation; this many
+# integer bits (sign included) must remain so that products of magnitude < 2^7 do not wrap.
+PRODUCT_HEADROOM_BITS = 8
 Floats = NDArray[np.float64]
+
+
+def _positive_int(name: str, value: object, minimum: int = 1) -> int:
+    # bool is an int subclass; True as a dimension is almost certainly a caller's mistake.
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise SpecError(f"MoEConfig.{name} must be an integer >= {minimum}, got {value!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -43,20 +53,30 @@ class MoEConfig:
 
     def __post_init__(self) -> None:
         for name in ("d_model", "d_ff", "n_experts", "top_k"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise SpecError(f"MoEConfig.{name} must be a positive integer, got {value!r}")
+            _positive_int(name, getattr(self, name))
         if self.top_k > self.n_experts:
-            raise SpecError(f"top_k = {self.top_k} exceeds n_experts = {self.n_experts}")
+            raise SpecError(f"MoEConfig.top_k = {self.top_k} exceeds n_experts = {self.n_experts}")
         if self.expert_kind not in EXPERT_KINDS:
-            raise SpecError(f"expert_kind must be one of {EXPERT_KINDS}, got {self.expert_kind!r}")
+            raise SpecError(
+                f"MoEConfig.expert_kind must be one of {EXPERT_KINDS}, got {self.expert_kind!r}"
+            )
         if self.gate_norm not in GATE_NORMS:
-            raise SpecError(f"gate_norm must be one of {GATE_NORMS}, got {self.gate_norm!r}")
-        if not isinstance(self.n_shared_experts, int) or self.n_shared_experts < 0:
-            raise SpecError("n_shared_experts must be a non-negative integer")
-        if not isinstance(self.d_ff_shared, int) or self.d_ff_shared < 0:
-            raise SpecError("d_ff_shared must be a non-negative integer (0 means d_ff)")
-        self.fxp  # validates ring_bits and frac_bits  # noqa: B018
+            raise SpecError(
+                f"MoEConfig.gate_norm must be one of {GATE_NORMS}, got {self.gate_norm!r}"
+            )
+        _positive_int("n_shared_experts", self.n_shared_experts, minimum=0)
+        _positive_int("d_ff_shared", self.d_ff_shared, minimum=0)
+        _positive_int("ring_bits", self.ring_bits)
+        _positive_int("frac_bits", self.frac_bits)
+        if self.ring_bits > 64:
+            raise SpecError(f"MoEConfig.ring_bits must be at most 64, got {self.ring_bits}")
+        need = 2 * self.frac_bits + PRODUCT_HEADROOM_BITS
+        if self.ring_bits < need:
+            raise SpecError(
+                f"MoEConfig.ring_bits = {self.ring_bits} is too small for frac_bits = "
+                f"{self.frac_bits}: products need ring_bits >= 2 * frac_bits + "
+                f"{PRODUCT_HEADROOM_BITS} = {need}"
+            )
 
     @property
     def gated(self) -> bool:
@@ -64,6 +84,7 @@ class MoEConfig:
 
     @property
     def shared_ff(self) -> int:
+        """The shared experts' hidden width (``d_ff_shared``, or ``d_ff`` when it is 0)."""
         return self.d_ff_shared or self.d_ff
 
     @property
@@ -72,47 +93,46 @@ class MoEConfig:
 
 
 @dataclass(frozen=True)
-class ExpertWeights:
-    """One FFN expert: ``w1`` and ``v`` are (d_ff, d_model), ``w2`` is (d_model, d_ff); ``v`` is
-    None for ReLU experts. The (out, in) layout is the one Hugging Face checkpoints use."""
+class MoEWeights:
+    """Router and experts as float64 arrays, experts stacked along axis 0.
 
+    ``w_gate`` (d_model, n_experts): logits are ``x @ w_gate``. Routed experts: ``w1`` and ``v``
+    (n_experts, d_ff, d_model), ``w2`` (n_experts, d_model, d_ff), so that expert i computes
+    ``w2[i] @ (act(w1[i] @ x) * (v[i] @ x))``. Shared experts: ``shared_w1``, ``shared_v``
+    (n_shared, d_ff_shared, d_model) and ``shared_w2`` (n_shared, d_model, d_ff_shared). The
+    ``v`` arrays are None for ReLU experts.
+    """
+
+    w_gate: Floats
     w1: Floats
     v: Floats | None
     w2: Floats
-
-
-@dataclass(frozen=True)
-class MoEWeights:
-    """Router (n_experts, d_model), the routed experts and the shared experts."""
-
-    w_gate: Floats
-    experts: tuple[ExpertWeights, ...]
-    shared: tuple[ExpertWeights, ...] = ()
+    shared_w1: Floats
+    shared_v: Floats | None
+    shared_w2: Floats
 
     def check(self, config: MoEConfig) -> None:
-        """Raise SpecError unless every array has the shape ``config`` implies."""
+        """Raise SpecError unless every array has the dtype and shape ``config`` implies."""
+        d, n, ff = config.d_model, config.n_experts, config.d_ff
+        ns, sff = config.n_shared_experts, config.shared_ff
+        _need("w_gate", self.w_gate, (d, n))
+        _need("w1", self.w1, (n, ff, d))
+        _need("w2", self.w2, (n, d, ff))
+        _need("shared_w1", self.shared_w1, (ns, sff, d))
+        _need("shared_w2", self.shared_w2, (ns, d, sff))
+        for name, v, shape in (
+            ("v", self.v, (n, ff, d)),
+            ("shared_v", self.shared_v, (ns, sff, d)),
+        ):
+            if config.gated:
+                _need(name, v, shape)
+            elif v is not None:
+                raise SpecError(f"MoEWeights.{name} must be None for ReLU experts")
 
-        def need(name: str, a: object, shape: tuple[int, ...]) -> None:
-            if not isinstance(a, np.ndarray) or a.shape != shape or a.dtype != np.float64:
-                got = getattr(a, "shape", type(a).__name__)
-                raise SpecError(f"{name} must be a float64 array of shape {shape}, got {got}")
-            if not np.all(np.isfinite(a)):
-                raise SpecError(f"{name} has NaN or infinite entries")
 
-        d, e = config.d_model, config.n_experts
-        need("w_gate", self.w_gate, (e, d))
-        if len(self.experts) != e:
-            raise SpecError(f"{len(self.experts)} experts given, config says {e}")
-        if len(self.shared) != config.n_shared_experts:
-            raise SpecError(
-                f"{len(self.shared)} shared experts given, config says {config.n_shared_experts}"
-            )
-        groups = (("expert", self.experts, config.d_ff), ("shared", self.shared, config.shared_ff))
-        for prefix, experts, ff in groups:
-            for i, ex in enumerate(experts):
-                need(f"{prefix}[{i}].w1", ex.w1, (ff, d))
-                need(f"{prefix}[{i}].w2", ex.w2, (d, ff))
-                if config.gated:
-                    need(f"{prefix}[{i}].v", ex.v, (ff, d))
-                elif ex.v is not None:
-                    raise SpecError(f"{prefix}[{i}].v must be None for ReLU experts")
+def _need(name: str, a: object, shape: tuple[int, ...]) -> None:
+    if not isinstance(a, np.ndarray) or a.dtype != np.float64 or a.shape != shape:
+        got = f"{a.dtype} {a.shape}" if isinstance(a, np.ndarray) else type(a).__name__
+        raise SpecError(f"MoEWeights.{name} must be a float64 array of shape {shape}, got {got}")
+    if not np.all(np.isfinite(a)):
+        raise SpecError(f"MoEWeights.{name} has NaN or infinite entries")

@@ -8,11 +8,25 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
-from secmoe.model.config import ExpertWeights, MoEConfig, MoEWeights
-from secmoe.randomness import Prg, dst
+from secmoe.errors import SpecError
+from secmoe.model.config import MoEConfig, MoEWeights
+from secmoe.randomness import SEED_BYTES, Prg, dst
 
 Floats = NDArray[np.float64]
+# The 32-byte seed of the default model: SHA-256 of an ASCII string, so that anyone can
+# recompute it (its hex is printed in spec §6.5).
 DEFAULT_SEED = hashlib.sha256(b"secmoe/v1/default-model").digest()
+INPUT_SCALE = 2.0  # default inputs are uniform in [-2, 2)
+# The order in which weights_digest hashes the tensors (also the tensor names of §6.5.1).
+TENSOR_NAMES = (
+    "router",
+    "experts/w1",
+    "experts/v",
+    "experts/w2",
+    "shared/w1",
+    "shared/v",
+    "shared/w2",
+)
 
 
 def default_config() -> MoEConfig:
@@ -28,8 +42,14 @@ def uniform_tensor(seed: bytes, name: str, shape: tuple[int, ...], scale: float)
     ``Prg(seed, dst("model.default", name))``; every step is exact in binary64 when ``scale`` is
     a power of two.
     """
+    if not isinstance(seed, bytes) or len(seed) != SEED_BYTES:
+        raise SpecError(f"the model seed must be {SEED_BYTES} bytes")
     n = math.prod(shape)
-    words = Prg(seed, dst("model.default", name)).next_u64(n)
+    # Step 1: the tensor's own stream.
+    prg = Prg(seed, dst("model.default", name))
+    # Step 2: one little-endian u64 word per entry, row-major.
+    words = prg.next_u64(n)
+    # Step 3: the top 53 bits as u in [0, 1), then (2u - 1) * scale.
     u = (words >> np.uint64(11)).astype(np.float64) * 2.0**-53
     out: Floats = ((2.0 * u - 1.0) * scale).reshape(shape)
     return out
@@ -41,29 +61,28 @@ def fan_in_scale(fan_in: int) -> float:
 
 
 def default_weights(config: MoEConfig | None = None, seed: bytes = DEFAULT_SEED) -> MoEWeights:
-    """Weights of ``config`` (default: :func:`default_config`) from ``seed``.
+    """Weights of ``config`` (default: :func:`default_config`) from a 32-byte ``seed``.
 
     Implements spec §6.5.1 `default_weights` (spec/06-models.md#default_weights).
     """
     config = config or default_config()
-    d = config.d_model
+    d, n, ff = config.d_model, config.n_experts, config.d_ff
+    ns, sff = config.n_shared_experts, config.shared_ff
 
-    def expert(prefix: str, ff: int) -> ExpertWeights:
-        return ExpertWeights(
-            w1=uniform_tensor(seed, f"{prefix}/w1", (ff, d), fan_in_scale(d)),
-            v=uniform_tensor(seed, f"{prefix}/v", (ff, d), fan_in_scale(d))
-            if config.gated
-            else None,
-            w2=uniform_tensor(seed, f"{prefix}/w2", (d, ff), fan_in_scale(ff)),
-        )
+    def tensor(name: str, shape: tuple[int, ...], fan_in: int) -> Floats:
+        return uniform_tensor(seed, name, shape, fan_in_scale(fan_in))
 
-    return MoEWeights(
-        w_gate=uniform_tensor(seed, "router", (config.n_experts, d), fan_in_scale(d)),
-        experts=tuple(expert(f"expert/{i}", config.d_ff) for i in range(config.n_experts)),
-        shared=tuple(
-            expert(f"shared/{j}", config.shared_ff) for j in range(config.n_shared_experts)
-        ),
-    )
+    # Each tensor follows steps 1-3 of the spec in uniform_tensor; the router has fan-in d_model.
+    w_gate = tensor("router", (d, n), d)
+    # Routed experts: W1 and V have fan-in d_model, W2 fan-in d_ff.
+    w1 = tensor("experts/w1", (n, ff, d), d)
+    v = tensor("experts/v", (n, ff, d), d) if config.gated else None
+    w2 = tensor("experts/w2", (n, d, ff), ff)
+    # Shared experts likewise (empty arrays when there are none).
+    sw1 = tensor("shared/w1", (ns, sff, d), d)
+    sv = tensor("shared/v", (ns, sff, d), d) if config.gated else None
+    sw2 = tensor("shared/w2", (ns, d, sff), sff)
+    return MoEWeights(w_gate, w1, v, w2, sw1, sv, sw2)
 
 
 def default_inputs(
@@ -71,4 +90,25 @@ def default_inputs(
 ) -> Floats:
     """Deterministic inputs (tokens, d_model), uniform in [-2, 2): tensor name ``inputs``."""
     config = config or default_config()
-    return uniform_tensor(seed, "inputs", (tokens, config.d_model), 2.0)
+    if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 1:
+        raise SpecError(f"tokens must be a positive integer, got {tokens!r}")
+    return uniform_tensor(seed, "inputs", (tokens, config.d_model), INPUT_SCALE)
+
+
+def weights_digest(weights: MoEWeights) -> str:
+    """SHA-256 (hex) of the tensors in :data:`TENSOR_NAMES` order, each as float64
+    little-endian bytes in row-major order (a missing ``v`` contributes nothing)."""
+    h = hashlib.sha256()
+    arrays = (
+        weights.w_gate,
+        weights.w1,
+        weights.v,
+        weights.w2,
+        weights.shared_w1,
+        weights.shared_v,
+        weights.shared_w2,
+    )
+    for a in arrays:
+        if a is not None:
+            h.update(np.ascontiguousarray(a, dtype="<f8").tobytes())
+    return h.hexdigest()

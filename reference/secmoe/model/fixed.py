@@ -1,10 +1,11 @@
 """The bit-exact fixed-point reference MoE layer (spec/06-models.md#moe_fixed).
 
 Every value is a ring element with f fractional bits; every product of two fixed-point values is
-followed by the exact truncation ``fxp_trunc`` (floor). The secure protocol performs the same
-operations in the same order; its secure truncations may each differ from this oracle by one
-unit in the last place, which is the error budget the secure tests use. Each non-linear step is
-its own function so that a later protocol can be matched step by step.
+followed by the exact truncation ``fxp_trunc`` (floor of the signed value). The secure protocol
+performs the same operations in the same order; each of its secure truncations may differ from
+this oracle's by one unit in the last place (2^-f), which is the error budget the secure tests
+use. Each non-linear step is its own function so that a later protocol can be matched step by
+step (and the reciprocal replaced by the secure iteration's mirror).
 """
 
 from __future__ import annotations
@@ -16,56 +17,64 @@ from numpy.typing import NDArray
 
 from secmoe.encoding import FixedPoint, RingVec, fxp_encode, fxp_trunc
 from secmoe.errors import SpecError
-from secmoe.model.config import MoEConfig, MoEWeights
-from secmoe.model.piecewise import piecewise_fixed
+from secmoe.model.config import ExpertKind, MoEConfig, MoEWeights
+from secmoe.model.piecewise import PiecewiseTable, piecewise_fixed
 from secmoe.model.plain import topk_order
 from secmoe.model.tables import GELU, RELU, SILU
 
+Floats = NDArray[np.float64]
 Ints = NDArray[np.int64]
 EXP_ITERATIONS = 5  # exp(x) ~ (1 + x / 2^5)^(2^5)
-EXP_CLIP = -14.0  # exp(x) = 0 below this
-
-
-@dataclass(frozen=True)
-class FixedExpert:
-    w1: RingVec
-    v: RingVec | None
-    w2: RingVec
+EXP_CLIP = -14.0  # exp(x) is taken as 0 below this
+ACTIVATION_TABLES: dict[ExpertKind, PiecewiseTable] = {"geglu": GELU, "swiglu": SILU, "relu": RELU}
 
 
 @dataclass(frozen=True)
 class FixedWeights:
-    """The weights encoded with ``fxp_encode`` (same layouts as :class:`MoEWeights`)."""
+    """The weights encoded with ``fxp_encode`` (same names and shapes as :class:`MoEWeights`)."""
 
     w_gate: RingVec
-    experts: tuple[FixedExpert, ...]
-    shared: tuple[FixedExpert, ...]
+    w1: RingVec
+    v: RingVec | None
+    w2: RingVec
+    shared_w1: RingVec
+    shared_v: RingVec | None
+    shared_w2: RingVec
+
+
+@dataclass(frozen=True)
+class FixedOutput:
+    """The fixed-point layer's result: ring values and their decodings."""
+
+    y: RingVec  # (T, d_model)
+    experts: Ints  # (T, k), best first
+    gates: RingVec  # (T, k)
+    y_decoded: Floats
+    gates_decoded: Floats
 
 
 def encode_weights(config: MoEConfig, weights: MoEWeights) -> FixedWeights:
+    """``fxp_encode`` every weight array (after checking the shapes against ``config``)."""
     weights.check(config)
     fxp = config.fxp
 
-    def enc(ex: object) -> FixedExpert:
-        from secmoe.model.config import ExpertWeights
-
-        assert isinstance(ex, ExpertWeights)
-        return FixedExpert(
-            fxp_encode(fxp, ex.w1),
-            None if ex.v is None else fxp_encode(fxp, ex.v),
-            fxp_encode(fxp, ex.w2),
-        )
+    def enc(a: Floats | None) -> RingVec | None:
+        return None if a is None else fxp_encode(fxp, a)
 
     return FixedWeights(
         fxp_encode(fxp, weights.w_gate),
-        tuple(enc(e) for e in weights.experts),
-        tuple(enc(e) for e in weights.shared),
+        fxp_encode(fxp, weights.w1),
+        enc(weights.v),
+        fxp_encode(fxp, weights.w2),
+        fxp_encode(fxp, weights.shared_w1),
+        enc(weights.shared_v),
+        fxp_encode(fxp, weights.shared_w2),
     )
 
 
-def linear_fixed(fxp: FixedPoint, x: RingVec, w: RingVec) -> RingVec:
-    """trunc(x W^T): x (T, d_in), W (d_out, d_in), ring product then one truncation per output."""
-    return fxp_trunc(fxp, fxp.ring.matmul(x, np.ascontiguousarray(w.T)))
+def matmul_fixed(fxp: FixedPoint, a: RingVec, b: RingVec) -> RingVec:
+    """trunc(a @ b): the exact ring product, then one truncation per output element."""
+    return fxp_trunc(fxp, fxp.ring.matmul(a, np.ascontiguousarray(b)))
 
 
 def mul_fixed(fxp: FixedPoint, a: RingVec, b: RingVec) -> RingVec:
@@ -73,18 +82,32 @@ def mul_fixed(fxp: FixedPoint, a: RingVec, b: RingVec) -> RingVec:
     return fxp_trunc(fxp, fxp.ring.mul(a, b))
 
 
-def expert_fixed(config: MoEConfig, ex: FixedExpert, x: RingVec) -> RingVec:
-    """One expert in fixed point: u = trunc(x W1^T); h = trunc(act(u) * trunc(x V^T)) (or
-    h = relu(u)); out = trunc(h W2^T). act is the piecewise table of the expert kind."""
+def activation_fixed(kind: ExpertKind, fxp: FixedPoint, u: RingVec) -> RingVec:
+    """The expert kind's activation: its piecewise table evaluated by ``piecewise_fixed``."""
+    return piecewise_fixed(ACTIVATION_TABLES[kind], fxp, u)
+
+
+def ffn_fixed(
+    config: MoEConfig, w1: RingVec, v: RingVec | None, w2: RingVec, x: RingVec
+) -> RingVec:
+    """One expert on tokens x (T, d_model) in fixed point.
+
+    Implements spec §6.3.4 `ffn_fixed` (spec/06-models.md#ffn_fixed).
+    """
     fxp = config.fxp
-    u = linear_fixed(fxp, x, ex.w1)
-    if config.expert_kind == "relu":
-        h = piecewise_fixed(RELU, fxp, u)
+    # Step 1: u = trunc(x W1^T).
+    u = matmul_fixed(fxp, x, w1.T)
+    # Step 2: a = act(u) by the table.
+    a = activation_fixed(config.expert_kind, fxp, u)
+    if config.gated:
+        if v is None:
+            raise SpecError(f"{config.expert_kind} experts need V")
+        # Step 3: g = trunc(x V^T); h = trunc(a * g).
+        h = mul_fixed(fxp, a, matmul_fixed(fxp, x, v.T))
     else:
-        assert ex.v is not None
-        table = GELU if config.expert_kind == "geglu" else SILU
-        h = mul_fixed(fxp, piecewise_fixed(table, fxp, u), linear_fixed(fxp, x, ex.v))
-    return linear_fixed(fxp, h, ex.w2)
+        h = a
+    # Step 4: out = trunc(h W2^T).
+    return matmul_fixed(fxp, h, w2.T)
 
 
 def exp_fixed(fxp: FixedPoint, z: RingVec) -> RingVec:
@@ -98,21 +121,25 @@ def exp_fixed(fxp: FixedPoint, z: RingVec) -> RingVec:
     # Step 2: five squarings, each truncated by f.
     for _ in range(EXP_ITERATIONS):
         t = mul_fixed(fxp, t, t)
-    # Step 3: clip below -14.
+    # Step 3: clip: 0 where signed(z) < signed(enc(-14)).
     below = ring.to_signed(z) < ring.to_signed(fxp_encode(fxp, EXP_CLIP))
-    return np.where(below, np.uint64(0), t).astype(np.uint64)
+    out: RingVec = np.where(below, np.uint64(0), t).astype(np.uint64)
+    return out
 
 
 def reciprocal_fixed(fxp: FixedPoint, s: RingVec) -> RingVec:
-    """floor(2^(2f) / s) for s >= 1.0 (an exact division; the secure protocol's reciprocal
-    iteration will be specified against this value with its own error bound).
+    """floor(2^(2f) / signed(s)) for s >= 1.0: an exact division.
 
     Implements spec §6.4.2 `reciprocal_fixed` (spec/06-models.md#reciprocal_fixed).
     """
     signed = fxp.ring.to_signed(s)
+    # Step 1: the precondition (a softmax sum contains exp(0) = 1.0, so it always holds there).
     if np.any(signed < (1 << fxp.frac_bits)):
         raise SpecError("reciprocal_fixed needs s >= 1.0")
-    return fxp.ring.from_int(np.int64(1 << (2 * fxp.frac_bits)) // signed)
+    # Step 2: the exact floor quotient, as Python integers (2^(2f) may exceed int64).
+    num = 1 << (2 * fxp.frac_bits)
+    quotients = [num // int(q) for q in signed.reshape(-1)]
+    return fxp.ring.from_int(quotients).reshape(signed.shape)
 
 
 def softmax_fixed(fxp: FixedPoint, logits: RingVec) -> RingVec:
@@ -121,19 +148,28 @@ def softmax_fixed(fxp: FixedPoint, logits: RingVec) -> RingVec:
     Implements spec §6.4.3 `softmax_fixed` (spec/06-models.md#softmax_fixed).
     """
     ring = fxp.ring
+    # Step 1: m = max signed(z_i); z_i - m <= 0.
     signed = ring.to_signed(logits)
     z = ring.sub(logits, ring.from_int(signed.max(axis=-1, keepdims=True)))
+    # Step 2: e_i = exp_fixed(z_i - m).
     e = exp_fixed(fxp, z)
-    s: RingVec = ring.reduce(np.asarray(np.sum(e, axis=-1, keepdims=True, dtype=np.uint64)))
+    # Step 3: s = sum e_i in the ring.
+    s = ring.reduce(np.asarray(np.sum(e, axis=-1, keepdims=True, dtype=np.uint64)))
+    # Step 4: r = reciprocal_fixed(s); p_i = trunc(e_i * r).
     return mul_fixed(fxp, e, reciprocal_fixed(fxp, s))
 
 
 def route_fixed(config: MoEConfig, fw: FixedWeights, x: RingVec) -> tuple[Ints, RingVec]:
-    """Logits trunc(x Wg^T); top-k on signed logits (lower index wins ties); gates."""
+    """Router logits, top-k and gates in fixed point.
+
+    Implements spec §6.3.5 `route_fixed` (spec/06-models.md#route_fixed).
+    """
     fxp = config.fxp
-    logits = linear_fixed(fxp, x, fw.w_gate)
-    signed = fxp.ring.to_signed(logits)
-    experts = topk_order(signed, config.top_k)
+    # Step 1: z = trunc(x @ w_gate).
+    logits = matmul_fixed(fxp, x, fw.w_gate)
+    # Step 2: top-k on the signed logits, ties to the lower index.
+    experts = topk_order(fxp.ring.to_signed(logits), config.top_k)
+    # Step 3: gates.
     if config.gate_norm == "softmax":
         gates = np.take_along_axis(softmax_fixed(fxp, logits), experts, axis=-1)
     else:
@@ -141,27 +177,31 @@ def route_fixed(config: MoEConfig, fw: FixedWeights, x: RingVec) -> tuple[Ints, 
     return experts, gates
 
 
-def moe_fixed(
-    config: MoEConfig, weights: MoEWeights | FixedWeights, x: RingVec
-) -> tuple[RingVec, Ints, RingVec]:
-    """The MoE layer in fixed point: (output, selected experts, gates), all exact.
+def moe_fixed(config: MoEConfig, weights: MoEWeights | FixedWeights, x: RingVec) -> FixedOutput:
+    """The MoE layer in fixed point on encoded tokens x (T, d_model), bit-exact.
 
-    Implements spec §6.3.2 `moe_fixed` (spec/06-models.md#moe_fixed).
+    Implements spec §6.3.3 `moe_fixed` (spec/06-models.md#moe_fixed).
     """
-    fw = encode_weights(config, weights) if isinstance(weights, MoEWeights) else weights
     fxp = config.fxp
+    # Step 1: encode the weights (x arrives encoded).
+    fw = encode_weights(config, weights) if isinstance(weights, MoEWeights) else weights
     x = fxp.ring.check(np.asarray(x), "x")
-    if x.ndim != 2 or x.shape[1] != config.d_model:
-        raise SpecError(f"x must have shape (tokens, {config.d_model}), got {x.shape}")
-    # Step 1: route.
+    if x.ndim != 2 or x.shape[1] != config.d_model or x.shape[0] < 1:
+        raise SpecError(f"x must have shape (tokens >= 1, {config.d_model}), got {x.shape}")
+    # Step 2: route.
     experts, gates = route_fixed(config, fw, x)
-    # Step 2: each token's selected experts, scaled by their gates, in slot order.
+    # Step 3: each token's selected experts, each output times its gate (truncated), summed in
+    # slot order.
     y = np.zeros_like(x)
     for t in range(x.shape[0]):
         for slot in range(config.top_k):
-            out = expert_fixed(config, fw.experts[int(experts[t, slot])], x[t : t + 1])[0]
-            y[t] = fxp.ring.add(y[t], mul_fixed(fxp, np.full_like(out, gates[t, slot]), out))
-    # Step 3: shared experts, weight 1.
-    for ex in fw.shared:
-        y = fxp.ring.add(y, expert_fixed(config, ex, x))
-    return y, experts, gates
+            i = int(experts[t, slot])
+            v = None if fw.v is None else fw.v[i]
+            out = ffn_fixed(config, fw.w1[i], v, fw.w2[i], x[t : t + 1])[0]
+            g = np.full_like(out, gates[t, slot])
+            y[t] = fxp.ring.add(y[t], mul_fixed(fxp, g, out))
+    # Step 4: shared experts, weight 1 (no multiplication, no truncation).
+    for j in range(config.n_shared_experts):
+        sv = None if fw.shared_v is None else fw.shared_v[j]
+        y = fxp.ring.add(y, ffn_fixed(config, fw.shared_w1[j], sv, fw.shared_w2[j], x))
+    return FixedOutput(y, experts, gates, fxp.decode(y), fxp.decode(gates))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,6 +14,10 @@ from secmoe.encoding import FixedPoint, RingVec, fxp_encode, fxp_trunc
 from secmoe.errors import SpecError
 
 Floats = NDArray[np.float64]
+Activation = Callable[[Floats], Floats]
+Row = tuple[float, float, float]
+FIT_POINTS = 100001  # grid points per middle segment, both ends included
+FIT_QUANTUM = 2.0**-32  # fitted coefficients are rounded to multiples of this
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,33 @@ def piecewise_fixed(table: PiecewiseTable, fxp: FixedPoint, x: RingVec) -> RingV
     return ring.add(ring.add(fxp_trunc(fxp, ring.mul(c2, x2)), fxp_trunc(fxp, ring.mul(c1, x))), c0)
 
 
+def quantise_rows(table: PiecewiseTable, fxp: FixedPoint) -> tuple[tuple[int, int, int], ...]:
+    """The rows as signed fixed-point integers ``floor(c * 2^f + 1/2)`` (what the protocol uses)."""
+    rows = fxp.ring.to_signed(fxp_encode(fxp, [list(r) for r in table.coeffs]))
+    return tuple((int(r[0]), int(r[1]), int(r[2])) for r in rows)
+
+
+def fit_table(name: str, fn: Activation, breakpoints: tuple[float, ...]) -> PiecewiseTable:
+    """Fit a table: 0 left of b_0, x right of b_{k-1}, least-squares quadratics between.
+
+    Implements spec §6.2.2 `fit_table` (spec/06-models.md#fit_table).
+    """
+    if len(breakpoints) < 2:
+        raise SpecError("fit_table needs at least two breakpoints")
+    middle: list[Row] = []
+    for a, b in itertools.pairwise(breakpoints):
+        # Step 1: the grid: FIT_POINTS evenly spaced points on [a, b], both ends included.
+        x = np.linspace(a, b, FIT_POINTS)
+        # Step 2: unweighted least squares on the columns (x^2, x, 1).
+        design = np.stack([x * x, x, np.ones_like(x)], axis=1)
+        coef, *_ = np.linalg.lstsq(design, fn(x), rcond=None)
+        # Step 3: round each coefficient to the nearest multiple of 2^-32 (ties to even).
+        c2, c1, c0 = (float(np.round(c / FIT_QUANTUM) * FIT_QUANTUM) for c in coef)
+        middle.append((c2, c1, c0))
+    # Step 4: the outer rows.
+    return PiecewiseTable(name, breakpoints, ((0.0, 0.0, 0.0), *middle, (0.0, 1.0, 0.0)))
+
+
 def gelu(x: ArrayLike) -> Floats:
     """Exact GeLU: x * Phi(x) = x (1 + erf(x / sqrt 2)) / 2."""
     arr = np.asarray(x, dtype=np.float64)
@@ -89,6 +122,7 @@ def silu(x: ArrayLike) -> Floats:
 
 
 def relu(x: ArrayLike) -> Floats:
+    """max(x, 0)."""
     arr = np.asarray(x, dtype=np.float64)
     out: Floats = np.maximum(arr, 0.0)
     return out

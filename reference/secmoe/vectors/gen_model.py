@@ -1,0 +1,223 @@
+"""Vector generators for the plaintext fixed-point models (spec/06-models.md §6.7).
+
+All cases are local (no parties): inputs, named intermediates and outputs of the bit-exact
+fixed-point oracle, which a secure implementation in another language can replay.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from secmoe.encoding import FixedPoint, RingVec, fxp_encode, fxp_trunc
+from secmoe.model.config import MoEConfig
+from secmoe.model.default import default_inputs, default_weights
+from secmoe.model.fixed import encode_weights, exp_fixed, moe_fixed, reciprocal_fixed, softmax_fixed
+from secmoe.model.piecewise import PiecewiseTable, piecewise_fixed, quantise_rows
+from secmoe.model.tables import TABLES
+from secmoe.randomness import Prg, dst
+from secmoe.vectors.build import hex_ring, local_case
+from secmoe.vectors.registry import Json, Note, case_seed, register
+
+EDGE = Note("EDGE_CASE", "a boundary of the input domain")
+NORMAL = Note("NORMAL", "an ordinary input")
+FXP = FixedPoint()  # l = 64, f = 18
+
+
+def _case_prg(protocol: str, case_id: str) -> Prg:
+    """The PRG that draws a case's inputs."""
+    return Prg(case_seed(protocol, case_id), dst("vectors", "inputs"))
+
+
+def _uniform_fxp(prg: Prg, n: int, lo: float, hi: float) -> RingVec:
+    """n fixed-point values uniform in [lo, hi) on the 2^-f grid (by next_below)."""
+    lo_i = int(FXP.ring.to_signed(fxp_encode(FXP, [lo]))[0])
+    span = int(FXP.ring.to_signed(fxp_encode(FXP, [hi]))[0]) - lo_i
+    return FXP.ring.from_int([lo_i + int(w) for w in prg.next_below(n, span)])
+
+
+def _table_json(table: PiecewiseTable) -> Json:
+    return {
+        "breakpoints": hex_ring(FXP.ring, fxp_encode(FXP, list(table.breakpoints))),
+        "rows": hex_ring(FXP.ring, FXP.ring.from_int([list(r) for r in quantise_rows(table, FXP)])),
+    }
+
+
+@register(
+    "model.piecewise_fixed",
+    "model/piecewise_fixed.json",
+    section="6.2.1",
+    anchor="spec/06-models.md#piecewise_fixed",
+    params={"ring_bits": 64, "frac_bits": 18},
+    mode="local",
+    header=[
+        "Piecewise-quadratic activations in fixed point (GeLU, SiLU, ReLU tables of spec 6.2).",
+        "Inputs: table (encoded breakpoints; rows (C2, C1, C0) row-major, ring-vec hex) and x.",
+        "Intermediates: j (segment per element) and x2 = trunc(x * x). Output: y.",
+    ],
+    notes={"Normal": NORMAL, "Breakpoints": EDGE},
+)
+def _gen_piecewise() -> list[Json]:
+    protocol = "model.piecewise_fixed"
+    groups: list[Json] = []
+    ulp = 2.0**-FXP.frac_bits
+    for name, table in TABLES.items():
+        cases: list[Json] = []
+        edge = [v for b in table.breakpoints for v in (b - ulp, b, b + ulp)]
+        edge += [-1000.0, -20.0, 0.0, 20.0, 1000.0]
+        case_id = f"{protocol}/{name}/breakpoints/0"
+        xs = [fxp_encode(FXP, edge)]
+        ids = [(case_id, "Breakpoints", "breakpoints, one ulp either side, far values")]
+        for i in range(2):
+            cid = f"{protocol}/{name}/normal/{i}"
+            xs.append(_uniform_fxp(_case_prg(protocol, cid), 16, -8.0, 8.0))
+            ids.append((cid, "Normal", "16 values uniform on the 2^-18 grid of [-8, 8)"))
+        for (cid, flag, comment), x in zip(ids, xs, strict=True):
+            signed = FXP.ring.to_signed(x)
+            bounds = FXP.ring.to_signed(fxp_encode(FXP, list(table.breakpoints)))
+            j = (signed[:, None] > bounds).sum(axis=-1)
+            cases.append(
+                local_case(
+                    cid,
+                    f"{name}: {comment}",
+                    flags=[flag],
+                    inputs={"table": _table_json(table), "x": hex_ring(FXP.ring, x)},
+                    intermediates={
+                        "j": [int(v) for v in j],
+                        "x2": hex_ring(FXP.ring, fxp_trunc(FXP, FXP.ring.mul(x, x))),
+                    },
+                    outputs={"y": hex_ring(FXP.ring, piecewise_fixed(table, FXP, x))},
+                )
+            )
+        groups.append({"params": {"table": name}, "tests": cases})
+    return groups
+
+
+@register(
+    "model.softmax_fixed",
+    "model/softmax_fixed.json",
+    section="6.4",
+    anchor="spec/06-models.md#softmax_fixed",
+    params={"ring_bits": 64, "frac_bits": 18},
+    mode="local",
+    header=[
+        "BumbleBee's softmax in fixed point (spec 6.4): exp_fixed, reciprocal_fixed, softmax_fixed.",
+        "Each case: logits z (rows of n, ring-vec hex, row-major); intermediates d = z - max,",
+        "e = exp_fixed(d), s = row sums, r = reciprocal_fixed(s); output p.",
+    ],
+    notes={"Normal": NORMAL, "Clip": EDGE},
+)
+def _gen_softmax() -> list[Json]:
+    protocol = "model.softmax_fixed"
+    ring = FXP.ring
+    cases: list[Json] = []
+    specs: list[tuple[str, str, str, RingVec]] = [
+        (
+            f"{protocol}/clip/0",
+            "Clip",
+            "differences at and around the clip point -14, and exact ties",
+            fxp_encode(FXP, [[0.0, -14.0, -14.0 - 2**-18, -13.99], [3.0, 3.0, -20.0, 1.0]]),
+        )
+    ]
+    for i in range(3):
+        cid = f"{protocol}/normal/{i}"
+        z = _uniform_fxp(_case_prg(protocol, cid), 16, -8.0, 8.0).reshape(2, 8)
+        specs.append((cid, "Normal", "2 rows of 8 logits uniform in [-8, 8)", z))
+    for cid, flag, comment, z in specs:
+        signed = ring.to_signed(z)
+        d = ring.sub(z, ring.from_int(signed.max(axis=-1, keepdims=True)))
+        e = exp_fixed(FXP, d)
+        s = ring.reduce(np.asarray(np.sum(e, axis=-1, keepdims=True, dtype=np.uint64)))
+        cases.append(
+            local_case(
+                cid,
+                comment,
+                flags=[flag],
+                inputs={"rows": int(z.shape[0]), "n": int(z.shape[1]), "z": hex_ring(ring, z)},
+                intermediates={
+                    "d": hex_ring(ring, d),
+                    "e": hex_ring(ring, e),
+                    "s": hex_ring(ring, s),
+                    "r": hex_ring(ring, reciprocal_fixed(FXP, s)),
+                },
+                outputs={"p": hex_ring(ring, softmax_fixed(FXP, z))},
+            )
+        )
+    return [{"params": {}, "tests": cases}]
+
+
+MOE_CONFIGS: tuple[tuple[str, MoEConfig], ...] = (
+    ("geglu_top1", MoEConfig(d_model=4, d_ff=6, n_experts=4)),
+    (
+        "swiglu_top2_shared",
+        MoEConfig(
+            d_model=4,
+            d_ff=6,
+            n_experts=4,
+            top_k=2,
+            expert_kind="swiglu",
+            gate_norm="softmax_topk",
+            n_shared_experts=1,
+            d_ff_shared=3,
+        ),
+    ),
+    ("relu_top2", MoEConfig(d_model=4, d_ff=6, n_experts=4, top_k=2, expert_kind="relu")),
+)
+
+
+@register(
+    "model.moe_fixed",
+    "model/moe_fixed.json",
+    section="6.3.3",
+    anchor="spec/06-models.md#moe_fixed",
+    params={"ring_bits": 64, "frac_bits": 18},
+    mode="local",
+    header=[
+        "The fixed-point MoE layer (spec 6.3.3) on small configurations.",
+        "Weights are default_weights(config, seed) (spec 6.5.1) with the case's weights_seed,",
+        "also given encoded (ring-vec hex, row-major, the array shapes of spec 6.1). x: tokens.",
+        "Outputs: y (T x d_model), experts (T x k, best first), gates (T x k).",
+    ],
+    notes={"Normal": NORMAL},
+)
+def _gen_moe() -> list[Json]:
+    protocol = "model.moe_fixed"
+    groups: list[Json] = []
+    ring = FXP.ring
+    for name, cfg in MOE_CONFIGS:
+        cid = f"{protocol}/{name}/0"
+        seed = case_seed(protocol, cid)
+        weights = default_weights(cfg, seed)
+        fw = encode_weights(cfg, weights)
+        x = FXP.encode(default_inputs(cfg, 3, seed))
+        out = moe_fixed(cfg, fw, x)
+        enc: Json = {
+            k: hex_ring(ring, getattr(fw, k))
+            for k in ("w_gate", "w1", "v", "w2", "shared_w1", "shared_v", "shared_w2")
+            if getattr(fw, k) is not None
+        }
+        case = local_case(
+            cid,
+            f"{name}: 3 default inputs",
+            flags=["Normal"],
+            inputs={"weights_seed": seed.hex(), "weights": enc, "x": hex_ring(ring, x)},
+            outputs={
+                "y": hex_ring(ring, out.y),
+                "experts": [[int(e) for e in row] for row in out.experts],
+                "gates": hex_ring(ring, out.gates),
+            },
+        )
+        config = {
+            k: getattr(cfg, k)
+            for k in (
+                "d_model",
+                "d_ff",
+                "n_experts",
+                "top_k",
+                "expert_kind",
+                "gate_norm",
+                "n_shared_experts",
+                "d_ff_shared",
+            )
+        }
+        groups.append({"params": config, "tests": [case]})
+    return groups
