@@ -9,7 +9,7 @@ Public API, each function run by one party on its own context:
 - ``one_of_n_send(ctx, messages)`` / ``one_of_n_recv(ctx, choices, n_msgs, length)``: 1-of-N OT.
 - ``beaver_triples(ctx, n, l) -> (a, b, c)`` and ``and_triples(ctx, n) -> (a, b, c)``: the
   party's shares of multiplication triples, generated in phase ``offline``; ``dealer_triples``
-  and ``dealer_and_triples`` are the labelled dealer mode for teaching and tests only.
+  is the labelled dealer mode for teaching and tests only.
 
 The first OT in each direction runs the base OTs (spec §10.2) and caches the extension session
 on the context (``ctx.store``).

@@ -2,4 +2,6 @@
 
 import secmoe.vectors.gen_core
 import secmoe.vectors.gen_he
-import secmoe.vectors.gen_ot  # noqa: F401
+import secmoe.vectors.gen_model
+import secmoe.vectors.gen_ot
+import secmoe.vectors.gen_protocols  # noqa: F401

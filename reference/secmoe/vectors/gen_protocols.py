@@ -1,0 +1,155 @@
+"""Vector generators for spec §30: products, b2a and mux."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from secmoe.encoding import FixedPoint, Ring
+from secmoe.protocols.b2a import b2a, mux
+from secmoe.protocols.mul import and_bits, mul
+from secmoe.randomness import Prg, dst
+from secmoe.session import PartyContext
+from secmoe.vectors.build import hex_bits, hex_ring, run_case, two_party_case
+from secmoe.vectors.registry import Json, Note, case_seed, register
+
+NORMAL = Note("NORMAL", "an ordinary input; the transcript includes the OT-based correlations")
+
+
+def _src(protocol: str, case_id: str) -> Prg:
+    return Prg(case_seed(protocol, case_id), dst("vectors", "inputs"))
+
+
+def _file(
+    protocol: str,
+    bits: int,
+    body: Callable[[Prg, Ring], tuple[Any, Any, Any, Any, Callable[[Any], str]]],
+    n_cases: int = 2,
+) -> list[Json]:
+    """Cases whose two inputs are share pairs; ``body`` returns (client fn, server fn, client
+    inputs, server inputs, output encoder)."""
+    ring = Ring(bits)
+    cases = []
+    for i in range(n_cases):
+        cid = f"{protocol}/l{bits}/{i}"
+        fc, fs, ic, is_, enc = body(_src(protocol, cid), ring)
+        seeds, res = run_case(fc, fs, protocol, cid, fxp=FixedPoint(ring, 0))
+        cases.append(
+            two_party_case(
+                cid,
+                f"case {i} over Z_2^{bits}",
+                seeds,
+                res,
+                inputs={"client": ic, "server": is_},
+                outputs={"client": {"z": enc(res.client)}, "server": {"z": enc(res.server)}},
+                flags=["Normal"],
+            )
+        )
+    return [{"params": {"ring_bits": bits}, "tests": cases}]
+
+
+def _mul_body(src: Prg, ring: Ring) -> tuple[Any, Any, Any, Any, Callable[[Any], str]]:
+    xc, xs, yc, ys = (src.next_ring(4, ring.bits) for _ in range(4))
+
+    def fc(ctx: PartyContext) -> Any:
+        return mul(ctx, xc, yc)
+
+    def fs(ctx: PartyContext) -> Any:
+        return mul(ctx, xs, ys)
+
+    return (
+        fc,
+        fs,
+        {"x": hex_ring(ring, xc), "y": hex_ring(ring, yc)},
+        {"x": hex_ring(ring, xs), "y": hex_ring(ring, ys)},
+        lambda v: hex_ring(ring, v),
+    )
+
+
+def _and_body(src: Prg, ring: Ring) -> tuple[Any, Any, Any, Any, Callable[[Any], str]]:
+    xc, xs, yc, ys = (src.next_bits(12) for _ in range(4))
+
+    def fc(ctx: PartyContext) -> Any:
+        return and_bits(ctx, xc, yc)
+
+    def fs(ctx: PartyContext) -> Any:
+        return and_bits(ctx, xs, ys)
+
+    return (
+        fc,
+        fs,
+        {"x": hex_bits(xc), "y": hex_bits(yc)},
+        {"x": hex_bits(xs), "y": hex_bits(ys)},
+        hex_bits,
+    )
+
+
+def _b2a_body(src: Prg, ring: Ring) -> tuple[Any, Any, Any, Any, Callable[[Any], str]]:
+    bc, bs = src.next_bits(10), src.next_bits(10)
+
+    def fc(ctx: PartyContext) -> Any:
+        return b2a(ctx, bc)
+
+    def fs(ctx: PartyContext) -> Any:
+        return b2a(ctx, bs)
+
+    return fc, fs, {"b": hex_bits(bc)}, {"b": hex_bits(bs)}, lambda v: hex_ring(ring, v)
+
+
+def _mux_body(src: Prg, ring: Ring) -> tuple[Any, Any, Any, Any, Callable[[Any], str]]:
+    bc, bs = src.next_bits(6), src.next_bits(6)
+    xc, xs = src.next_ring(6, ring.bits), src.next_ring(6, ring.bits)
+
+    def fc(ctx: PartyContext) -> Any:
+        return mux(ctx, bc, xc)
+
+    def fs(ctx: PartyContext) -> Any:
+        return mux(ctx, bs, xs)
+
+    return (
+        fc,
+        fs,
+        {"b": hex_bits(bc), "x": hex_ring(ring, xc)},
+        {"b": hex_bits(bs), "x": hex_ring(ring, xs)},
+        lambda v: hex_ring(ring, v),
+    )
+
+
+def _reg(
+    name: str,
+    section: str,
+    header: str,
+    body: Callable[[Prg, Ring], tuple[Any, Any, Any, Any, Callable[[Any], str]]],
+    bits: int,
+) -> None:
+    register(
+        f"protocols.{name}",
+        f"protocols/{name}.json",
+        section=section,
+        anchor=f"spec/30-protocols.md#{name}",
+        params={"ring_bits": bits},
+        mode="real",
+        header=[
+            header,
+            "Inputs are each party's shares; outputs each party's share of the result.",
+        ],
+        notes={"Normal": NORMAL},
+    )(lambda: _file(f"protocols.{name}", bits, body))
+
+
+_reg(
+    "mul",
+    "30.1.1",
+    "Beaver multiplication, triples from Gilboa COTs in the same run.",
+    _mul_body,
+    64,
+)
+_reg("and_bits", "30.1.2", "AND of XOR-shared bits with OT-generated AND triples.", _and_body, 1)
+_reg("b2a", "30.2.1", "Boolean to arithmetic shares with one correlated OT per bit.", _b2a_body, 64)
+_reg(
+    "mux",
+    "30.2.2",
+    "b * x with XOR-shared b and arithmetic x: one COT per element each way.",
+    _mux_body,
+    16,
+)

@@ -1,0 +1,96 @@
+"""Products, b2a and mux on shares (spec/30-protocols.md): correctness, cost, obliviousness."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from oblivious import view_shape
+
+from secmoe.encoding import FixedPoint, Ring
+from secmoe.ot.cost import cot_cost
+from secmoe.ot.triples import dealer_triples
+from secmoe.protocols.b2a import b2a, mux
+from secmoe.protocols.mul import and_bits, mul
+from secmoe.randomness import Prg, dst
+from secmoe.session import PartyContext, RunResult, run_local
+
+
+def run(fc: Any, fs: Any, bits: int = 64, record: str = "none") -> RunResult[Any, Any]:
+    return run_local(
+        fc,
+        fs,
+        client_seed=bytes(32),
+        server_seed=bytes([5]) * 32,
+        fxp=FixedPoint(Ring(bits), 0),
+        record=record,
+    )  # type: ignore[arg-type]
+
+
+def shares(seed: int, n: int, bits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    src = Prg(bytes([seed]) * 32, dst("test", "shares"))
+    ring = Ring(bits)
+    x, c = src.next_ring(n, bits), src.next_ring(n, bits)
+    return x, c, ring.sub(x, c)
+
+
+@settings(max_examples=10)
+@given(n=st.integers(1, 40), bits=st.sampled_from([8, 32, 64]), seed=st.integers(0, 255))
+def test_mul(n: int, bits: int, seed: int) -> None:
+    ring = Ring(bits)
+    x, xc, xs = shares(seed, n, bits)
+    y, yc, ys = shares(seed + 1, n, bits)
+    res = run(lambda ctx: mul(ctx, xc, yc), lambda ctx: mul(ctx, xs, ys), bits)
+    assert np.array_equal(ring.add(res.client, res.server), ring.mul(x, y))
+    online = res.cost.phases["online"]
+    assert online.bytes_c2s == online.bytes_s2c == 2 * n * ring.byte_width
+
+
+def test_mul_with_dealer_triples_is_one_round() -> None:
+    ring = Ring(64)
+    x, xc, xs = shares(1, 8, 64)
+    y, yc, ys = shares(2, 8, 64)
+    res = run(
+        lambda ctx: mul(ctx, xc, yc, dealer_triples(bytes(32), "client", 8)),
+        lambda ctx: mul(ctx, xs, ys, dealer_triples(bytes(32), "server", 8)),
+    )
+    assert np.array_equal(ring.add(res.client, res.server), ring.mul(x, y))
+    assert res.cost.rounds == 1 and res.cost.total().bytes == 2 * 2 * 8 * 8
+
+
+@settings(max_examples=10)
+@given(n=st.integers(1, 60), seed=st.integers(0, 255))
+def test_and_b2a_mux(n: int, seed: int) -> None:
+    src = Prg(bytes([seed]) * 32, dst("test", "bits"))
+    b, bc, d, dc = (src.next_bits(n) for _ in range(4))
+    res = run(lambda ctx: and_bits(ctx, bc, dc), lambda ctx: and_bits(ctx, b ^ bc, d ^ dc))
+    assert np.array_equal(res.client ^ res.server, b & d)
+    ring = Ring(64)
+    res = run(lambda ctx: b2a(ctx, bc), lambda ctx: b2a(ctx, b ^ bc))
+    assert np.array_equal(ring.add(res.client, res.server), b.astype(np.uint64))
+    online = res.cost.phases["online"]
+    want = cot_cost("server", n, 64, fresh=False)  # the base OTs are in phase offline
+    assert (online.bytes_c2s, online.bytes_s2c) == (want.c2s, want.s2c)
+    x, xc, xs = shares(seed, n, 64)
+    res = run(lambda ctx: mux(ctx, bc, xc), lambda ctx: mux(ctx, b ^ bc, xs))
+    assert np.array_equal(ring.add(res.client, res.server), np.where(b == 1, x, np.uint64(0)))
+
+
+def test_server_view_does_not_depend_on_the_clients_values() -> None:
+    """Label, size, order and round of every message are the same whatever the inputs."""
+    views = []
+    for seed in (1, 2):
+        src = Prg(bytes([seed]) * 32, dst("test", "view"))
+        bc, xc = src.next_bits(16), src.next_ring(16)
+
+        def client(ctx: PartyContext, bc: np.ndarray = bc, xc: np.ndarray = xc) -> Any:
+            return mul(ctx, xc, xc), b2a(ctx, bc), mux(ctx, bc, xc)
+
+        def server(ctx: PartyContext) -> Any:
+            zero_b, zero_x = np.zeros(16, np.uint8), np.zeros(16, np.uint64)
+            return mul(ctx, zero_x, zero_x), b2a(ctx, zero_b), mux(ctx, zero_b, zero_x)
+
+        views.append(view_shape(run(client, server, record="hash").transcript, "server"))
+    assert views[0] == views[1]
