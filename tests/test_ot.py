@@ -169,6 +169,12 @@ def test_dealer_triples_are_labelled_and_correct() -> None:
     a1, b1, c1 = dealer_triples(bytes(32), "server", 5)
     assert np.array_equal(ring.add(c0, c1), ring.mul(ring.add(a0, a1), ring.add(b0, b1)))
     assert "DEALER MODE" in (dealer_triples.__doc__ or "")
+    # l = 1: AND triples with XOR shares.
+    a0, b0, c0 = dealer_triples(bytes(32), "client", 64, 1)
+    a1, b1, c1 = dealer_triples(bytes(32), "server", 64, 1)
+    assert set(np.concatenate([a0, b1, c0]).tolist()) <= {0, 1}
+    assert np.array_equal(c0 ^ c1, (a0 ^ a1) & (b0 ^ b1))
+    assert 0 < int(np.sum(a0 ^ a1)) < 64  # not a constant
 
 
 def test_receiver_privacy_sender_view_is_uniform_and_choice_independent() -> None:
@@ -257,6 +263,14 @@ def test_invalid_base_ot_point_is_rejected() -> None:
     with pytest.raises(ProtocolError) as e:
         run(bad_receiver, lambda ctx: base_ot_send(ctx, 1), timeout=5)
     assert e.value.kind == "bad_encoding"
+
+    def echo_receiver(ctx: PartyContext) -> None:
+        a_point = ctx.channel.recv("ot/base/a", 32)
+        ctx.channel.send("ot/base/b", a_point)  # B = A: a (B - A) is the identity
+
+    with pytest.raises(ProtocolError) as e:
+        run(echo_receiver, lambda ctx: base_ot_send(ctx, 1), timeout=5)
+    assert (e.value.kind, e.value.party, e.value.label) == ("out_of_range", "server", "ot/base/b")
 
 
 def test_reused_state_and_bad_arguments() -> None:

@@ -37,11 +37,15 @@ def _point(data: bytes, ctx: PartyContext, label: str) -> bytes:
     return data
 
 
-def _mul(scalar: bytes, point: bytes) -> bytes:
+def _mul(scalar: bytes, point: bytes, ctx: PartyContext, label: str) -> bytes:
+    """scalar * point; the identity only arises from a peer's point (e.g. B_i = A), never from
+    our own non-zero scalars on validated points, so it is the peer's error."""
     try:
         return bytes(sodium.crypto_scalarmult_ed25519_noclamp(scalar, point))
-    except SodiumRuntimeError as exc:  # identity result: only with negligible probability
-        raise SpecError("scalar multiplication gave the identity") from exc
+    except SodiumRuntimeError as exc:
+        raise ProtocolError(
+            "out_of_range", ctx.party, label, "the shared point is the identity"
+        ) from exc
 
 
 def derive_key(i: int, a_point: bytes, b_point: bytes, shared: bytes) -> bytes:
@@ -67,8 +71,8 @@ def base_ot_send(ctx: PartyContext, n: int) -> list[tuple[bytes, bytes]]:
     for i in range(n):
         b_point = _point(data[i * POINT_BYTES : (i + 1) * POINT_BYTES], ctx, "ot/base/b")
         # Step 4: k_i^0 = H(i, A, B_i, a B_i), k_i^1 = H(i, A, B_i, a (B_i - A)).
-        p0 = _mul(a, b_point)
-        p1 = _mul(a, bytes(sodium.crypto_core_ed25519_sub(b_point, a_point)))
+        p0 = _mul(a, b_point, ctx, "ot/base/b")
+        p1 = _mul(a, bytes(sodium.crypto_core_ed25519_sub(b_point, a_point)), ctx, "ot/base/b")
         keys.append((derive_key(i, a_point, b_point, p0), derive_key(i, a_point, b_point, p1)))
     return keys
 
@@ -91,7 +95,10 @@ def base_ot_recv(ctx: PartyContext, choices: BitVec) -> list[bytes]:
         points.append(bytes(sodium.crypto_core_ed25519_add(bg, a_point)) if ci else bg)
     ctx.channel.send("ot/base/b", b"".join(points))
     # Step 5: k_i = H(i, A, B_i, b_i A).
-    return [derive_key(i, a_point, points[i], _mul(b, a_point)) for i, b in enumerate(scalars)]
+    return [
+        derive_key(i, a_point, points[i], _mul(b, a_point, ctx, "ot/base/a"))
+        for i, b in enumerate(scalars)
+    ]
 
 
 def keys_array(keys: list[bytes]) -> NDArray[np.uint8]:

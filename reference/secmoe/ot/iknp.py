@@ -52,18 +52,20 @@ def transpose_bits(cols: NDArray[np.uint8]) -> Rows:
     if k != KAPPA:
         raise SpecError("transpose_bits expects 128 columns")
     # words[r, c]: byte q of the word = column 8r + q, byte c: an 8x8 block (byte = matrix row).
-    words = (
-        np.ascontiguousarray(cols.reshape(16, 8, mb).transpose(0, 2, 1)).view("<u8").reshape(16, mb)
-    )
-    x = words.astype(np.uint64)
-    t = (x ^ (x >> np.uint64(7))) & _M1
-    x = x ^ t ^ (t << np.uint64(7))
-    t = (x ^ (x >> np.uint64(14))) & _M2
-    x = x ^ t ^ (t << np.uint64(14))
-    t = (x ^ (x >> np.uint64(28))) & _M3
-    x = x ^ t ^ (t << np.uint64(28))
+    # np.array copies: the swaps below write into x, and the input may be a read-only buffer.
+    x = np.array(cols.reshape(16, 8, mb).transpose(0, 2, 1), dtype=np.uint8, order="C").view("<u8")
+    x = x.reshape(16, mb)
+    # Delta swaps in place (one scratch buffer): temporaries of 16 MB each dominated otherwise.
+    t = np.empty_like(x)
+    for shift, mask in ((np.uint64(7), _M1), (np.uint64(14), _M2), (np.uint64(28), _M3)):
+        np.right_shift(x, shift, out=t)
+        np.bitwise_xor(t, x, out=t)
+        np.bitwise_and(t, mask, out=t)
+        np.bitwise_xor(x, t, out=x)
+        np.left_shift(t, shift, out=t)
+        np.bitwise_xor(x, t, out=x)
     # Now byte b of word (r, c) holds bits of OT 8c + b for columns 8r..8r+7.
-    blocks = x.astype("<u8").view(np.uint8).reshape(16, mb, 8)
+    blocks = x.view(np.uint8).reshape(16, mb, 8)
     return np.ascontiguousarray(blocks.transpose(1, 2, 0)).reshape(mb * 8, 16)
 
 

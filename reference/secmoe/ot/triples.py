@@ -92,7 +92,8 @@ def and_triples(ctx: PartyContext, n: int) -> BitTriple:
 
 def dealer_triples(dealer_seed: bytes, party: Party, n: int, bits: int = 64) -> Triple:
     """DEALER MODE (not secure in deployment): the party's shares of n triples drawn by a
-    trusted dealer from ``dealer_seed``, which both parties would have to trust.
+    trusted dealer from ``dealer_seed``, which both parties would have to trust. With
+    ``bits = 1`` these are AND triples (Z_2: addition is XOR, product is AND), as 0/1 values.
 
     Implements spec §10.5.3 `dealer_triples` (spec/10-ot.md#dealer_triples).
     """
