@@ -382,7 +382,7 @@ def test_he_vector_outputs_satisfy_their_relations() -> None:
         d_out, d_in = (int(v) for v in c["id"].rsplit("/", 1)[1].split("x"))
         w = np.array(c["inputs"]["w"], dtype=np.int64).reshape(d_out, d_in)
         x = _hex_ring(ring, c["inputs"]["x"])
-        shape = packing.MatvecShape(d_in, d_out, c["outputs"]["n_i"], c["outputs"]["n_o"])
+        shape = packing.MatmulShape(1, d_in, d_out, 1, c["outputs"]["n_i"], c["outputs"]["n_o"])
         # Multiplying the recorded blocks as plain polynomials gives W x at the output positions.
         ys = []
         for bo, row in enumerate(c["outputs"]["weight_blocks"]):
@@ -396,8 +396,8 @@ def test_he_vector_outputs_satisfy_their_relations() -> None:
                             acc[k % toy.n] += int(xb[i]) * wb[j] * (1 if k < toy.n else -1)
             ys.append(
                 packing.decode_output(
-                    shape, np.array([v % 2**64 for v in acc], dtype=np.uint64), bo
-                )
+                    shape, np.array([v % 2**64 for v in acc], dtype=np.uint64), 0, bo
+                )[0]
             )
         want = [int(v) % 2**64 for v in w.astype(object) @ x.view(np.int64).astype(object)]
         assert [int(v) for v in np.concatenate(ys)] == want

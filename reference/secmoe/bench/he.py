@@ -20,7 +20,7 @@ from secmoe.bench.registry import BenchOptions, register_bench
 from secmoe.encoding import Ring
 from secmoe.errors import SpecError
 from secmoe.he import bfv, packing, rns
-from secmoe.he.matvec import matvec
+from secmoe.he.matmul import he_matmul
 from secmoe.he.params import preset
 from secmoe.randomness import Prg, dst
 from secmoe.session import run_local
@@ -90,7 +90,7 @@ def bench_he(opts: BenchOptions) -> dict[str, object]:
         "ct_ct_mul_he16384_ms": _ms(lambda: bfv.ct_mul(cb, cb), 1),
     }
     d_in, d_out = (24, 40) if opts.quick else (768, 3072)
-    shape = packing.matvec_shape(p, d_in, d_out)
+    shape = packing.matmul_shape(p, 1, d_in, d_out)
     weights = (src.next_below(d_in * d_out, 1 << 19).astype(np.int64) - (1 << 18)).reshape(
         d_out, d_in
     )
@@ -100,8 +100,8 @@ def bench_he(opts: BenchOptions) -> dict[str, object]:
     )
     t0 = time.perf_counter()
     res = run_local(
-        lambda ctx: matvec(ctx, p, shape, xc),
-        lambda ctx: matvec(ctx, p, shape, xs, weights),
+        lambda ctx: he_matmul(ctx, p, shape, xc),
+        lambda ctx: he_matmul(ctx, p, shape, xs, weights),
         client_seed=bytes([3]) * 32,
         server_seed=bytes([4]) * 32,
         timeout=600,
@@ -110,7 +110,7 @@ def bench_he(opts: BenchOptions) -> dict[str, object]:
     ring = Ring(64)
     x = ring.add(xc, xs).view(np.int64).astype(object)
     want = np.array([int(v) % 2**64 for v in weights.astype(object) @ x], dtype=np.uint64)
-    if not np.array_equal(ring.add(res.client, res.server), want):
+    if not np.array_equal(ring.add(res.client, res.server).reshape(-1), want):
         raise SpecError("matvec result is wrong")
     main = res.cost.phases["main"]
     out.update(

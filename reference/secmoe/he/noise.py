@@ -65,3 +65,18 @@ def flood_bits(params: HeParams) -> int:
 def max_floodable_bits(params: HeParams) -> int:
     """The largest noise bound (bits) flooding can hide with 2^-40 statistical distance."""
     return flood_bits(params) - 1 - STAT_SECURITY
+
+
+def key_switch_bits(params: HeParams) -> float:
+    """Noise a Galois key switch adds: sum_G d_G e_G with |d_G| <= P_G / 2 (P_G the product of
+    the digit group's primes, spec §20.10.2), |e_G| <= eta: at most N eta sum_G P_G / 2."""
+    ps = params.q_primes
+    products = [math.prod(ps[i : i + 2]) for i in range(0, len(ps), 2)]
+    return _lg(params.n * CBD_ETA * sum(products) / 2)
+
+
+def expand_bits(params: HeParams, v: float, levels: int) -> float:
+    """After expand_selector: each level maps B to 2 B + B_ks + 1, so
+    B_l = 2^l B_0 + (2^l - 1)(B_ks + 1)."""
+    ks = 2.0 ** key_switch_bits(params)
+    return _lg(2.0**levels * 2.0**v + (2.0**levels - 1) * (ks + 1))

@@ -1,9 +1,10 @@
-"""Coefficient encodings for matrix x vector and the oblivious selection (spec/20-he.md §20.6).
+"""Coefficient encodings for matrix products and the oblivious selection (spec/20-he.md §20.6).
 
-A (d_out x d_in) matrix is cut into blocks of n_i input columns and n_o output rows with
-n_i n_o <= N. Input block b is the polynomial x(X) = sum_j x_{b n_i + j} X^j; weight block
-(b_o, b_i) is w(X) = sum_{i, j} W_{b_o n_o + i, b_i n_i + j} X^(i n_i + n_i - 1 - j); in x w the
-coefficient i n_i + n_i - 1 is sum_j W_ij x_j (negacyclic wrap-around lands below n_i - 1).
+X (tokens x d_in) and W (d_out x d_in) are cut into blocks of n_t tokens, n_i input columns and
+n_o output rows with n_t n_i n_o <= N. Input block (b_t, b_i) is the polynomial
+sum_{t, j} X_{t, j} X^(t n_i n_o + j); weight block (b_o, b_i) is
+sum_{i, j} W_{i, j} X^(i n_i + n_i - 1 - j); in their product the coefficient
+t n_i n_o + i n_i + n_i - 1 is sum_j X_{t, j} W_{i, j}: no other term reaches an output position.
 """
 
 from __future__ import annotations
@@ -24,13 +25,19 @@ I64 = NDArray[np.int64]
 
 
 @dataclass(frozen=True)
-class MatvecShape:
-    """Block sizes of a d_out x d_in product at ring degree N."""
+class MatmulShape:
+    """Block sizes of X W^T for X (tokens x d_in) and W (d_out x d_in) at ring degree N."""
 
+    tokens: int
     d_in: int
     d_out: int
+    n_t: int
     n_i: int
     n_o: int
+
+    @property
+    def token_blocks(self) -> int:
+        return math.ceil(self.tokens / self.n_t)
 
     @property
     def in_blocks(self) -> int:
@@ -40,39 +47,57 @@ class MatvecShape:
     def out_blocks(self) -> int:
         return math.ceil(self.d_out / self.n_o)
 
+    @property
+    def stride(self) -> int:
+        """Coefficients one token occupies in a block: n_i n_o."""
+        return self.n_i * self.n_o
 
-def matvec_shape(params: HeParams, d_in: int, d_out: int) -> MatvecShape:
-    """Choose n_i among the powers of two up to min(d_in, N) and d_in itself (if <= N), with
-    n_o = min(d_out, N // n_i), minimising in_blocks + out_blocks; ties go to the larger n_i.
 
-    Implements spec §20.6.1 `matvec_shape` (spec/20-he.md#matvec_shape).
+def _powers(limit: int, n: int, extra: int) -> list[int]:
+    cands = {1 << k for k in range(n.bit_length()) if (1 << k) <= min(limit, n)}
+    if extra <= n:
+        cands.add(extra)
+    return sorted(cands)
+
+
+def matmul_shape(params: HeParams, tokens: int, d_in: int, d_out: int) -> MatmulShape:
+    """Choose (n_t, n_i, n_o) with n_t n_i n_o <= N minimising the ciphertexts each way.
+
+    Implements spec §20.6.1 `matmul_shape` (spec/20-he.md#matmul_shape): n_i ranges over the
+    powers of two up to min(d_in, N) and d_in itself (if <= N), n_t likewise for the tokens,
+    n_o = min(d_out, N // (n_t n_i)) (skipped if 0); the cost is token_blocks (in_blocks +
+    out_blocks); ties go to the larger n_i, then the larger n_t.
     """
-    if d_in < 1 or d_out < 1:
+    if min(tokens, d_in, d_out) < 1:
         raise SpecError("matrix dimensions must be positive")
     n = params.n
-    cands = sorted(
-        {1 << k for k in range(n.bit_length()) if (1 << k) <= min(d_in, n)}
-        | ({d_in} if d_in <= n else set())
-    )
-    best: tuple[int, int, int] | None = None
-    for n_i in cands:
-        n_o = min(d_out, n // n_i)
-        cost = math.ceil(d_in / n_i) + math.ceil(d_out / n_o)
-        if best is None or cost < best[0] or (cost == best[0] and n_i > best[1]):
-            best = (cost, n_i, n_o)
+    best: tuple[int, int, int, int, int] | None = None
+    for n_i in _powers(d_in, n, d_in):
+        for n_t in _powers(tokens, n, tokens):
+            n_o = min(d_out, n // (n_t * n_i))
+            if n_o < 1:
+                continue
+            cost = math.ceil(tokens / n_t) * (math.ceil(d_in / n_i) + math.ceil(d_out / n_o))
+            key = (cost, -n_i, -n_t)
+            if best is None or key < best[:3]:
+                best = (cost, -n_i, -n_t, n_i, n_t)
     assert best is not None
-    return MatvecShape(d_in, d_out, best[1], best[2])
+    n_i, n_t = best[3], best[4]
+    return MatmulShape(tokens, d_in, d_out, n_t, n_i, min(d_out, n // (n_t * n_i)))
 
 
-def encode_input(params: HeParams, shape: MatvecShape, x: U64, block: int) -> U64:
-    """Plaintext of input block ``block``: coefficient j = x_{block n_i + j} (uint64, mod 2^64)."""
+def encode_input(params: HeParams, shape: MatmulShape, x: U64, b_tok: int, b_in: int) -> U64:
+    """Plaintext of input block (b_tok, b_in): coefficient t n_i n_o + j = X_{b_tok n_t + t, b_in n_i + j}."""
     out = np.zeros(params.n, dtype=np.uint64)
-    part = np.asarray(x, dtype=np.uint64)[block * shape.n_i : (block + 1) * shape.n_i]
-    out[: part.size] = part
+    rows = np.asarray(x, dtype=np.uint64).reshape(shape.tokens, shape.d_in)[
+        b_tok * shape.n_t : (b_tok + 1) * shape.n_t, b_in * shape.n_i : (b_in + 1) * shape.n_i
+    ]
+    for t in range(rows.shape[0]):
+        out[t * shape.stride : t * shape.stride + rows.shape[1]] = rows[t]
     return out
 
 
-def encode_weights(params: HeParams, shape: MatvecShape, w: I64, b_out: int, b_in: int) -> I64:
+def encode_weights(params: HeParams, shape: MatmulShape, w: I64, b_out: int, b_in: int) -> I64:
     """Signed weight polynomial of block (b_out, b_in): coefficient i n_i + n_i - 1 - j = W_ij."""
     out = np.zeros(params.n, dtype=np.int64)
     rows = np.asarray(w, dtype=np.int64)[
@@ -84,15 +109,22 @@ def encode_weights(params: HeParams, shape: MatvecShape, w: I64, b_out: int, b_i
     return out
 
 
-def decode_output(shape: MatvecShape, plain: U64, b_out: int) -> U64:
-    """The outputs of block b_out: coefficients i n_i + n_i - 1."""
-    count = min(shape.n_o, shape.d_out - b_out * shape.n_o)
-    idx = np.arange(count) * shape.n_i + shape.n_i - 1
+def decode_output(shape: MatmulShape, plain: U64, b_tok: int, b_out: int) -> U64:
+    """The outputs of block (b_tok, b_out), (tokens in block, outputs in block): coefficient
+    t n_i n_o + i n_i + n_i - 1."""
+    count_t = min(shape.n_t, shape.tokens - b_tok * shape.n_t)
+    count_o = min(shape.n_o, shape.d_out - b_out * shape.n_o)
+    idx = (
+        np.arange(count_t)[:, None] * shape.stride
+        + np.arange(count_o)[None, :] * shape.n_i
+        + shape.n_i
+        - 1
+    )
     out: U64 = np.asarray(plain, dtype=np.uint64)[idx]
     return out
 
 
-def weights_ntt(params: HeParams, shape: MatvecShape, w: I64) -> U64:
+def weights_ntt(params: HeParams, shape: MatmulShape, w: I64) -> U64:
     """Every weight block in evaluation (NTT) form, (out_blocks, in_blocks, L, N): computed
     once per matrix, so products with many ciphertexts never re-transform the weights."""
     t = rns.tables(params.n, params.q_primes)

@@ -7,6 +7,7 @@ from numpy.typing import NDArray
 
 from secmoe.errors import Party, ProtocolError, SpecError
 from secmoe.he.bfv import SEED_BYTES, Ciphertext, PublicKey, expand_a
+from secmoe.he.galois import GaloisKey
 from secmoe.he.params import HeParams
 
 U64 = NDArray[np.uint64]
@@ -97,3 +98,28 @@ def pk_decode(params: HeParams, data: bytes, power: int, *, label: str, party: P
         data[:SEED_BYTES],
         power,
     )
+
+
+def gk_bytes(params: HeParams) -> int:
+    """One Galois key: ceil(L / 2) pairs (seed_G, b_G), one per digit group."""
+    return (len(params.q_primes) + 1) // 2 * (SEED_BYTES + poly_bytes(params))
+
+
+def gk_encode(key: GaloisKey) -> bytes:
+    """seed_0 || b_0 || seed_1 || b_1 || ... (the Galois element is fixed by the protocol)."""
+    return b"".join(sd + poly_encode(key.params, b) for sd, b in zip(key.seeds, key.b, strict=True))
+
+
+def gk_decode(params: HeParams, data: bytes, k: int, *, label: str, party: Party) -> GaloisKey:
+    """Inverse of gk_encode for the Galois element k the protocol expects."""
+    if len(data) != gk_bytes(params):
+        raise ProtocolError(
+            "wrong_length", party, label, f"expected {gk_bytes(params)} bytes, got {len(data)}"
+        )
+    step = SEED_BYTES + poly_bytes(params)
+    seeds, polys = [], []
+    for i in range((len(params.q_primes) + 1) // 2):
+        chunk = data[i * step : (i + 1) * step]
+        seeds.append(chunk[:SEED_BYTES])
+        polys.append(poly_decode(params, chunk[SEED_BYTES:], label=label, party=party))
+    return GaloisKey(params, k, tuple(polys), tuple(seeds))

@@ -8,7 +8,7 @@ import numpy as np
 
 from secmoe.encoding import Ring
 from secmoe.he import bfv, packing
-from secmoe.he.matvec import matvec
+from secmoe.he.matmul import he_matmul
 from secmoe.he.ntt import _primitive_2n_root
 from secmoe.he.params import preset
 from secmoe.he.privacy import ClientKeys, decrypt_share, mask_and_flood
@@ -133,7 +133,7 @@ def _gen_toy() -> list[Json]:
     "he.matvec",
     "he/matvec.json",
     section="20.8.2",
-    anchor="spec/20-he.md#matvec",
+    anchor="spec/20-he.md#he_matmul",
     params={"set": "toy"},
     mode="real",
     header=[
@@ -153,10 +153,10 @@ def _gen_matvec() -> list[Json]:
             d_out, d_in
         )
         xc, xs = src.next_ring(d_in), src.next_ring(d_in)
-        shape = packing.matvec_shape(p, d_in, d_out)
+        shape = packing.matmul_shape(p, 1, d_in, d_out)
         seeds, res = run_case(
-            partial(matvec, params=p, shape=shape, x_share=xc),
-            partial(matvec, params=p, shape=shape, x_share=xs, w=w),
+            partial(he_matmul, params=p, shape=shape, x_share=xc),
+            partial(he_matmul, params=p, shape=shape, x_share=xs, w=w),
             "he.matvec",
             cid,
         )
@@ -184,7 +184,7 @@ def _gen_matvec() -> list[Json]:
     "he.packing",
     "he/packing.json",
     section="20.6",
-    anchor="spec/20-he.md#matvec_shape",
+    anchor="spec/20-he.md#matmul_shape",
     params={"set": "toy", "N": 32},
     mode="local",
     header=[
@@ -202,7 +202,7 @@ def _gen_packing() -> list[Json]:
         src = Prg(case_seed("he.packing", cid), dst("vectors", "inputs"))
         w = (src.next_below(d_in * d_out, 1 << 8).astype(np.int64) - (1 << 7)).reshape(d_out, d_in)
         x = src.next_ring(d_in)
-        shape = packing.matvec_shape(p, d_in, d_out)
+        shape = packing.matmul_shape(p, 1, d_in, d_out)
         cases.append(
             local_case(
                 cid,
@@ -212,7 +212,7 @@ def _gen_packing() -> list[Json]:
                     "n_i": shape.n_i,
                     "n_o": shape.n_o,
                     "input_blocks": [
-                        hex_ring(ring, packing.encode_input(p, shape, x, b))
+                        hex_ring(ring, packing.encode_input(p, shape, x, 0, b))
                         for b in range(shape.in_blocks)
                     ],
                     "weight_blocks": [

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from secmoe.encoding import Ring
 from secmoe.errors import ProtocolError, SpecError
 from secmoe.he import bfv, noise, packing, rns
-from secmoe.he.matvec import matvec
+from secmoe.he.matmul import he_matmul
+from secmoe.he.modswitch import response_keep, switched_params
 from secmoe.he.ntt import ntt_forward, ntt_inverse, ntt_tables
 from secmoe.he.params import (
     HE_STANDARD_128,
@@ -113,7 +114,7 @@ def test_deepest_circuit_128_experts_at_he16384() -> None:
     sk = bfv.keygen(p, src)
     keys = ClientKeys(bfv.public_key(sk, src, 1), bfv.public_key(sk, src, 2))
     d_in, d_out, experts, chosen = 8, 4, 128, 77
-    shape = packing.matvec_shape(p, d_in, d_out)
+    shape = packing.matmul_shape(p, 1, d_in, d_out)
     weights = [
         (server.next_below(d_in * d_out, 1 << 18).astype(np.int64) - (1 << 17)).reshape(d_out, d_in)
         for _ in range(experts)
@@ -127,10 +128,10 @@ def test_deepest_circuit_128_experts_at_he16384() -> None:
     w_ntt = np.stack([packing.weights_ntt(p, shape, w)[0, 0] for w in weights])
     w_sel = packing.dot_ntt(p, w_ntt, np.stack(selector))
     x = server.next_below(d_in, 1 << 26).astype(np.int64) - (1 << 25)
-    cx = bfv.encrypt_sk(sk, packing.encode_input(p, shape, x.view(np.uint64), 0), src)
+    cx = bfv.encrypt_sk(sk, packing.encode_input(p, shape, x.view(np.uint64), 0, 0), src)
     prod = bfv.ct_mul(w_sel, cx)
     plain = bfv.decrypt(sk, prod)
-    got = packing.decode_output(shape, plain, 0).view(np.int64)
+    got = packing.decode_output(shape, plain, 0, 0)[0].view(np.int64)
     assert [int(v) for v in got] == [
         int(v) for v in weights[chosen].astype(object) @ x.astype(object)
     ]
@@ -186,32 +187,45 @@ def test_security_table_is_enforced() -> None:
     assert TOY.insecure and preset("he8192").n == 8192
 
 
-@settings(max_examples=5)
-@given(seed=st.integers(0, 255), d_in=st.integers(1, 40), d_out=st.integers(1, 40))
-def test_matvec_protocol(seed: int, d_in: int, d_out: int) -> None:
-    src = prg("matvec", seed)
+@settings(max_examples=6, deadline=None)
+@given(
+    seed=st.integers(0, 255),
+    tokens=st.integers(1, 5),
+    d_in=st.integers(1, 40),
+    d_out=st.integers(1, 40),
+)
+def test_matmul_protocol(seed: int, tokens: int, d_in: int, d_out: int) -> None:
+    src = prg("matmul", seed)
     w = (src.next_below(d_in * d_out, 1 << 19).astype(np.int64) - (1 << 18)).reshape(d_out, d_in)
-    xc, xs = src.next_ring(d_in), src.next_ring(d_in)
-    shape = packing.matvec_shape(TOY, d_in, d_out)
-    assert shape.n_i * shape.n_o <= TOY.n
+    xc = src.next_ring(tokens * d_in).reshape(tokens, d_in)
+    xs = src.next_ring(tokens * d_in).reshape(tokens, d_in)
+    shape = packing.matmul_shape(TOY, tokens, d_in, d_out)
+    assert shape.n_t * shape.n_i * shape.n_o <= TOY.n
     res = run_local(
-        lambda ctx: matvec(ctx, TOY, shape, xc),
-        lambda ctx: matvec(ctx, TOY, shape, xs, w),
+        lambda ctx: he_matmul(ctx, TOY, shape, xc),
+        lambda ctx: he_matmul(ctx, TOY, shape, xs, w),
         client_seed=bytes([seed]) * 32,
         server_seed=bytes(32),
     )
     x = RING.add(xc, xs).view(np.int64).astype(object)
-    want = np.array([int(v) % 2**64 for v in w.astype(object) @ x], dtype=np.uint64)
+    want = np.array(
+        [[int(v) % 2**64 for v in row] for row in x @ w.T.astype(object)], dtype=np.uint64
+    )
     assert np.array_equal(RING.add(res.client, res.server), want)
     t = res.cost.total()
-    assert t.bytes_c2s == shape.in_blocks * ct_bytes(TOY, 1, True) + ct_bytes(TOY, 1, True)  # + pk
-    assert t.bytes_s2c == shape.out_blocks * ct_bytes(TOY, 1)
+    n_in = shape.token_blocks * shape.in_blocks
+    n_out = shape.token_blocks * shape.out_blocks
+    assert t.bytes_c2s == n_in * ct_bytes(TOY, 1, True) + ct_bytes(TOY, 1, True)  # + pk
+    small = switched_params(TOY, response_keep(TOY, 1))
+    assert t.bytes_s2c == n_out * ct_bytes(small, 1) < n_out * ct_bytes(TOY, 1)
     assert res.cost.phases["main"].rounds == 2
 
 
-def test_matvec_shape_for_the_switch_ffn() -> None:
-    s = packing.matvec_shape(preset("he8192"), 768, 3072)
-    assert (s.n_i, s.n_o, s.in_blocks, s.out_blocks) == (64, 128, 12, 24)
+def test_matmul_shape_for_the_switch_ffn() -> None:
+    s = packing.matmul_shape(preset("he8192"), 1, 768, 3072)
+    assert (s.n_t, s.n_i, s.n_o, s.in_blocks, s.out_blocks) == (1, 64, 128, 12, 24)
+    s = packing.matmul_shape(preset("he8192"), 8, 768, 3072)
+    assert (s.n_t, s.n_i, s.n_o, s.token_blocks * (s.in_blocks + s.out_blocks)) == (8, 16, 64, 96)
 
 
 def test_serialization_round_trip_and_rejection() -> None:

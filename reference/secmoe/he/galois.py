@@ -1,0 +1,180 @@
+"""Galois automorphisms, their key-switching keys, and the expansion of a packed selector
+(spec/20-he.md §20.10).
+
+The client packs the E = 2^l entries of a token's one-hot selector into the coefficients of one
+polynomial and sends one ciphertext; the server expands it into E ciphertexts, the e-th
+encrypting the constant 2^l t_e (the query expansion of single-server PIR: Angel et al.,
+"PIR with compressed queries and amortized query processing", IEEE S&P 2018).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+from numpy.typing import NDArray
+
+from secmoe.errors import SpecError
+from secmoe.he import rns
+from secmoe.he.bfv import SEED_BYTES, Ciphertext, SecretKey, expand_a
+from secmoe.he.params import CBD_ETA, HeParams
+from secmoe.randomness import Prg
+
+U64 = NDArray[np.uint64]
+I64 = NDArray[np.int64]
+
+
+def substitute(poly: U64, k: int, primes: tuple[int, ...]) -> U64:
+    """a(X) -> a(X^k) mod X^N + 1 for odd k: coefficient j moves to j k mod 2N, negated when
+    that exponent is N or more."""
+    n = poly.shape[1]
+    if k % 2 == 0:
+        raise SpecError("a Galois element is odd")
+    dest = (np.arange(n, dtype=np.int64) * k) % (2 * n)
+    out = np.zeros_like(poly)
+    low = dest < n
+    out[:, dest[low]] = poly[:, low]
+    out[:, dest[~low] - n] = rns.neg(poly[:, ~low], primes)
+    return out
+
+
+def shift_down(poly: U64, m: int, primes: tuple[int, ...]) -> U64:
+    """a(X) X^-m mod X^N + 1 (0 <= m < N): X^-m = -X^(N-m)."""
+    n = poly.shape[1]
+    out = np.empty_like(poly)
+    out[:, : n - m] = poly[:, m:]
+    out[:, n - m :] = rns.neg(poly[:, :m], primes)
+    return out
+
+
+@dataclass(frozen=True)
+class GaloisKey:
+    """Key-switching key from s(X^k) to s: for each digit group G (a pair of primes),
+    (b_G, seed_G) with b_G = -a_G s + e_G + g_G s(X^k), a_G = expand_a(seed_G), g_G = 1 modulo
+    the primes of G and 0 modulo the others."""
+
+    params: HeParams
+    k: int
+    b: tuple[U64, ...]
+    seeds: tuple[bytes, ...]
+
+    @cached_property
+    def evaluation_form(self) -> tuple[U64, U64]:
+        """(G, L, N) arrays of the b_G and a_G in NTT form, computed once per key."""
+        t = rns.tables(self.params.n, self.params.q_primes)
+        b = np.stack([rns.ntt_forward(x, t) for x in self.b])
+        a = np.stack([rns.ntt_forward(expand_a(self.params, sd), t) for sd in self.seeds])
+        return b, a
+
+
+def expansion_elements(params: HeParams, levels: int) -> tuple[int, ...]:
+    """The Galois elements N / 2^j + 1 for j = 0 .. levels - 1."""
+    if not 0 <= levels <= params.n.bit_length() - 1:
+        raise SpecError(f"at most log2 N = {params.n.bit_length() - 1} expansion levels")
+    return tuple(params.n // (1 << j) + 1 for j in range(levels))
+
+
+def galois_keygen(sk: SecretKey, k: int, prg: Prg) -> GaloisKey:
+    """The client's key-switching key for X -> X^k.
+
+    Implements spec §20.10.1 `galois_keygen` (spec/20-he.md#galois_keygen).
+    """
+    p = sk.params
+    ps = p.q_primes
+    s = rns.from_signed(sk.s, ps)
+    s_k = substitute(s, k, ps)
+    bs, seeds = [], []
+    # Step 1: one RLWE sample per digit group, carrying s(X^k) on that group's residues only.
+    for group in digit_groups(len(ps)):
+        seed = prg.next_bytes(SEED_BYTES)
+        a = expand_a(p, seed)
+        e = rns.from_signed(rns.cbd(prg, p.n, CBD_ETA), ps)
+        b = rns.add(rns.neg(rns.mul(a, s, ps), ps), e, ps)
+        for i in group:
+            b[i] = (b[i] + s_k[i]) % np.uint64(ps[i])
+        bs.append(b)
+        seeds.append(seed)
+    return GaloisKey(p, k, tuple(bs), tuple(seeds))
+
+
+def digit_groups(count: int) -> list[tuple[int, ...]]:
+    """Prime indices in consecutive pairs (the last alone when L is odd): one digit per pair."""
+    return [tuple(range(i, min(i + 2, count))) for i in range(0, count, 2)]
+
+
+def digits(c: U64, primes: tuple[int, ...]) -> list[U64]:
+    """The RNS gadget decomposition with one digit per pair of primes (p_a, p_b): the residues
+    of c at p_a and p_b joined by the CRT into x in [0, p_a p_b) (below 2^62), centered in
+    (-p_a p_b / 2, p_a p_b / 2], as a polynomial over every prime; so sum_G g_G d_G = c mod q."""
+    out = []
+    ps = np.array(primes, dtype=np.int64).reshape(-1, 1)
+    for group in digit_groups(len(primes)):
+        x = c[group[0]].astype(np.int64)
+        modulus = primes[group[0]]
+        if len(group) == 2:
+            pa, pb = primes[group[0]], primes[group[1]]
+            inv = np.uint64(pow(pa, -1, pb))
+            ra, rb = c[group[0]], c[group[1]]
+            lift = (rb + np.uint64(pb) - ra % np.uint64(pb)) % np.uint64(pb) * inv % np.uint64(pb)
+            x = (ra + np.uint64(pa) * lift).astype(np.int64)
+            modulus = pa * pb
+        centered = np.where(x > modulus // 2, x - modulus, x)
+        out.append((centered.reshape(1, -1) % ps).astype(np.uint64))
+    return out
+
+
+def apply_galois(ct: Ciphertext, key: GaloisKey) -> Ciphertext:
+    """A ciphertext of m(X^k) under s from a degree-1 ciphertext of m(X) under s.
+
+    Implements spec §20.10.2 `apply_galois` (spec/20-he.md#apply_galois).
+    """
+    p = ct.params
+    if key.params != p:
+        raise SpecError("Galois key and ciphertext use different parameters")
+    if ct.degree != 1:
+        raise SpecError("only degree-1 ciphertexts are substituted")
+    ps = p.q_primes
+    t = rns.tables(p.n, ps)
+    # Step 1: substitute both parts; (c0(X^k), c1(X^k)) decrypts under s(X^k).
+    c0 = substitute(ct.parts[0], key.k, ps)
+    c1 = substitute(ct.parts[1], key.k, ps)
+    # Step 2: key-switch c1: sum_G d_G (b_G, a_G) with d_G the digits of c1(X^k).
+    kb, ka = key.evaluation_form
+    acc0 = np.zeros((len(ps), p.n), dtype=np.uint64)
+    acc1 = np.zeros((len(ps), p.n), dtype=np.uint64)
+    for i, d in enumerate(digits(c1, ps)):
+        dn = rns.ntt_forward(d, t)
+        acc0 = (acc0 + dn * kb[i] % t.primes) % t.primes
+        acc1 = (acc1 + dn * ka[i] % t.primes) % t.primes
+    out0 = rns.add(c0, rns.ntt_inverse(acc0, t), ps)
+    return Ciphertext(p, [out0, rns.ntt_inverse(acc1, t)])
+
+
+def expand_selector(ct: Ciphertext, keys: dict[int, GaloisKey], levels: int) -> list[Ciphertext]:
+    """2^levels ciphertexts, the e-th encrypting the constant 2^levels m_e, from a ciphertext of
+    sum_e m_e X^e (e < 2^levels; every other coefficient must be zero).
+
+    Implements spec §20.10.3 `expand_selector` (spec/20-he.md#expand_selector).
+    """
+    p = ct.params
+    ps = p.q_primes
+    cts = [ct]
+    for j, k in enumerate(expansion_elements(p, levels)):
+        if k not in keys:
+            raise SpecError(f"missing the Galois key for k = {k}")
+        step = 1 << j
+        # Step 1: at level j, cts[b] holds the entries b, b + 2^j, ... at exponents 0, 2^j, ...
+        # X -> X^(N/2^j + 1) fixes exponents = 0 mod 2^(j+1) and negates those = 2^j.
+        lo: list[Ciphertext] = []
+        hi: list[Ciphertext] = []
+        for c in cts:
+            sub = apply_galois(c, keys[k])
+            lo.append(
+                Ciphertext(p, [rns.add(x, y, ps) for x, y in zip(c.parts, sub.parts, strict=True)])
+            )
+            diff = [rns.sub(x, y, ps) for x, y in zip(c.parts, sub.parts, strict=True)]
+            hi.append(Ciphertext(p, [shift_down(x, step, ps) for x in diff]))
+        # Step 2: entry b stays at index b; entry b + 2^j goes to index b + 2^j.
+        cts = lo + hi
+    return cts
