@@ -5,14 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from oblivious import view_shape
 
 from secmoe.encoding import FixedPoint, Ring
+from secmoe.errors import SpecError
 from secmoe.ot.cost import cot_cost
 from secmoe.ot.triples import dealer_triples
 from secmoe.protocols.b2a import b2a, mux
+from secmoe.protocols.compare import lt_public, millionaire, msb
 from secmoe.protocols.mul import and_bits, mul
 from secmoe.randomness import Prg, dst
 from secmoe.session import PartyContext, RunResult, run_local
@@ -94,3 +97,50 @@ def test_server_view_does_not_depend_on_the_clients_values() -> None:
 
         views.append(view_shape(run(client, server, record="hash").transcript, "server"))
     assert views[0] == views[1]
+
+
+@settings(max_examples=12)
+@given(n=st.integers(1, 30), bits=st.integers(1, 64), seed=st.integers(0, 255))
+def test_millionaire(n: int, bits: int, seed: int) -> None:
+    src = Prg(bytes([seed]) * 32, dst("test", "mill"))
+    u, v = src.next_ring(n, bits), src.next_ring(n, bits)
+    v[: n // 3] = u[: n // 3]  # ties
+    res = run(lambda ctx: millionaire(ctx, v, bits), lambda ctx: millionaire(ctx, u, bits))
+    assert np.array_equal(res.client ^ res.server, (u < v).astype(np.uint8))
+
+
+@settings(max_examples=8)
+@given(bits=st.sampled_from([2, 8, 33, 64]), seed=st.integers(0, 255))
+def test_msb_and_lt_public(bits: int, seed: int) -> None:
+    ring = Ring(bits)
+    x, xc, xs = shares(seed, 40, bits)
+    res = run(lambda ctx: msb(ctx, xc), lambda ctx: msb(ctx, xs), bits)
+    assert np.array_equal(res.client ^ res.server, ring.msb(x))
+    fxp = FixedPoint()
+    vals = np.linspace(-6, 6, 49)
+    xv = fxp.encode(vals)
+    c = fxp.encode(np.full(49, 1.25))
+    _, xc, xs = shares(seed, 49, 64)
+    xs = fxp.ring.sub(xv, xc)
+    res = run(lambda ctx: lt_public(ctx, xc, c), lambda ctx: lt_public(ctx, xs, c))
+    assert np.array_equal(res.client ^ res.server, (vals < 1.25).astype(np.uint8))
+
+
+def test_comparison_view_is_input_independent_and_bad_width_rejected() -> None:
+    views = []
+    for seed in (3, 4):
+        _, xc, _ = shares(seed, 16, 64)
+
+        def client(ctx: PartyContext, xc: np.ndarray = xc) -> Any:
+            return msb(ctx, xc)
+
+        def server(ctx: PartyContext) -> Any:
+            return msb(ctx, np.zeros(16, np.uint64))
+
+        views.append(view_shape(run(client, server, record="hash").transcript, "server"))
+    assert views[0] == views[1]
+    with pytest.raises(SpecError):
+        run(
+            lambda ctx: millionaire(ctx, np.zeros(2, np.uint64), 65),
+            lambda ctx: millionaire(ctx, np.zeros(2, np.uint64), 65),
+        )

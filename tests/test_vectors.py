@@ -413,3 +413,22 @@ def test_he_vector_outputs_satisfy_their_relations() -> None:
         assert [int(v) for v in y] == [
             int(v) % 2**64 for v in w.astype(object) @ x.view(np.int64).astype(object)
         ]
+
+
+def test_comparison_vector_outputs_satisfy_their_relations() -> None:
+    for c in cases("protocols/millionaire.json"):
+        u = np.array([int(v) for v in c["inputs"]["server"]["u"]], dtype=np.uint64)
+        v = np.array([int(x) for x in c["inputs"]["client"]["v"]], dtype=np.uint64)
+        z = bit_vec_decode(bytes.fromhex(c["outputs"]["client"]["z"]), u.size) ^ bit_vec_decode(
+            bytes.fromhex(c["outputs"]["server"]["z"]), u.size
+        )
+        assert np.array_equal(z, (u < v).astype(np.uint8))
+    for c in cases("protocols/msb.json"):
+        ring = Ring(16)
+        x = ring.add(
+            _hex_ring(ring, c["inputs"]["client"]["x"]), _hex_ring(ring, c["inputs"]["server"]["x"])
+        )
+        z = bit_vec_decode(bytes.fromhex(c["outputs"]["client"]["z"]), x.size) ^ bit_vec_decode(
+            bytes.fromhex(c["outputs"]["server"]["z"]), x.size
+        )
+        assert np.array_equal(z, ring.msb(x))

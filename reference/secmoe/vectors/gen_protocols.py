@@ -7,6 +7,7 @@ from typing import Any
 
 from secmoe.encoding import FixedPoint, Ring
 from secmoe.protocols.b2a import b2a, mux
+from secmoe.protocols.compare import millionaire, msb
 from secmoe.protocols.mul import and_bits, mul
 from secmoe.randomness import Prg, dst
 from secmoe.session import PartyContext
@@ -115,6 +116,37 @@ def _mux_body(src: Prg, ring: Ring) -> tuple[Any, Any, Any, Any, Callable[[Any],
     )
 
 
+def _millionaire_body(src: Prg, ring: Ring) -> tuple[Any, Any, Any, Any, Callable[[Any], str]]:
+    u, v = src.next_ring(5, 13), src.next_ring(5, 13)
+    v[0] = u[0]  # one tie: [u < v] = 0
+
+    def fc(ctx: PartyContext) -> Any:
+        return millionaire(ctx, v, 13)
+
+    def fs(ctx: PartyContext) -> Any:
+        return millionaire(ctx, u, 13)
+
+    return (
+        fc,
+        fs,
+        {"v": [int(x) for x in v], "bits": 13},
+        {"u": [int(x) for x in u], "bits": 13},
+        hex_bits,
+    )
+
+
+def _msb_body(src: Prg, ring: Ring) -> tuple[Any, Any, Any, Any, Callable[[Any], str]]:
+    xc, xs = src.next_ring(6, ring.bits), src.next_ring(6, ring.bits)
+
+    def fc(ctx: PartyContext) -> Any:
+        return msb(ctx, xc)
+
+    def fs(ctx: PartyContext) -> Any:
+        return msb(ctx, xs)
+
+    return fc, fs, {"x": hex_ring(ring, xc)}, {"x": hex_ring(ring, xs)}, hex_bits
+
+
 def _reg(
     name: str,
     section: str,
@@ -151,5 +183,19 @@ _reg(
     "30.2.2",
     "b * x with XOR-shared b and arithmetic x: one COT per element each way.",
     _mux_body,
+    16,
+)
+_reg(
+    "millionaire",
+    "30.3.1",
+    "[u < v] for the server's u and the client's v (13-bit values, 4 leaves).",
+    _millionaire_body,
+    64,
+)
+_reg(
+    "msb",
+    "30.3.2",
+    "The most significant bit of a shared ring element: one millionaire on l - 1 bits.",
+    _msb_body,
     16,
 )

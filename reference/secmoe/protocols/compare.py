@@ -1,0 +1,111 @@
+"""Comparison from 1-of-N OT and AND (spec/30-protocols.md §30.3): the millionaire protocol, the
+most significant bit of a shared value, and comparison with a public constant."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from secmoe.encoding import BitVec, Ring, RingVec
+from secmoe.errors import SpecError
+from secmoe.ot.flavours import one_of_n_recv, one_of_n_send
+from secmoe.ot.triples import BitTriple, and_triples
+from secmoe.protocols.mul import and_bits
+from secmoe.session import PartyContext
+
+LEAF_BITS = 4  # m: leaves of 4 bits, so each leaf is one 1-of-16 OT
+
+
+def _leaves(values: RingVec, bits: int) -> tuple[np.ndarray, int]:
+    """Leaf j (j = 0 the most significant) of each value: (n, q) ints, q = ceil(bits / m).
+
+    The value is zero-extended on the left to q m bits."""
+    q = -(-bits // LEAF_BITS)
+    shifts = np.arange(q - 1, -1, -1, dtype=np.uint64) * np.uint64(LEAF_BITS)
+    leaves = (values[:, None] >> shifts[None, :]) & np.uint64((1 << LEAF_BITS) - 1)
+    return leaves.astype(np.int64), q
+
+
+def _slice(t: BitTriple, start: int, count: int) -> BitTriple:
+    return t[0][start : start + count], t[1][start : start + count], t[2][start : start + count]
+
+
+def millionaire(ctx: PartyContext, value: RingVec, bits: int) -> BitVec:
+    """XOR shares of [u < v] for the server's u and the client's v, both in [0, 2^bits).
+
+    Implements spec §30.3.1 `millionaire` (spec/30-protocols.md#millionaire).
+    """
+    if not 1 <= bits <= 64:
+        raise SpecError("bits must be in [1, 64]")
+    vals = Ring(bits).check(np.asarray(value, dtype=np.uint64).reshape(-1), "value")
+    n = vals.size
+    leaves, q = _leaves(vals, bits)
+    size = 1 << LEAF_BITS
+    # Step 1: one 1-of-16 OT per leaf; the server's message k is (lt ^ [u_j < k], eq ^ [u_j == k]).
+    if ctx.party == "server":
+        prg = ctx.prg("proto.millionaire", "masks")
+        masks = prg.next_bits(2 * n * q).reshape(n * q, 2)
+        k = np.arange(size)[None, :]
+        u = leaves.reshape(n * q, 1)
+        lt_table = (u < k).astype(np.uint8) ^ masks[:, :1]
+        eq_table = (u == k).astype(np.uint8) ^ masks[:, 1:]
+        one_of_n_send(ctx, (lt_table | (eq_table << 1)).reshape(n * q, size, 1))
+        lt, eq = masks[:, 0].reshape(n, q), masks[:, 1].reshape(n, q)
+    else:
+        got = one_of_n_recv(ctx, leaves.reshape(-1), size, 1).reshape(n, q)
+        lt, eq = (got & 1).astype(np.uint8), ((got >> 1) & 1).astype(np.uint8)
+    # Step 2: combine neighbouring leaves, most significant first, until one remains:
+    # lt = lt_hi ^ (eq_hi & lt_lo), eq = eq_hi & eq_lo. Triples for every level at once.
+    needed = 0
+    width = q
+    while width > 1:
+        needed += 2 * (width // 2)
+        width = width - width // 2
+    triples = and_triples(ctx, n * needed) if needed else None
+    used = 0
+    while lt.shape[1] > 1:
+        pairs = lt.shape[1] // 2
+        hi, lo = slice(0, 2 * pairs, 2), slice(1, 2 * pairs, 2)
+        count = 2 * n * pairs
+        assert triples is not None
+        x = np.concatenate([eq[:, hi].reshape(-1), eq[:, hi].reshape(-1)])
+        y = np.concatenate([lt[:, lo].reshape(-1), eq[:, lo].reshape(-1)])
+        prod = and_bits(ctx, x, y, _slice(triples, used, count))
+        used += count
+        new_lt = lt[:, hi] ^ prod[: n * pairs].reshape(n, pairs)
+        new_eq = prod[n * pairs :].reshape(n, pairs)
+        if lt.shape[1] % 2:  # an odd leaf out moves up unchanged
+            new_lt = np.concatenate([new_lt, lt[:, -1:]], axis=1)
+            new_eq = np.concatenate([new_eq, eq[:, -1:]], axis=1)
+        lt, eq = new_lt, new_eq
+    out: BitVec = lt[:, 0].copy()
+    return out
+
+
+def msb(ctx: PartyContext, x: RingVec) -> BitVec:
+    """XOR shares of the most significant bit of a shared x in Z_2^l.
+
+    Implements spec §30.3.2 `msb` (spec/30-protocols.md#msb): MSB(x) = MSB(x_C) ^ MSB(x_S) ^ c
+    with the carry c = [x_C' + x_S' >= 2^(l-1)] on the low l - 1 bits, that is
+    [2^(l-1) - 1 - x_S' < x_C'], one millionaire comparison.
+    """
+    ring = ctx.ring
+    xs = ring.check(np.asarray(x), "x").reshape(-1)
+    low = np.uint64((1 << (ring.bits - 1)) - 1)
+    mine = xs & low
+    value = low - mine if ctx.party == "server" else mine
+    carry = millionaire(ctx, value, ring.bits - 1) if ring.bits > 1 else np.zeros(xs.size, np.uint8)
+    out: BitVec = (ring.msb(xs) ^ carry).reshape(np.asarray(x).shape)
+    return out
+
+
+def lt_public(ctx: PartyContext, x: RingVec, c: RingVec) -> BitVec:
+    """XOR shares of [x < c] for shared x and public c, both of magnitude below 2^(l-2).
+
+    Implements spec §30.3.3 `lt_public` (spec/30-protocols.md#lt_public): MSB(x - c), the client
+    subtracting c.
+    """
+    ring = ctx.ring
+    xs = ring.check(np.asarray(x), "x")
+    cs = ring.check(np.asarray(c), "c")
+    diff = ring.sub(xs, cs) if ctx.party == "client" else xs
+    return msb(ctx, diff)
