@@ -17,6 +17,7 @@ from secmoe.ot.triples import dealer_triples
 from secmoe.protocols.b2a import b2a, mux
 from secmoe.protocols.compare import lt_public, millionaire, msb
 from secmoe.protocols.mul import and_bits, mul
+from secmoe.protocols.trunc import trunc
 from secmoe.randomness import Prg, dst
 from secmoe.session import PartyContext, RunResult, run_local
 
@@ -144,3 +145,34 @@ def test_comparison_view_is_input_independent_and_bad_width_rejected() -> None:
             lambda ctx: millionaire(ctx, np.zeros(2, np.uint64), 65),
             lambda ctx: millionaire(ctx, np.zeros(2, np.uint64), 65),
         )
+
+
+@settings(max_examples=8)
+@given(bits=st.sampled_from([8, 16, 40, 64]), seed=st.integers(0, 255), data=st.data())
+def test_trunc_is_exact(bits: int, seed: int, data: st.DataObject) -> None:
+    ring = Ring(bits)
+    s = data.draw(st.integers(1, bits - 2))
+    src = Prg(bytes([seed]) * 32, dst("test", "trunc"))
+    n = 30
+    x = src.next_below(n, 1 << (bits - 2)).astype(np.int64) - (1 << (bits - 3))
+    x[:4] = [-(1 << (bits - 2)) + 1, (1 << (bits - 2)) - 1, 0, -1]
+    xr = ring.from_int(x)
+    xc = src.next_ring(n, bits)
+    fxp = FixedPoint(ring, 0)
+    res = run_local(
+        lambda ctx: trunc(ctx, xc, s),
+        lambda ctx: trunc(ctx, ring.sub(xr, xc), s),
+        client_seed=bytes(32),
+        server_seed=bytes([5]) * 32,
+        fxp=fxp,
+    )
+    assert np.array_equal(ring.to_signed(ring.add(res.client, res.server)), x >> s)
+
+
+def test_trunc_rejects_bad_shifts() -> None:
+    for s in (0, 63):
+        with pytest.raises(SpecError):
+            run(
+                lambda ctx, s=s: trunc(ctx, np.zeros(2, np.uint64), s),
+                lambda ctx, s=s: trunc(ctx, np.zeros(2, np.uint64), s),
+            )

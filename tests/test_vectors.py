@@ -432,3 +432,13 @@ def test_comparison_vector_outputs_satisfy_their_relations() -> None:
             bytes.fromhex(c["outputs"]["server"]["z"]), x.size
         )
         assert np.array_equal(z, ring.msb(x))
+    for c in cases("protocols/trunc.json"):
+        ring = Ring(16)
+        x = ring.add(
+            _hex_ring(ring, c["inputs"]["client"]["x"]), _hex_ring(ring, c["inputs"]["server"]["x"])
+        )
+        z = ring.add(
+            _hex_ring(ring, c["outputs"]["client"]["z"]),
+            _hex_ring(ring, c["outputs"]["server"]["z"]),
+        )
+        assert np.array_equal(ring.to_signed(z), ring.to_signed(x) >> c["inputs"]["client"]["s"])

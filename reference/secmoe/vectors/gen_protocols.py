@@ -9,6 +9,7 @@ from secmoe.encoding import FixedPoint, Ring
 from secmoe.protocols.b2a import b2a, mux
 from secmoe.protocols.compare import millionaire, msb
 from secmoe.protocols.mul import and_bits, mul
+from secmoe.protocols.trunc import trunc
 from secmoe.randomness import Prg, dst
 from secmoe.session import PartyContext
 from secmoe.vectors.build import hex_bits, hex_ring, run_case, two_party_case
@@ -147,6 +148,26 @@ def _msb_body(src: Prg, ring: Ring) -> tuple[Any, Any, Any, Any, Callable[[Any],
     return fc, fs, {"x": hex_ring(ring, xc)}, {"x": hex_ring(ring, xs)}, hex_bits
 
 
+def _trunc_body(src: Prg, ring: Ring) -> tuple[Any, Any, Any, Any, Callable[[Any], str]]:
+    x = ring.from_int([int(v) - (1 << 13) for v in src.next_below(6, 1 << 14)])
+    xc = src.next_ring(6, ring.bits)
+    xs = ring.sub(x, xc)
+
+    def fc(ctx: PartyContext) -> Any:
+        return trunc(ctx, xc, 4)
+
+    def fs(ctx: PartyContext) -> Any:
+        return trunc(ctx, xs, 4)
+
+    return (
+        fc,
+        fs,
+        {"x": hex_ring(ring, xc), "s": 4},
+        {"x": hex_ring(ring, xs), "s": 4},
+        lambda v: hex_ring(ring, v),
+    )
+
+
 def _reg(
     name: str,
     section: str,
@@ -197,5 +218,12 @@ _reg(
     "30.3.2",
     "The most significant bit of a shared ring element: one millionaire on l - 1 bits.",
     _msb_body,
+    16,
+)
+_reg(
+    "trunc",
+    "30.4.1",
+    "Exact truncation by s = 4 bits of values below 2^13 in magnitude.",
+    _trunc_body,
     16,
 )
