@@ -12,11 +12,14 @@ from oblivious import view_shape
 
 from secmoe.encoding import FixedPoint, Ring
 from secmoe.errors import SpecError
+from secmoe.model.piecewise import piecewise_fixed
+from secmoe.model.tables import TABLES
 from secmoe.ot.cost import cot_cost
 from secmoe.ot.triples import dealer_triples
 from secmoe.protocols.b2a import b2a, mux
 from secmoe.protocols.compare import lt_public, millionaire, msb
 from secmoe.protocols.mul import and_bits, mul
+from secmoe.protocols.piecewise import piecewise
 from secmoe.protocols.trunc import trunc
 from secmoe.randomness import Prg, dst
 from secmoe.session import PartyContext, RunResult, run_local
@@ -176,3 +179,25 @@ def test_trunc_rejects_bad_shifts() -> None:
                 lambda ctx, s=s: trunc(ctx, np.zeros(2, np.uint64), s),
                 lambda ctx, s=s: trunc(ctx, np.zeros(2, np.uint64), s),
             )
+
+
+@settings(max_examples=4)
+@given(seed=st.integers(0, 255), table=st.sampled_from(["gelu", "silu", "relu"]))
+def test_piecewise_equals_the_fixed_point_model_exactly(seed: int, table: str) -> None:
+    fxp = FixedPoint()
+    t = TABLES[table]
+    src = Prg(bytes([seed]) * 32, dst("test", "pw"))
+    ulp = 2.0**-18
+    edges = [b + d for b in t.breakpoints for d in (-ulp, 0.0, ulp)]
+    vals = np.concatenate(
+        [(src.next_below(24, 1 << 24).astype(np.float64) - (1 << 23)) / (1 << 20), edges]
+    )
+    x = fxp.encode(vals)
+    xc = src.next_ring(x.size)
+    res = run_local(
+        lambda ctx: piecewise(ctx, t, xc),
+        lambda ctx: piecewise(ctx, t, fxp.ring.sub(x, xc)),
+        client_seed=bytes([seed]) * 32,
+        server_seed=bytes(32),
+    )
+    assert np.array_equal(fxp.ring.add(res.client, res.server), piecewise_fixed(t, fxp, x))

@@ -442,3 +442,16 @@ def test_comparison_vector_outputs_satisfy_their_relations() -> None:
             _hex_ring(ring, c["outputs"]["server"]["z"]),
         )
         assert np.array_equal(ring.to_signed(z), ring.to_signed(x) >> c["inputs"]["client"]["s"])
+    for c in cases("protocols/piecewise.json"):
+        from secmoe.model.piecewise import piecewise_fixed
+        from secmoe.model.tables import GELU
+
+        ring = Ring(64)
+        x = ring.add(
+            _hex_ring(ring, c["inputs"]["client"]["x"]), _hex_ring(ring, c["inputs"]["server"]["x"])
+        )
+        z = ring.add(
+            _hex_ring(ring, c["outputs"]["client"]["z"]),
+            _hex_ring(ring, c["outputs"]["server"]["z"]),
+        )
+        assert np.array_equal(z, piecewise_fixed(GELU, FixedPoint(ring, 18), x))

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from secmoe.encoding import FixedPoint, Ring
+from secmoe.encoding import FixedPoint, Ring, fxp_encode
+from secmoe.model.tables import GELU
 from secmoe.protocols.b2a import b2a, mux
 from secmoe.protocols.compare import millionaire, msb
 from secmoe.protocols.mul import and_bits, mul
+from secmoe.protocols.piecewise import piecewise
 from secmoe.protocols.trunc import trunc
 from secmoe.randomness import Prg, dst
 from secmoe.session import PartyContext
@@ -27,6 +29,7 @@ def _file(
     bits: int,
     body: Callable[[Prg, Ring], tuple[Any, Any, Any, Any, Callable[[Any], str]]],
     n_cases: int = 2,
+    frac: int = 0,
 ) -> list[Json]:
     """Cases whose two inputs are share pairs; ``body`` returns (client fn, server fn, client
     inputs, server inputs, output encoder)."""
@@ -35,7 +38,7 @@ def _file(
     for i in range(n_cases):
         cid = f"{protocol}/l{bits}/{i}"
         fc, fs, ic, is_, enc = body(_src(protocol, cid), ring)
-        seeds, res = run_case(fc, fs, protocol, cid, fxp=FixedPoint(ring, 0))
+        seeds, res = run_case(fc, fs, protocol, cid, fxp=FixedPoint(ring, frac))
         cases.append(
             two_party_case(
                 cid,
@@ -47,7 +50,7 @@ def _file(
                 flags=["Normal"],
             )
         )
-    return [{"params": {"ring_bits": bits}, "tests": cases}]
+    return [{"params": {"ring_bits": bits, "frac_bits": frac}, "tests": cases}]
 
 
 def _mul_body(src: Prg, ring: Ring) -> tuple[Any, Any, Any, Any, Callable[[Any], str]]:
@@ -168,12 +171,34 @@ def _trunc_body(src: Prg, ring: Ring) -> tuple[Any, Any, Any, Any, Callable[[Any
     )
 
 
+def _piecewise_body(src: Prg, ring: Ring) -> tuple[Any, Any, Any, Any, Callable[[Any], str]]:
+    fxp = FixedPoint(ring, 18)
+    x = fxp_encode(fxp, [-6.0, -3.0, -1.0 + 2**-18, 0.5, 1.0, 2.75, 3.0 + 2**-18, 7.25])
+    xc = src.next_ring(x.size, ring.bits)
+    xs = ring.sub(x, xc)
+
+    def fc(ctx: PartyContext) -> Any:
+        return piecewise(ctx, GELU, xc)
+
+    def fs(ctx: PartyContext) -> Any:
+        return piecewise(ctx, GELU, xs)
+
+    return (
+        fc,
+        fs,
+        {"x": hex_ring(ring, xc), "table": "gelu"},
+        {"x": hex_ring(ring, xs), "table": "gelu"},
+        lambda v: hex_ring(ring, v),
+    )
+
+
 def _reg(
     name: str,
     section: str,
     header: str,
     body: Callable[[Prg, Ring], tuple[Any, Any, Any, Any, Callable[[Any], str]]],
     bits: int,
+    frac: int = 0,
 ) -> None:
     register(
         f"protocols.{name}",
@@ -187,7 +212,7 @@ def _reg(
             "Inputs are each party's shares; outputs each party's share of the result.",
         ],
         notes={"Normal": NORMAL},
-    )(lambda: _file(f"protocols.{name}", bits, body))
+    )(lambda: _file(f"protocols.{name}", bits, body, frac=frac))
 
 
 _reg(
@@ -226,4 +251,12 @@ _reg(
     "Exact truncation by s = 4 bits of values below 2^13 in magnitude.",
     _trunc_body,
     16,
+)
+_reg(
+    "piecewise",
+    "30.5.1",
+    "GeLU by Select-Then-Compute at values around the breakpoints (f = 18).",
+    _piecewise_body,
+    64,
+    frac=18,
 )
