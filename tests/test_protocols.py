@@ -17,7 +17,7 @@ from secmoe.model.tables import TABLES
 from secmoe.ot.cost import cot_cost
 from secmoe.ot.triples import dealer_triples
 from secmoe.protocols.b2a import b2a, mux
-from secmoe.protocols.compare import lt_public, millionaire, msb
+from secmoe.protocols.compare import equal, lt_public, millionaire, msb, onehot
 from secmoe.protocols.mul import and_bits, mul
 from secmoe.protocols.piecewise import piecewise
 from secmoe.protocols.trunc import trunc
@@ -201,3 +201,24 @@ def test_piecewise_equals_the_fixed_point_model_exactly(seed: int, table: str) -
         server_seed=bytes(32),
     )
     assert np.array_equal(fxp.ring.add(res.client, res.server), piecewise_fixed(t, fxp, x))
+
+
+@settings(max_examples=6)
+@given(entries=st.integers(2, 130), seed=st.integers(0, 255))
+def test_onehot_and_equal(entries: int, seed: int) -> None:
+    ring = Ring(64)
+    src = Prg(bytes([seed]) * 32, dst("test", "onehot"))
+    index = src.next_below(5, entries).astype(np.uint64)
+    ic = src.next_ring(5)
+    res = run(
+        lambda ctx: onehot(ctx, ic, entries), lambda ctx: onehot(ctx, ring.sub(index, ic), entries)
+    )
+    assert np.array_equal(
+        res.client ^ res.server, (np.arange(entries)[None, :] == index[:, None]).astype(np.uint8)
+    )
+    u, v = src.next_ring(20, 7), src.next_ring(20, 7)
+    v[:10] = u[:10]
+    res = run(lambda ctx: equal(ctx, v, 7), lambda ctx: equal(ctx, u, 7))
+    assert np.array_equal(res.client ^ res.server, (u == v).astype(np.uint8))
+    with pytest.raises(SpecError):
+        run(lambda ctx: onehot(ctx, ic, 1), lambda ctx: onehot(ctx, ic, 1))

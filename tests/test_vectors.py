@@ -455,3 +455,16 @@ def test_comparison_vector_outputs_satisfy_their_relations() -> None:
             _hex_ring(ring, c["outputs"]["server"]["z"]),
         )
         assert np.array_equal(z, piecewise_fixed(GELU, FixedPoint(ring, 18), x))
+    for c in cases("protocols/onehot.json"):
+        ring = Ring(64)
+        index = ring.add(
+            _hex_ring(ring, c["inputs"]["client"]["index"]),
+            _hex_ring(ring, c["inputs"]["server"]["index"]),
+        )
+        n, e = index.size, c["inputs"]["client"]["entries"]
+        z = bit_vec_decode(bytes.fromhex(c["outputs"]["client"]["z"]), n * e) ^ bit_vec_decode(
+            bytes.fromhex(c["outputs"]["server"]["z"]), n * e
+        )
+        assert np.array_equal(
+            z.reshape(n, e), (np.arange(e)[None, :] == index[:, None]).astype(np.uint8)
+        )

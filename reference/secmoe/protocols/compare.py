@@ -34,6 +34,20 @@ def millionaire(ctx: PartyContext, value: RingVec, bits: int) -> BitVec:
 
     Implements spec §30.3.1 `millionaire` (spec/30-protocols.md#millionaire).
     """
+    return _compare(ctx, value, bits)[0]
+
+
+def equal(ctx: PartyContext, value: RingVec, bits: int) -> BitVec:
+    """XOR shares of [u = v] for the server's u and the client's v, both in [0, 2^bits).
+
+    Implements spec §30.3.4 `equal` (spec/30-protocols.md#equal): the eq output of the same
+    leaf-and-tree computation as ``millionaire``.
+    """
+    return _compare(ctx, value, bits)[1]
+
+
+def _compare(ctx: PartyContext, value: RingVec, bits: int) -> tuple[BitVec, BitVec]:
+    """Shares of ([u < v], [u = v]) by leaves and an AND tree (spec §30.3.1)."""
     if not 1 <= bits <= 64:
         raise SpecError("bits must be in [1, 64]")
     vals = Ring(bits).check(np.asarray(value, dtype=np.uint64).reshape(-1), "value")
@@ -77,8 +91,7 @@ def millionaire(ctx: PartyContext, value: RingVec, bits: int) -> BitVec:
             new_lt = np.concatenate([new_lt, lt[:, -1:]], axis=1)
             new_eq = np.concatenate([new_eq, eq[:, -1:]], axis=1)
         lt, eq = new_lt, new_eq
-    out: BitVec = lt[:, 0].copy()
-    return out
+    return lt[:, 0].copy(), eq[:, 0].copy()
 
 
 def msb(ctx: PartyContext, x: RingVec) -> BitVec:
@@ -109,3 +122,28 @@ def lt_public(ctx: PartyContext, x: RingVec, c: RingVec) -> BitVec:
     cs = ring.check(np.asarray(c), "c")
     diff = ring.sub(xs, cs) if ctx.party == "client" else xs
     return msb(ctx, diff)
+
+
+def onehot(ctx: PartyContext, index: RingVec, entries: int) -> BitVec:
+    """XOR shares of the one-hot vectors of shared indices in [0, entries), (n, entries).
+
+    Implements spec §30.3.5 `onehot` (spec/30-protocols.md#onehot): with b = ceil(log2 entries)
+    and the shares reduced mod 2^b, [i = j] = [(i_C - j) mod 2^b = (-i_S) mod 2^b], one batched
+    ``equal`` for all j.
+    """
+    if entries < 2:
+        raise SpecError("onehot needs at least two entries")
+    ring = ctx.ring
+    bits = (entries - 1).bit_length()
+    if bits > ring.bits:
+        raise SpecError("the ring is too small for that many entries")
+    mask = np.uint64((1 << bits) - 1)
+    idx = ring.check(np.asarray(index), "index").reshape(-1) & mask
+    n = idx.size
+    j = np.arange(entries, dtype=np.uint64)
+    if ctx.party == "client":
+        values = (idx[:, None] - j[None, :]) & mask
+    else:
+        values = np.repeat(((np.uint64(0) - idx) & mask)[:, None], entries, axis=1)
+    out: BitVec = equal(ctx, values.reshape(-1), bits).reshape(n, entries)
+    return out

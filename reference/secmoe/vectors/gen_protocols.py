@@ -8,7 +8,7 @@ from typing import Any
 from secmoe.encoding import FixedPoint, Ring, fxp_encode
 from secmoe.model.tables import GELU
 from secmoe.protocols.b2a import b2a, mux
-from secmoe.protocols.compare import millionaire, msb
+from secmoe.protocols.compare import millionaire, msb, onehot
 from secmoe.protocols.mul import and_bits, mul
 from secmoe.protocols.piecewise import piecewise
 from secmoe.protocols.trunc import trunc
@@ -192,6 +192,26 @@ def _piecewise_body(src: Prg, ring: Ring) -> tuple[Any, Any, Any, Any, Callable[
     )
 
 
+def _onehot_body(src: Prg, ring: Ring) -> tuple[Any, Any, Any, Any, Callable[[Any], str]]:
+    index = ring.from_int([int(v) for v in src.next_below(3, 8)])
+    ic = src.next_ring(3, ring.bits)
+    is_ = ring.sub(index, ic)
+
+    def fc(ctx: PartyContext) -> Any:
+        return onehot(ctx, ic, 8)
+
+    def fs(ctx: PartyContext) -> Any:
+        return onehot(ctx, is_, 8)
+
+    return (
+        fc,
+        fs,
+        {"index": hex_ring(ring, ic), "entries": 8},
+        {"index": hex_ring(ring, is_), "entries": 8},
+        hex_bits,
+    )
+
+
 def _reg(
     name: str,
     section: str,
@@ -259,4 +279,11 @@ _reg(
     _piecewise_body,
     64,
     frac=18,
+)
+_reg(
+    "onehot",
+    "30.3.5",
+    "One-hot vectors of 3 shared indices among 8 experts (3 x 8 bits, row-major).",
+    _onehot_body,
+    64,
 )
