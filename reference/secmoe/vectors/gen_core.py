@@ -18,7 +18,7 @@ from secmoe.vectors.build import (
     run_case,
     two_party_case,
 )
-from secmoe.vectors.registry import Json, Note, case_seed, register
+from secmoe.vectors.registry import Json, Note, case_seed, inputs_prg, register
 
 EDGE = Note("EDGE_CASE", "a boundary of the input domain")
 INVALID = Note("INVALID", "an input the function must reject with the stated error")
@@ -28,11 +28,6 @@ NORMAL = Note("NORMAL", "an ordinary input")
 def _dec(values: np.ndarray) -> list[str]:
     """Integers as decimal strings (JSON numbers above 2^53 are not portable)."""
     return [str(int(v)) for v in np.asarray(values).reshape(-1)]
-
-
-def _inputs_prg(protocol: str, case_id: str) -> Prg:
-    """The PRG that draws a case's own inputs (not a party's randomness)."""
-    return Prg(case_seed(protocol, case_id), dst("vectors", "inputs"))
 
 
 # --- encoding -----------------------------------------------------------------------------------
@@ -167,7 +162,7 @@ def _gen_trunc() -> list[Json]:
                             -(2 ** (bits - 1)),
                         ]
                     ),
-                    _inputs_prg("encoding.fxp_trunc", case_id).next_ring(4, bits),
+                    inputs_prg("encoding.fxp_trunc", case_id).next_ring(4, bits),
                 ]
             )
             cases.append(
@@ -202,7 +197,7 @@ def _gen_ring_vec() -> list[Json]:
         ring = Ring(bits)
         values = ring.from_int([0, 1, (1 << bits) - 1, 1 << (bits - 1)])
         case_id = f"encoding.ring_vec/l{bits}/boundary"
-        extra = _inputs_prg("encoding.ring_vec", case_id).next_ring(3, bits)
+        extra = inputs_prg("encoding.ring_vec", case_id).next_ring(3, bits)
         values = np.concatenate([values, extra])
         data = ring_vec_encode(ring, values)
         cases: list[Json] = [
@@ -255,7 +250,7 @@ def _gen_bit_vec() -> list[Json]:
     cases: list[Json] = []
     for n in (1, 8, 13):
         case_id = f"encoding.bit_vec/n{n}"
-        bits = _inputs_prg("encoding.bit_vec", case_id).next_bits(n)
+        bits = inputs_prg("encoding.bit_vec", case_id).next_bits(n)
         cases.append(
             local_case(
                 case_id,
@@ -352,7 +347,7 @@ def _sharing_file(kind: str) -> list[Json]:
         for owner in ("client", "server"):
             case_id = f"{protocol}/l{bits}/{owner}"
             n = 5
-            src = _inputs_prg(protocol, case_id)
+            src = inputs_prg(protocol, case_id)
             x = src.next_ring(n, bits)
             xb = src.next_bits(n)
             if kind == "arith_share":
@@ -449,7 +444,7 @@ def _gen_reveal() -> list[Json]:
     for kind in ("arith", "bool"):
         for to in ("client", "server", "both"):
             case_id = f"{protocol}/{kind}/{to}"
-            src = _inputs_prg(protocol, case_id)
+            src = inputs_prg(protocol, case_id)
             arith = kind == "arith"
             shares = (
                 (src.next_ring(4), src.next_ring(4))

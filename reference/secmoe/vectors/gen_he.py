@@ -15,7 +15,7 @@ from secmoe.he.privacy import ClientKeys, decrypt_share, mask_and_flood
 from secmoe.he.serialize import ct_encode, pk_encode
 from secmoe.randomness import Prg, dst
 from secmoe.vectors.build import hex_ring, local_case, run_case, two_party_case
-from secmoe.vectors.registry import Json, Note, case_seed, register
+from secmoe.vectors.registry import Json, Note, case_seed, inputs_prg, register
 
 INSECURE = Note("INSECURE_PARAMS", "the toy parameter set (N = 32): readable, not secure")
 NORMAL = Note("NORMAL", "an ordinary input")
@@ -82,12 +82,12 @@ def _gen_toy() -> list[Json]:
     ring = Ring(64)
     cid = "he.toy/chain"
     prg = Prg(case_seed("he.toy", cid), dst("vectors", "client"))
-    inputs_prg = Prg(case_seed("he.toy", cid), dst("vectors", "inputs"))
+    source = inputs_prg("he.toy", cid)
     sk = bfv.keygen(p, prg)
     pk = bfv.public_key(sk, prg, 1)
     pk2 = bfv.public_key(sk, prg, 2)
-    m1 = _small_plain(inputs_prg, p.n, 8, 30)
-    m2 = _small_plain(inputs_prg, p.n, 4, 20)
+    m1 = _small_plain(source, p.n, 8, 30)
+    m2 = _small_plain(source, p.n, 4, 20)
     w = m2.view(np.int64)
     c1 = bfv.encrypt_sk(sk, m1, prg)
     c2 = bfv.encrypt_pk(pk, m2, prg)
@@ -148,7 +148,7 @@ def _gen_matvec() -> list[Json]:
     cases = []
     for d_in, d_out in ((5, 3), (12, 9)):
         cid = f"he.matvec/toy/{d_out}x{d_in}"
-        src = Prg(case_seed("he.matvec", cid), dst("vectors", "inputs"))
+        src = inputs_prg("he.matvec", cid)
         w = (src.next_below(d_in * d_out, 1 << 19).astype(np.int64) - (1 << 18)).reshape(
             d_out, d_in
         )
@@ -199,7 +199,7 @@ def _gen_packing() -> list[Json]:
     cases = []
     for d_in, d_out in ((5, 3), (12, 9), (40, 2)):
         cid = f"he.packing/toy/{d_out}x{d_in}"
-        src = Prg(case_seed("he.packing", cid), dst("vectors", "inputs"))
+        src = inputs_prg("he.packing", cid)
         w = (src.next_below(d_in * d_out, 1 << 8).astype(np.int64) - (1 << 7)).reshape(d_out, d_in)
         x = src.next_ring(d_in)
         shape = packing.matmul_shape(p, 1, d_in, d_out)

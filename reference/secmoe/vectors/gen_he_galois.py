@@ -12,7 +12,7 @@ from secmoe.he.privacy import ClientKeys, mask_and_flood
 from secmoe.he.serialize import ct_encode, gk_encode
 from secmoe.randomness import Prg, dst
 from secmoe.vectors.build import hex_ring, local_case
-from secmoe.vectors.registry import Json, Note, case_seed, register
+from secmoe.vectors.registry import Json, Note, case_seed, inputs_prg, register
 
 INSECURE = Note("INSECURE_PARAMS", "the toy parameter set (N = 32): readable, not secure")
 
@@ -39,7 +39,7 @@ def _gen_galois() -> list[Json]:
     for levels in (2, 3):
         cid = f"he.galois/toy/l{levels}"
         prg = Prg(case_seed("he.galois", cid), dst("vectors", "client"))
-        inputs = Prg(case_seed("he.galois", cid), dst("vectors", "inputs"))
+        inputs = inputs_prg("he.galois", cid)
         sk = bfv.keygen(p, prg)
         keys = {k: galois.galois_keygen(sk, k, prg) for k in galois.expansion_elements(p, levels)}
         m = np.zeros(p.n, dtype=np.uint64)

@@ -14,18 +14,13 @@ from secmoe.model.default import default_inputs, default_weights
 from secmoe.model.fixed import encode_weights, exp_fixed, moe_fixed, reciprocal_fixed, softmax_fixed
 from secmoe.model.piecewise import PiecewiseTable, piecewise_fixed, quantise_rows
 from secmoe.model.tables import TABLES
-from secmoe.randomness import Prg, dst
+from secmoe.randomness import Prg
 from secmoe.vectors.build import hex_ring, local_case
-from secmoe.vectors.registry import Json, Note, case_seed, register
+from secmoe.vectors.registry import Json, Note, case_seed, inputs_prg, register
 
 EDGE = Note("EDGE_CASE", "a boundary of the input domain")
 NORMAL = Note("NORMAL", "an ordinary input")
 FXP = FixedPoint()  # l = 64, f = 18
-
-
-def _case_prg(protocol: str, case_id: str) -> Prg:
-    """The PRG that draws a case's inputs."""
-    return Prg(case_seed(protocol, case_id), dst("vectors", "inputs"))
 
 
 def _uniform_fxp(prg: Prg, n: int, lo: float, hi: float) -> RingVec:
@@ -69,7 +64,7 @@ def _gen_piecewise() -> list[Json]:
         ids = [(case_id, "Breakpoints", "breakpoints, one ulp either side, far values")]
         for i in range(2):
             cid = f"{protocol}/{name}/normal/{i}"
-            xs.append(_uniform_fxp(_case_prg(protocol, cid), 16, -8.0, 8.0))
+            xs.append(_uniform_fxp(inputs_prg(protocol, cid), 16, -8.0, 8.0))
             ids.append((cid, "Normal", "16 values uniform on the 2^-18 grid of [-8, 8)"))
         for (cid, flag, comment), x in zip(ids, xs, strict=True):
             signed = FXP.ring.to_signed(x)
@@ -120,7 +115,7 @@ def _gen_softmax() -> list[Json]:
     ]
     for i in range(3):
         cid = f"{protocol}/normal/{i}"
-        z = _uniform_fxp(_case_prg(protocol, cid), 16, -8.0, 8.0).reshape(2, 8)
+        z = _uniform_fxp(inputs_prg(protocol, cid), 16, -8.0, 8.0).reshape(2, 8)
         specs.append((cid, "Normal", "2 rows of 8 logits uniform in [-8, 8)", z))
     for cid, flag, comment, z in specs:
         signed = ring.to_signed(z)

@@ -23,20 +23,15 @@ from secmoe.ot.flavours import (
 )
 from secmoe.ot.iknp import IknpSender
 from secmoe.ot.triples import and_triples, beaver_triples, dealer_triples
-from secmoe.randomness import Prg, dst
 from secmoe.session import PartyContext
 from secmoe.vectors.build import hex_bits, hex_ring, local_case, run_case, two_party_case
-from secmoe.vectors.registry import Json, Note, case_seed, register
+from secmoe.vectors.registry import Json, Note, case_seed, inputs_prg, register
 
 NORMAL = Note("NORMAL", "an ordinary input")
 FRESH = Note("EDGE_CASE", "the first OT of a direction: the transcript starts with the base OTs")
 DEALER = Note(
     "DEALER", "correlations from the labelled dealer mode, not from the two-party protocol"
 )
-
-
-def _inputs(protocol: str, case_id: str) -> Prg:
-    return Prg(case_seed(protocol, case_id), dst("vectors", "inputs"))
 
 
 def _s_bits(ctx: PartyContext) -> str:
@@ -97,7 +92,7 @@ def _gen_base() -> list[Json]:
     cases: list[Json] = []
     for n in (1, 4):
         protocol, case_id = "ot.base_ot", f"ot.base_ot/n{n}"
-        choices = _inputs(protocol, case_id).next_bits(n)
+        choices = inputs_prg(protocol, case_id).next_bits(n)
         cases.append(
             _case(
                 protocol,
@@ -135,7 +130,7 @@ def _gen_flavours() -> list[Json]:
     cases: list[Json] = []
 
     cid = "ot.flavours/rot/n16"
-    ch = _inputs(p, cid).next_bits(16)
+    ch = inputs_prg(p, cid).next_bits(16)
     box: dict[str, str] = {}
 
     def rot_server(ctx: PartyContext) -> Any:
@@ -164,7 +159,7 @@ def _gen_flavours() -> list[Json]:
     )
     for bits, n in ((64, 8), (8, 8), (1, 13)):
         cid = f"ot.flavours/cot/l{bits}/n{n}"
-        src = _inputs(p, cid)
+        src = inputs_prg(p, cid)
         ch, delta = src.next_bits(n), src.next_ring(n, bits)
         ring = Ring(bits)
         cases.append(
@@ -180,7 +175,7 @@ def _gen_flavours() -> list[Json]:
             )
         )
     cid = "ot.flavours/ot/n6/l5"
-    src = _inputs(p, cid)
+    src = inputs_prg(p, cid)
     ch = src.next_bits(6)
     m0 = np.frombuffer(src.next_bytes(30), np.uint8).reshape(6, 5)
     m1 = np.frombuffer(src.next_bytes(30), np.uint8).reshape(6, 5)
@@ -201,7 +196,7 @@ def _gen_flavours() -> list[Json]:
     )
     for n_msgs in (4, 16):
         cid = f"ot.flavours/one_of_n/n{n_msgs}"
-        src = _inputs(p, cid)
+        src = inputs_prg(p, cid)
         choices = src.next_below(5, n_msgs).astype(np.int64)
         msgs = np.frombuffer(src.next_bytes(5 * n_msgs * 2), np.uint8).reshape(5, n_msgs, 2)
         cases.append(

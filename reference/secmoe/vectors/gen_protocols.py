@@ -17,10 +17,10 @@ from secmoe.protocols.compare import millionaire, msb, onehot
 from secmoe.protocols.mul import and_bits, mul
 from secmoe.protocols.piecewise import piecewise
 from secmoe.protocols.trunc import trunc
-from secmoe.randomness import Prg, dst
+from secmoe.randomness import Prg
 from secmoe.session import PartyContext
 from secmoe.vectors.build import hex_bits, hex_ring, run_case, two_party_case
-from secmoe.vectors.registry import Json, Note, case_seed, register
+from secmoe.vectors.registry import Json, Note, inputs_prg, register
 
 NORMAL = Note("NORMAL", "an ordinary input; the transcript includes the OT-based correlations")
 
@@ -45,7 +45,7 @@ def _file(protocol: str, call: Protocol, make: MakeInputs, bits: int, frac: int)
     cases = []
     for i in range(2):
         cid = f"{protocol}/l{bits}/{i}"
-        inp = make(Prg(case_seed(protocol, cid), dst("vectors", "inputs")), ring)
+        inp = make(inputs_prg(protocol, cid), ring)
 
         def client(ctx: PartyContext, inp: Inputs = inp) -> Any:
             return call(ctx, *inp.client_args)

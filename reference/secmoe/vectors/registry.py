@@ -45,6 +45,12 @@ def party_seed(seed: bytes, party: str) -> bytes:
     return Prg(seed, dst("vectors", party)).next_bytes(32)
 
 
+def inputs_prg(protocol: str, case_id: str) -> Prg:
+    """The PRG that draws a case's own inputs (not a party's randomness), spec §5.2.1:
+    ``Prg(case_seed(protocol, case_id), dst("vectors", "inputs"))``."""
+    return Prg(case_seed(protocol, case_id), dst("vectors", "inputs"))
+
+
 @dataclass(frozen=True)
 class Note:
     """A flag used by test cases: its category and what it means."""
