@@ -55,18 +55,19 @@ def _compare(ctx: PartyContext, value: RingVec, bits: int) -> tuple[BitVec, BitV
     leaves, q = _leaves(vals, bits)
     size = 1 << LEAF_BITS
     # Step 1: one 1-of-16 OT per leaf; the server's message k is (lt ^ [u_j < k], eq ^ [u_j == k]).
-    if ctx.party == "server":
-        prg = ctx.prg("proto.millionaire", "masks")
-        masks = prg.next_bits(2 * n * q).reshape(n * q, 2)
-        k = np.arange(size)[None, :]
-        u = leaves.reshape(n * q, 1)
-        lt_table = (u < k).astype(np.uint8) ^ masks[:, :1]
-        eq_table = (u == k).astype(np.uint8) ^ masks[:, 1:]
-        one_of_n_send(ctx, (lt_table | (eq_table << 1)).reshape(n * q, size, 1))
-        lt, eq = masks[:, 0].reshape(n, q), masks[:, 1].reshape(n, q)
-    else:
-        got = one_of_n_recv(ctx, leaves.reshape(-1), size, 1).reshape(n, q)
-        lt, eq = (got & 1).astype(np.uint8), ((got >> 1) & 1).astype(np.uint8)
+    with ctx.channel.phase("online"):
+        if ctx.party == "server":
+            prg = ctx.prg("proto.millionaire", "masks")
+            masks = prg.next_bits(2 * n * q).reshape(n * q, 2)
+            k = np.arange(size)[None, :]
+            u = leaves.reshape(n * q, 1)
+            lt_table = (u < k).astype(np.uint8) ^ masks[:, :1]
+            eq_table = (u == k).astype(np.uint8) ^ masks[:, 1:]
+            one_of_n_send(ctx, (lt_table | (eq_table << 1)).reshape(n * q, size, 1))
+            lt, eq = masks[:, 0].reshape(n, q), masks[:, 1].reshape(n, q)
+        else:
+            got = one_of_n_recv(ctx, leaves.reshape(-1), size, 1).reshape(n, q)
+            lt, eq = (got & 1).astype(np.uint8), ((got >> 1) & 1).astype(np.uint8)
     # Step 2: combine neighbouring leaves, most significant first, until one remains:
     # lt = lt_hi ^ (eq_hi & lt_lo), eq = eq_hi & eq_lo. Triples for every level at once.
     needed = 0

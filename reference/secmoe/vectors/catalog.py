@@ -3,6 +3,7 @@
 import secmoe.vectors.gen_core
 import secmoe.vectors.gen_he
 import secmoe.vectors.gen_he_galois
+import secmoe.vectors.gen_linear
 import secmoe.vectors.gen_model
 import secmoe.vectors.gen_ot
 import secmoe.vectors.gen_protocols  # noqa: F401

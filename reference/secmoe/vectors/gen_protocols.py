@@ -72,13 +72,20 @@ def _file(protocol: str, call: Protocol, make: MakeInputs, bits: int, frac: int)
 
 
 def _reg(
-    name: str, section: str, header: str, call: Protocol, make: MakeInputs, bits: int, frac: int = 0
+    name: str,
+    section: str,
+    header: str,
+    call: Protocol,
+    make: MakeInputs,
+    bits: int,
+    frac: int = 0,
+    spec: str = "30-protocols.md",
 ) -> None:
     register(
         f"protocols.{name}",
         f"protocols/{name}.json",
         section=section,
-        anchor=f"spec/30-protocols.md#{name}",
+        anchor=f"spec/{spec}#{name}",
         params={"ring_bits": bits},
         mode="real",
         header=[

@@ -1,0 +1,89 @@
+"""The cost formulas of spec §30 (secmoe.protocols.cost) equal the measured cost of each run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from costs import assert_cost
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from secmoe.encoding import FixedPoint, Ring
+from secmoe.errors import SpecError
+from secmoe.model.tables import TABLES
+from secmoe.protocols import cost
+from secmoe.protocols.b2a import b2a, mux
+from secmoe.protocols.compare import equal, lt_public, millionaire, msb, onehot
+from secmoe.protocols.mul import and_bits, mul
+from secmoe.protocols.piecewise import piecewise
+from secmoe.protocols.trunc import trunc
+
+
+@settings(max_examples=6)
+@given(n=st.integers(1, 20), bits=st.sampled_from([8, 16, 64]))
+def test_products_and_conversions(n: int, bits: int) -> None:
+    z, zb = np.zeros(n, np.uint64), np.zeros(n, np.uint8)
+    fxp = FixedPoint(Ring(bits), 0)
+    assert_cost(cost.mul_cost(n, bits), lambda c: mul(c, z, z), lambda c: mul(c, z, z), fxp)
+    assert_cost(cost.and_bits_cost(n), lambda c: and_bits(c, zb, zb), lambda c: and_bits(c, zb, zb))
+    assert_cost(cost.b2a_cost(n, bits), lambda c: b2a(c, zb), lambda c: b2a(c, zb), fxp)
+    assert_cost(cost.mux_cost(n, bits), lambda c: mux(c, zb, z), lambda c: mux(c, zb, z), fxp)
+
+
+@settings(max_examples=6)
+@given(n=st.integers(1, 12), bits=st.integers(1, 40), entries=st.integers(2, 20))
+def test_comparisons(n: int, bits: int, entries: int) -> None:
+    z = np.zeros(n, np.uint64)
+    for fn in (millionaire, equal):
+        assert_cost(
+            cost.millionaire_cost(n, bits),
+            lambda c, f=fn: f(c, z, bits),
+            lambda c, f=fn: f(c, z, bits),
+        )
+    assert_cost(cost.msb_cost(n, 64), lambda c: msb(c, z), lambda c: msb(c, z))
+    assert_cost(cost.msb_cost(n, 64), lambda c: lt_public(c, z, z), lambda c: lt_public(c, z, z))
+    assert_cost(
+        cost.onehot_cost(n, entries),
+        lambda c: onehot(c, z, entries),
+        lambda c: onehot(c, z, entries),
+    )
+
+
+@settings(max_examples=4)
+@given(n=st.integers(1, 10), s=st.integers(1, 30), table=st.sampled_from(sorted(TABLES)))
+def test_trunc_and_piecewise(n: int, s: int, table: str) -> None:
+    z = np.zeros(n, np.uint64)
+    assert_cost(cost.trunc_cost(n, 64, s), lambda c: trunc(c, z, s), lambda c: trunc(c, z, s))
+    t = TABLES[table]
+    rows = [r for r in t.coeffs if any(r)]
+    pattern = cost.piecewise_cost(n, len(t.breakpoints), len(rows), 64, 18)
+    assert_cost(pattern, lambda c: piecewise(c, t, z), lambda c: piecewise(c, t, z))
+
+
+def test_pattern_rounds_follow_the_causal_rule() -> None:
+    # Two one-way messages from the same sender share a round; a reply needs the next one.
+    same = cost.seq(cost.send("client", 1, "online"), cost.send("client", 2, "online"))
+    assert same.rounds() == 1 and same.c2s == 3 and same.s2c == 0
+    reply = cost.seq(cost.send("client", 1, "online"), cost.send("server", 1, "online"))
+    assert reply.rounds() == 2
+    # An exchange after a server message: the server's half goes in the same round.
+    mixed = cost.seq(cost.send("server", 1, "online"), cost.exchange(1, 1, "online"))
+    assert mixed.rounds() == 2
+    assert cost.Pattern().rounds() == 0
+
+
+def test_a_deadlocking_pattern_is_an_error() -> None:
+    recv_only = cost.Pattern((cost.Message("client", 1, "online"),), (), (("recv", 0),))
+    with pytest.raises(SpecError, match="deadlock"):
+        recv_only.rounds()
+
+
+def test_the_ot_setup_pattern_is_what_a_fresh_session_sends() -> None:
+    from secmoe.ot.iknp import ot_setup
+    from secmoe.session import run_local
+
+    res = run_local(ot_setup, ot_setup, client_seed=bytes(32), server_seed=bytes([1]) * 32)
+    want = cost.summary(cost.ot_setup_pattern())
+    off = res.cost.phases["offline"]
+    assert {"offline": (off.bytes_c2s, off.bytes_s2c)} == want.bytes
+    assert res.cost.rounds == want.rounds == 3
