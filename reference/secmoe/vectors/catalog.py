@@ -6,4 +6,5 @@ import secmoe.vectors.gen_he_galois
 import secmoe.vectors.gen_linear
 import secmoe.vectors.gen_model
 import secmoe.vectors.gen_ot
-import secmoe.vectors.gen_protocols  # noqa: F401
+import secmoe.vectors.gen_protocols
+import secmoe.vectors.gen_selection  # noqa: F401

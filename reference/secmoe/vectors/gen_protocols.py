@@ -74,7 +74,7 @@ def _file(protocol: str, call: Protocol, make: MakeInputs, bits: int, frac: int)
 def _reg(
     name: str,
     section: str,
-    header: str,
+    header: str | list[str],
     call: Protocol,
     make: MakeInputs,
     bits: int,
@@ -89,7 +89,7 @@ def _reg(
         params={"ring_bits": bits},
         mode="real",
         header=[
-            header,
+            *([header] if isinstance(header, str) else header),
             "Inputs are each party's shares; outputs each party's share of the result.",
         ],
         notes={"Normal": NORMAL},
