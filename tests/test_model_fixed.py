@@ -173,12 +173,16 @@ def test_exp_fixed() -> None:
 
 
 @settings(max_examples=50, deadline=None)
-@given(s=st.lists(st.integers(min_value=2**18, max_value=2**40), min_size=1, max_size=10))
-def test_reciprocal_is_the_floor_quotient(s: list[int]) -> None:
+@given(s=st.lists(st.integers(min_value=2**18, max_value=2**36), min_size=1, max_size=10))
+def test_reciprocal_is_within_two_units_and_independent_of_the_bound(s: list[int]) -> None:
     fxp = FixedPoint()
-    r = fxp.ring.to_signed(reciprocal_fixed(fxp, fxp.ring.from_int(s)))
+    ring = fxp.ring
+    r = ring.to_signed(reciprocal_fixed(fxp, ring.from_int(s)))
     for si, ri in zip(s, r, strict=True):
-        assert int(ri) * si <= 2**36 < (int(ri) + 1) * si
+        # |r - 2^(2f) / s| < 2 units (spec §6.4.2), exactly in integers.
+        assert abs(int(ri) * si - 2**36) < 2 * si
+    # The bound only sets the number of segments of the secure protocol, not the value.
+    assert np.array_equal(reciprocal_fixed(fxp, ring.from_int(s), 2**18), ring.from_int(r))
 
 
 def test_reciprocal_rejects_small_sums() -> None:
@@ -187,6 +191,10 @@ def test_reciprocal_rejects_small_sums() -> None:
         reciprocal_fixed(fxp, fxp.encode([0.5]))
     with pytest.raises(SpecError):
         reciprocal_fixed(fxp, fxp.encode([-3.0]))
+    with pytest.raises(SpecError):
+        reciprocal_fixed(fxp, fxp.encode([5.0]), 4)  # above the bound
+    with pytest.raises(SpecError):
+        reciprocal_fixed(fxp, fxp.encode([5.0]), 2**19)  # bound above 2^f
 
 
 @settings(max_examples=30, deadline=None)

@@ -18,6 +18,13 @@ from numpy.typing import NDArray
 from secmoe.encoding import FixedPoint, RingVec, fxp_encode, fxp_trunc
 from secmoe.errors import SpecError
 from secmoe.model.config import ExpertKind, MoEConfig, MoEWeights
+from secmoe.model.norm import (
+    check_bound,
+    check_fxp,
+    pow2_fixed,
+    quadratic_fixed,
+    segment_exponent,
+)
 from secmoe.model.piecewise import PiecewiseTable, piecewise_fixed
 from secmoe.model.plain import topk_order
 from secmoe.model.tables import GELU, RELU, SILU
@@ -127,19 +134,53 @@ def exp_fixed(fxp: FixedPoint, z: RingVec) -> RingVec:
     return out
 
 
-def reciprocal_fixed(fxp: FixedPoint, s: RingVec) -> RingVec:
-    """floor(2^(2f) / signed(s)) for s >= 1.0: an exact division.
+# fit_table's least-squares quadratic of 1/u on [1/2, 1] (spec §6.2.2 steps 1-3), each a
+# multiple of 2^-32; tests refit it. Relative error at most 0.0188 on the interval.
+RECIPROCAL_COEFFS = (2.6192088334355503, -5.83541305270046, 4.234982376918197)
+RECIPROCAL_NEWTON = 2  # Newton steps y <- y (2 - u y)
 
-    Implements spec §6.4.2 `reciprocal_fixed` (spec/06-models.md#reciprocal_fixed).
+
+def reciprocal_segments(fxp: FixedPoint, bound: int) -> int:
+    """K = max(1, ceil(log2 bound)) segments (2^(e-1), 2^e], e = 1 .. K (the first closed at 1)."""
+    check_bound(bound, "reciprocal")
+    count = max(1, (bound - 1).bit_length())
+    if count > fxp.frac_bits:
+        raise SpecError(f"reciprocal needs bound <= 2^f, got {bound}")
+    return count
+
+
+def reciprocal_fixed(fxp: FixedPoint, s: RingVec, bound: int | None = None) -> RingVec:
+    """1 / s in fixed point for 1 <= s <= bound: the mirror of the secure iteration.
+
+    Implements spec §6.4.2 `reciprocal_fixed` (spec/06-models.md#reciprocal_fixed). The result
+    does not depend on ``bound`` (only the secure protocol's number of comparisons does); without
+    it the bound is the largest s.
     """
-    signed = fxp.ring.to_signed(s)
-    # Step 1: the precondition (a softmax sum contains exp(0) = 1.0, so it always holds there).
-    if np.any(signed < (1 << fxp.frac_bits)):
+    ring = fxp.ring
+    check_fxp(fxp, "reciprocal_fixed")
+    s = ring.check(np.asarray(s), "s")
+    signed = ring.to_signed(s)
+    one = 1 << fxp.frac_bits
+    if np.any(signed < one):
         raise SpecError("reciprocal_fixed needs s >= 1.0")
-    # Step 2: the exact floor quotient, as Python integers (2^(2f) may exceed int64).
-    num = 1 << (2 * fxp.frac_bits)
-    quotients = [num // int(q) for q in signed.reshape(-1)]
-    return fxp.ring.from_int(quotients).reshape(signed.shape)
+    if bound is None:
+        bound = max(1, -(-int(signed.max(initial=one)) // one))
+    if np.any(signed > bound * one):
+        raise SpecError(f"reciprocal_fixed needs s <= bound = {bound}")
+    count = reciprocal_segments(fxp, bound)
+    # Step 1: the segment 2^(e-1) < s <= 2^e (e = 1 for s <= 2).
+    e = segment_exponent(fxp, s, 1, 1, count)
+    scale = pow2_fixed(fxp, -e)
+    # Step 2: u = trunc(s enc(2^-e)), in (1/2, 1].
+    u = fxp_trunc(fxp, ring.mul(s, scale))
+    # Step 3: the quadratic start.
+    y = quadratic_fixed(fxp, RECIPROCAL_COEFFS, u)
+    # Step 4: Newton, y <- trunc(y (enc(2) - trunc(u y))).
+    two = np.full_like(u, fxp_encode(fxp, 2.0))
+    for _ in range(RECIPROCAL_NEWTON):
+        y = mul_fixed(fxp, y, ring.sub(two, mul_fixed(fxp, u, y)))
+    # Step 5: r = trunc(y enc(2^-e)).
+    return mul_fixed(fxp, y, scale)
 
 
 def softmax_fixed(fxp: FixedPoint, logits: RingVec) -> RingVec:
@@ -155,8 +196,8 @@ def softmax_fixed(fxp: FixedPoint, logits: RingVec) -> RingVec:
     e = exp_fixed(fxp, z)
     # Step 3: s = sum e_i in the ring.
     s = ring.reduce(np.asarray(np.sum(e, axis=-1, keepdims=True, dtype=np.uint64)))
-    # Step 4: r = reciprocal_fixed(s); p_i = trunc(e_i * r).
-    return mul_fixed(fxp, e, reciprocal_fixed(fxp, s))
+    # Step 4: r = reciprocal_fixed(s) (s <= n: each term is at most 1); p_i = trunc(e_i * r).
+    return mul_fixed(fxp, e, reciprocal_fixed(fxp, s, logits.shape[-1]))
 
 
 def route_fixed(config: MoEConfig, fw: FixedWeights, x: RingVec) -> tuple[Ints, RingVec]:

@@ -1,6 +1,7 @@
 """Every module that registers vector generators; importing this module registers them all."""
 
 import secmoe.vectors.gen_core
+import secmoe.vectors.gen_functions
 import secmoe.vectors.gen_he
 import secmoe.vectors.gen_he_galois
 import secmoe.vectors.gen_linear
