@@ -2,10 +2,9 @@
 
 Every value is a ring element with f fractional bits; every product of two fixed-point values is
 followed by the exact truncation ``fxp_trunc`` (floor of the signed value). The secure protocol
-performs the same operations in the same order; each of its secure truncations may differ from
-this oracle's by one unit in the last place (2^-f), which is the error budget the secure tests
-use. Each non-linear step is its own function so that a later protocol can be matched step by
-step (and the reciprocal replaced by the secure iteration's mirror).
+performs the same operations in the same order with exact secure truncations (spec §30.4), so
+its result equals this oracle's bit for bit. Each non-linear step is its own function so that a
+protocol can be matched step by step (the reciprocal is the mirror of the secure iteration).
 """
 
 from __future__ import annotations
