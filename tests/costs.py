@@ -10,9 +10,10 @@ from collections.abc import Callable
 from typing import Any
 
 from secmoe.encoding import FixedPoint
+from secmoe.net.channel import RecordMode
 from secmoe.ot.iknp import ot_setup
 from secmoe.protocols.cost import Pattern, Summary, ot_setup_pattern, seq, summary
-from secmoe.session import PartyContext, run_local
+from secmoe.session import PartyContext, RunResult, run_local
 
 Fn = Callable[[PartyContext], Any]
 
@@ -20,27 +21,40 @@ Fn = Callable[[PartyContext], Any]
 def measured(client: Fn, server: Fn, fxp: FixedPoint | None = None) -> Summary:
     """Bytes per phase and direction of the protocol alone (after the warm-up), and the rounds
     of the whole run, warm-up included."""
+    return measured_run(client, server, fxp)[0]
+
+
+def measured_run(
+    client: Fn, server: Fn, fxp: FixedPoint | None = None, record: RecordMode = "none"
+) -> tuple[Summary, RunResult[Any, Any]]:
+    """``measured``, and the run itself (outputs, transcript), the outputs being those of the
+    protocol after the warm-up."""
 
     def wrap(fn: Fn) -> Fn:
-        def party(ctx: PartyContext) -> dict[str, tuple[int, int]]:
+        def party(ctx: PartyContext) -> tuple[dict[str, tuple[int, int]], Any]:
             ot_setup(ctx)
             before = {k: (v.bytes_c2s, v.bytes_s2c) for k, v in ctx.channel.cost.phases.items()}
-            fn(ctx)
-            return before
+            return before, fn(ctx)
 
         return party
 
     res = run_local(
-        wrap(client), wrap(server), client_seed=bytes(32), server_seed=bytes([1]) * 32, fxp=fxp
+        wrap(client),
+        wrap(server),
+        client_seed=bytes(32),
+        server_seed=bytes([1]) * 32,
+        fxp=fxp,
+        record=record,
     )
-    before = res.client
+    before = res.client[0]
     phases = {}
     for name, ph in res.cost.phases.items():
         c0, s0 = before.get(name, (0, 0))
         delta = (ph.bytes_c2s - c0, ph.bytes_s2c - s0)
         if delta != (0, 0):
             phases[name] = delta
-    return Summary(phases, res.cost.rounds)
+    out = RunResult(res.client[1], res.server[1], res.cost, res.server_cost, res.transcript)
+    return Summary(phases, res.cost.rounds), out
 
 
 def assert_cost(pattern: Pattern, client: Fn, server: Fn, fxp: FixedPoint | None = None) -> None:

@@ -18,6 +18,9 @@ from secmoe.protocols.mul import and_bits, mul
 from secmoe.protocols.piecewise import piecewise
 from secmoe.protocols.trunc import trunc
 
+# piecewise on GeLU at l = 64, f = 18 (spec §30.5.1): bytes per element (c2s, s2c) per phase.
+PW_OFFLINE, PW_ONLINE, PW_ROUNDS = (3100.125, 3100.125), (3936.25, 1216.25), 36
+
 
 @settings(max_examples=6)
 @given(n=st.integers(1, 20), bits=st.sampled_from([8, 16, 64]))
@@ -42,6 +45,11 @@ def test_comparisons(n: int, bits: int, entries: int) -> None:
         )
     assert_cost(cost.msb_cost(n, 64), lambda c: msb(c, z), lambda c: msb(c, z))
     assert_cost(cost.msb_cost(n, 64), lambda c: lt_public(c, z, z), lambda c: lt_public(c, z, z))
+    w = 1 + bits % 40  # any width in [1, 40], the smaller ring of piecewise's comparisons
+    assert_cost(cost.msb_cost(n, 64, w), lambda c: msb(c, z, w), lambda c: msb(c, z, w))
+    assert_cost(
+        cost.msb_cost(n, 64, w), lambda c: lt_public(c, z, z, w), lambda c: lt_public(c, z, z, w)
+    )
     assert_cost(
         cost.onehot_cost(n, entries),
         lambda c: onehot(c, z, entries),
@@ -49,15 +57,41 @@ def test_comparisons(n: int, bits: int, entries: int) -> None:
     )
 
 
-@settings(max_examples=4)
-@given(n=st.integers(1, 10), s=st.integers(1, 30), table=st.sampled_from(sorted(TABLES)))
-def test_trunc_and_piecewise(n: int, s: int, table: str) -> None:
+@settings(max_examples=6)
+@given(
+    n=st.integers(1, 10),
+    s=st.integers(1, 30),
+    table=st.sampled_from(sorted(TABLES)),
+    params=st.sampled_from([(64, 18), (48, 12)]),
+)
+def test_trunc_and_piecewise(n: int, s: int, table: str, params: tuple[int, int]) -> None:
     z = np.zeros(n, np.uint64)
     assert_cost(cost.trunc_cost(n, 64, s), lambda c: trunc(c, z, s), lambda c: trunc(c, z, s))
     t = TABLES[table]
-    rows = [r for r in t.coeffs if any(r)]
-    pattern = cost.piecewise_cost(n, len(t.breakpoints), len(rows), 64, 18)
-    assert_cost(pattern, lambda c: piecewise(c, t, z), lambda c: piecewise(c, t, z))
+    fxp = FixedPoint(Ring(params[0]), params[1])
+    pattern = cost.piecewise_cost(n, t, *params)
+    assert_cost(pattern, lambda c: piecewise(c, t, z), lambda c: piecewise(c, t, z), fxp)
+
+
+def test_piecewise_gelu_cost_per_element() -> None:
+    # The figures of spec §30.5.1 and §34.1.2 (l = 64, f = 18, n = 4096).
+    n = 4096
+    p = cost.piecewise_cost(n, TABLES["gelu"], 64, 18)
+    got = {
+        ph: (p.bytes("client", ph) / n, p.bytes("server", ph) / n) for ph in ("offline", "online")
+    }
+    assert got == {"offline": PW_OFFLINE, "online": PW_ONLINE} and p.rounds() == PW_ROUNDS
+
+
+def test_piecewise_cost_older_form() -> None:
+    # piecewise_cost(n, k, live, l, f), for the tables of fit_table's shape, is the table's.
+    for t in TABLES.values():
+        live = sum(1 for row in t.coeffs if any(row))
+        for bits, frac in ((64, 18), (48, 12)):
+            old = cost.piecewise_cost(3, len(t.breakpoints), live, bits, frac)
+            assert old == cost.piecewise_cost(3, t, bits, frac)
+    with pytest.raises(SpecError, match="pass the table"):
+        cost.piecewise_cost(3, 5, 4, 64, 18)
 
 
 def test_pattern_rounds_follow_the_causal_rule() -> None:

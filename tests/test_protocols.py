@@ -12,14 +12,14 @@ from oblivious import view_shape
 
 from secmoe.encoding import FixedPoint, Ring
 from secmoe.errors import SpecError
-from secmoe.model.piecewise import piecewise_fixed
+from secmoe.model.piecewise import PiecewiseTable, piecewise_fixed
 from secmoe.model.tables import TABLES
 from secmoe.ot.cost import cot_cost
 from secmoe.ot.triples import dealer_triples
 from secmoe.protocols.b2a import b2a, mux
 from secmoe.protocols.compare import equal, lt_public, millionaire, msb, onehot
 from secmoe.protocols.mul import and_bits, mul
-from secmoe.protocols.piecewise import piecewise
+from secmoe.protocols.piecewise import compare_width, input_bound, piecewise, plan
 from secmoe.protocols.trunc import trunc
 from secmoe.randomness import Prg, dst
 from secmoe.session import PartyContext, RunResult, run_local
@@ -48,7 +48,7 @@ def shares(seed: int, n: int, bits: int) -> tuple[np.ndarray, np.ndarray, np.nda
 def test_mul(n: int, bits: int, seed: int) -> None:
     ring = Ring(bits)
     x, xc, xs = shares(seed, n, bits)
-    y, yc, ys = shares(seed + 1, n, bits)
+    y, yc, ys = shares((seed + 1) % 256, n, bits)
     res = run(lambda ctx: mul(ctx, xc, yc), lambda ctx: mul(ctx, xs, ys), bits)
     assert np.array_equal(ring.add(res.client, res.server), ring.mul(x, y))
     online = res.cost.phases["online"]
@@ -181,26 +181,89 @@ def test_trunc_rejects_bad_shifts() -> None:
             )
 
 
-@settings(max_examples=4)
-@given(seed=st.integers(0, 255), table=st.sampled_from(["gelu", "silu", "relu"]))
-def test_piecewise_equals_the_fixed_point_model_exactly(seed: int, table: str) -> None:
-    fxp = FixedPoint()
+@settings(max_examples=6)
+@given(
+    seed=st.integers(0, 255),
+    table=st.sampled_from(["gelu", "silu", "relu"]),
+    params=st.sampled_from([(64, 18), (48, 12)]),
+)
+def test_piecewise_equals_the_fixed_point_model_exactly(
+    seed: int, table: str, params: tuple[int, int]
+) -> None:
+    fxp = FixedPoint(Ring(params[0]), params[1])
     t = TABLES[table]
     src = Prg(bytes([seed]) * 32, dst("test", "pw"))
-    ulp = 2.0**-18
+    ulp = 2.0 ** -params[1]
     edges = [b + d for b in t.breakpoints for d in (-ulp, 0.0, ulp)]
     vals = np.concatenate(
         [(src.next_below(24, 1 << 24).astype(np.float64) - (1 << 23)) / (1 << 20), edges]
     )
-    x = fxp.encode(vals)
-    xc = src.next_ring(x.size)
+    # The input bound X of spec §30.5.1 and its neighbours: the comparisons in Z_2^m must hold
+    # there too.
+    bound = input_bound(params[0])
+    far = fxp.ring.from_int([-bound, -bound + 1, bound - 1, bound])
+    x = np.concatenate([fxp.encode(vals), far])
+    xc = src.next_ring(x.size, params[0])
     res = run_local(
         lambda ctx: piecewise(ctx, t, xc),
         lambda ctx: piecewise(ctx, t, fxp.ring.sub(x, xc)),
         client_seed=bytes([seed]) * 32,
         server_seed=bytes(32),
+        fxp=fxp,
     )
     assert np.array_equal(fxp.ring.add(res.client, res.server), piecewise_fixed(t, fxp, x))
+
+
+def test_piecewise_plan_width_and_live_segments() -> None:
+    fxp = FixedPoint()
+    bound = input_bound(64)
+    assert bound == (1 << 31) - 1 and bound**2 < 1 << 62 <= (bound + 1) ** 2
+    for bits in (8, 33, 48, 64):
+        x = input_bound(bits)
+        # |x - c| <= 2X for |x|, |c| <= X fits in Z_2^m, and m is the smallest width that does.
+        m = compare_width(bits)
+        assert 2 * x < 1 << (m - 1) and (m == bits or 2 * x >= 1 << (m - 2))
+    for t in TABLES.values():
+        assert plan(t, fxp).width == 33
+    gelu = plan(TABLES["gelu"], fxp)
+    assert gelu.quad.segments == (1, 2, 3, 4) and gelu.lin.segments == (1, 2, 3, 4, 5)
+    assert gelu.const.segments == (1, 2, 3, 4) and gelu.quad.truncated and gelu.lin.truncated
+    relu = plan(TABLES["relu"], fxp)
+    # ReLU: no square, c1 = 1 is a multiple of 2^f (no truncation), no constant.
+    assert relu.quad.segments == () and relu.lin.coeffs == (1,) and not relu.lin.truncated
+    assert relu.const.segments == ()
+    far = PiecewiseTable("far", (-1.0, 2.0**13), ((0.0, 0.0, 0.0),) * 3)
+    with pytest.raises(SpecError, match="input bound"):
+        plan(far, fxp)
+
+
+@settings(max_examples=8)
+@given(bits=st.sampled_from([8, 33, 64]), seed=st.integers(0, 255), data=st.data())
+def test_msb_and_lt_public_in_a_smaller_ring(bits: int, seed: int, data: st.DataObject) -> None:
+    ring = Ring(bits)
+    m = data.draw(st.integers(1, bits))
+    x, xc, xs = shares(seed, 40, bits)
+    res = run(lambda ctx: msb(ctx, xc, m), lambda ctx: msb(ctx, xs, m), bits)
+    want = ((x >> np.uint64(m - 1)) & np.uint64(1)).astype(np.uint8)
+    assert np.array_equal(res.client ^ res.server, want)
+    # [x < c] for differences x - c over all of [-2^(m-1), 2^(m-1)), both ends included, with
+    # x and c of any size in Z_2^l.
+    src = Prg(bytes([seed]) * 32, dst("test", "ltw"))
+    half = 1 << (m - 1)
+    d = src.next_below(40, 2 * half).astype(np.int64) - half
+    d[:2] = [-half, half - 1]
+    c = src.next_ring(40, bits)
+    xv = ring.add(c, ring.from_int(d))
+    xc = src.next_ring(40, bits)
+    res = run(
+        lambda ctx: lt_public(ctx, xc, c, m),
+        lambda ctx: lt_public(ctx, ring.sub(xv, xc), c, m),
+        bits,
+    )
+    assert np.array_equal(res.client ^ res.server, (d < 0).astype(np.uint8))
+    for bad in (0, bits + 1):
+        with pytest.raises(SpecError, match="width"):
+            run(lambda ctx, w=bad: msb(ctx, xc, w), lambda ctx, w=bad: msb(ctx, xc, w), bits)
 
 
 @settings(max_examples=6)
@@ -222,3 +285,43 @@ def test_onehot_and_equal(entries: int, seed: int) -> None:
     assert np.array_equal(res.client ^ res.server, (u == v).astype(np.uint8))
     with pytest.raises(SpecError):
         run(lambda ctx: onehot(ctx, ic, 1), lambda ctx: onehot(ctx, ic, 1))
+
+
+def test_piecewise_server_view_does_not_depend_on_the_input() -> None:
+    fxp = FixedPoint()
+    t = TABLES["gelu"]
+    views = []
+    for vals in ([-6.0, -2.0, 0.5, 4.0], [3.0, 3.0, -5.0, 100.0]):
+        x = fxp.encode(np.array(vals))
+        xc = Prg(bytes(32), dst("test", "pw-view")).next_ring(x.size)
+        res = run_local(
+            lambda ctx, xc=xc: piecewise(ctx, t, xc),
+            lambda ctx, x=x, xc=xc: piecewise(ctx, t, fxp.ring.sub(x, xc)),
+            client_seed=bytes([7]) * 32,
+            server_seed=bytes(32),
+            record="hash",
+        )
+        views.append(view_shape(res.transcript, "server"))
+    assert views[0] == views[1]
+
+
+def test_msb_width_vectors_hold_bit_m_minus_1() -> None:
+    import json
+    from pathlib import Path
+
+    from secmoe.encoding import bit_vec_decode
+
+    path = Path(__file__).resolve().parent.parent / "vectors/protocols/msb_width.json"
+    data = json.loads(path.read_text())
+    ring = Ring(data["params"]["ring_bits"])
+    tests = [c for g in data["testGroups"] for c in g["tests"]]
+    assert tests
+    for c in tests:
+        m = c["inputs"]["client"]["width"]
+        xc, xs = (bytes.fromhex(c["inputs"][p]["x"]) for p in ("client", "server"))
+        x = ring.add(ring.decode_vec(xc, len(xc) // 8), ring.decode_vec(xs, len(xs) // 8))
+        z = bit_vec_decode(bytes.fromhex(c["outputs"]["client"]["z"]), x.size) ^ bit_vec_decode(
+            bytes.fromhex(c["outputs"]["server"]["z"]), x.size
+        )
+        assert m < ring.bits
+        assert np.array_equal(z, ((x >> np.uint64(m - 1)) & np.uint64(1)).astype(np.uint8))

@@ -2,4 +2,5 @@
 
 import secmoe.bench.channel
 import secmoe.bench.he
+import secmoe.bench.nonlinear
 import secmoe.bench.ot  # noqa: F401

@@ -95,34 +95,45 @@ def _compare(ctx: PartyContext, value: RingVec, bits: int) -> tuple[BitVec, BitV
     return lt[:, 0].copy(), eq[:, 0].copy()
 
 
-def msb(ctx: PartyContext, x: RingVec) -> BitVec:
-    """XOR shares of the most significant bit of a shared x in Z_2^l.
+def msb(ctx: PartyContext, x: RingVec, width: int | None = None) -> BitVec:
+    """XOR shares of the most significant bit of a shared x in Z_2^m (m = width, default l).
 
-    Implements spec §30.3.2 `msb` (spec/30-protocols.md#msb): MSB(x) = MSB(x_C) ^ MSB(x_S) ^ c
-    with the carry c = [x_C' + x_S' >= 2^(l-1)] on the low l - 1 bits, that is
-    [2^(l-1) - 1 - x_S' < x_C'], one millionaire comparison.
+    Implements spec §30.3.2 `msb` (spec/30-protocols.md#msb): both parties reduce their shares
+    mod 2^m (exact, 2^m divides 2^l); MSB(x) = MSB(x_C) ^ MSB(x_S) ^ c with the carry
+    c = [x_C' + x_S' >= 2^(m-1)] on the low m - 1 bits, that is [2^(m-1) - 1 - x_S' < x_C'],
+    one millionaire comparison.
     """
     ring = ctx.ring
+    m = ring.bits if width is None else width
+    if not 1 <= m <= ring.bits:
+        raise SpecError(f"msb needs a width in [1, l = {ring.bits}], got {m}")
     xs = ring.check(np.asarray(x), "x").reshape(-1)
-    low = np.uint64((1 << (ring.bits - 1)) - 1)
+    # Step 1: the shares in Z_2^m.
+    if m < ring.bits:
+        xs = xs & np.uint64((1 << m) - 1)
+    # Step 2: the carry out of the low m - 1 bits, by one millionaire.
+    low = np.uint64((1 << (m - 1)) - 1)
     mine = xs & low
     value = low - mine if ctx.party == "server" else mine
-    carry = millionaire(ctx, value, ring.bits - 1) if ring.bits > 1 else np.zeros(xs.size, np.uint8)
-    out: BitVec = (ring.msb(xs) ^ carry).reshape(np.asarray(x).shape)
+    carry = millionaire(ctx, value, m - 1) if m > 1 else np.zeros(xs.size, np.uint8)
+    # Step 3: MSB(x_C) ^ MSB(x_S) ^ c, each party its own top bit.
+    top = ((xs >> np.uint64(m - 1)) & np.uint64(1)).astype(np.uint8)
+    out: BitVec = (top ^ carry).reshape(np.asarray(x).shape)
     return out
 
 
-def lt_public(ctx: PartyContext, x: RingVec, c: RingVec) -> BitVec:
-    """XOR shares of [x < c] for shared x and public c, both of magnitude below 2^(l-2).
+def lt_public(ctx: PartyContext, x: RingVec, c: RingVec, width: int | None = None) -> BitVec:
+    """XOR shares of [x < c] for shared x and public c.
 
-    Implements spec §30.3.3 `lt_public` (spec/30-protocols.md#lt_public): MSB(x - c), the client
-    subtracting c.
+    Implements spec §30.3.3 `lt_public` (spec/30-protocols.md#lt_public): MSB(x - c) in
+    Z_2^m, the client subtracting c. Without ``width`` (m = l) both x and c must be of magnitude
+    below 2^(l-2); with it, |x - c| < 2^(m-1).
     """
     ring = ctx.ring
     xs = ring.check(np.asarray(x), "x")
     cs = ring.check(np.asarray(c), "c")
     diff = ring.sub(xs, cs) if ctx.party == "client" else xs
-    return msb(ctx, diff)
+    return msb(ctx, diff, width)
 
 
 def onehot(ctx: PartyContext, index: RingVec, entries: int) -> BitVec:

@@ -14,14 +14,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, overload
 
+from secmoe.encoding import FixedPoint, Ring
 from secmoe.errors import Party, SpecError
+from secmoe.model.piecewise import PiecewiseTable
 from secmoe.ot.base import POINT_BYTES
 from secmoe.ot.iknp import KAPPA, padded
 from secmoe.protocols.compare import LEAF_BITS
+from secmoe.protocols.piecewise import compare_width, plan
 
-Phase = Literal["offline", "online"]
+# The protocols' phases; ``input`` / ``output`` are a session's delivery steps (spec §40.5).
+Phase = Literal["offline", "online", "input", "output"]
 
 
 @dataclass(frozen=True)
@@ -104,8 +108,7 @@ class Summary:
 
 def summary(p: Pattern) -> Summary:
     phases: dict[str, tuple[int, int]] = {}
-    phase: Phase
-    for phase in ("offline", "online"):
+    for phase in dict.fromkeys(m.phase for m in p.messages):
         pair = (p.bytes("client", phase), p.bytes("server", phase))
         if pair != (0, 0):
             phases[phase] = pair
@@ -251,9 +254,11 @@ def millionaire_cost(n: int, bits: int) -> Pattern:
     return seq(parts)
 
 
-def msb_cost(n: int, bits: int) -> Pattern:
-    """``msb`` / ``lt_public`` (§30.3.2-30.3.3): one millionaire on l - 1 bits."""
-    return millionaire_cost(n, bits - 1) if bits > 1 else Pattern()
+def msb_cost(n: int, bits: int, width: int | None = None) -> Pattern:
+    """``msb`` / ``lt_public`` (§30.3.2-30.3.3) in Z_2^m (m = width, default l): one millionaire
+    on m - 1 bits."""
+    m = bits if width is None else width
+    return millionaire_cost(n, m - 1) if m > 1 else Pattern()
 
 
 def onehot_cost(n: int, entries: int) -> Pattern:
@@ -266,13 +271,45 @@ def trunc_cost(n: int, bits: int, s: int) -> Pattern:
     return seq(millionaire_cost(n, s), and_bits_cost(n), b2a_cost(2 * n, bits))
 
 
-def piecewise_cost(n: int, breakpoints: int, live: int, bits: int, frac: int) -> Pattern:
-    """``piecewise`` (§30.5.1): k n comparisons, b2a of the live segments, two mul + trunc."""
-    return seq(
-        msb_cost(breakpoints * n, bits),
-        b2a_cost(live * n, bits),
-        mul_cost(n, bits),
-        trunc_cost(n, bits, frac),
-        mul_cost(2 * n, bits),
-        trunc_cost(2 * n, bits, frac),
-    )
+@overload
+def piecewise_cost(n: int, table: PiecewiseTable, bits: int, frac: int, /) -> Pattern: ...
+
+
+@overload
+def piecewise_cost(n: int, table: int, live: int, bits: int, frac: int, /) -> Pattern: ...
+
+
+def piecewise_cost(n: int, table: PiecewiseTable | int, *rest: int) -> Pattern:
+    """``piecewise`` (§30.5.1): k n comparisons in Z_2^m; b2a of the segments with c0 != 0; x2
+    if some c2 != 0; one mux of the live (segment, power) pairs; one truncation of the selected
+    products that need it.
+
+    ``piecewise_cost(n, table, l, f)``. The older form ``piecewise_cost(n, k, live, l, f)``
+    (``k`` breakpoints, ``live`` nonzero rows) is kept for the tables of ``fit_table``'s shape
+    (§6.2.2: the row (0, 0, 0) left of b_0, (0, 1, 0) right of b_{k-1}, no zero coefficient
+    between), whose live rows are the k right of b_0; any other table needs the first form."""
+    if isinstance(table, PiecewiseTable):
+        bits, frac = rest
+        p = plan(table, FixedPoint(Ring(bits), frac))
+        k, width = len(p.bounds), p.width
+        quad, lin, const = len(p.quad.segments), len(p.lin.segments), len(p.const.segments)
+        cut = sum(1 for pw in (p.quad, p.lin) if pw.truncated)
+    else:
+        live, bits, frac = rest
+        k, width = table, compare_width(bits)
+        if live != k:
+            raise SpecError(
+                "piecewise_cost(n, k, live, l, f) is for fit_table's shape; pass the table"
+            )
+        # The k - 1 middle rows are full; the right row (0, 1, 0) needs no truncation.
+        quad, lin, const, cut = k - 1, k, k - 1, 2 if k > 1 else 0
+    parts = [msb_cost(k * n, bits, width)]
+    if const:
+        parts.append(b2a_cost(const * n, bits))
+    if quad:
+        parts += [mul_cost(n, bits), trunc_cost(n, bits, frac)]
+    if quad or lin:
+        parts.append(mux_cost((quad + lin) * n, bits))
+    if cut:
+        parts.append(trunc_cost(cut * n, bits, frac))
+    return seq(parts)
