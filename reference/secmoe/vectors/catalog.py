@@ -7,6 +7,7 @@ import secmoe.vectors.gen_he
 import secmoe.vectors.gen_he_galois
 import secmoe.vectors.gen_linear
 import secmoe.vectors.gen_model
+import secmoe.vectors.gen_moe
 import secmoe.vectors.gen_msb_width
 import secmoe.vectors.gen_ot
 import secmoe.vectors.gen_protocols

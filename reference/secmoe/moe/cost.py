@@ -1,0 +1,125 @@
+"""The secure MoE layer's communication as a message pattern (spec/40-moe.md §40.4).
+
+Each function mirrors the call order of its protocol exactly; composed with ``seq`` they give
+bytes per phase and direction and, by the causal rule of spec §4.2, the rounds.
+"""
+
+from __future__ import annotations
+
+from secmoe.he import packing
+from secmoe.he.galois import expansion_elements
+from secmoe.he.modswitch import response_keep, switched_params
+from secmoe.he.serialize import ct_bytes, gk_bytes, poly_bytes
+from secmoe.model.config import MoEConfig
+from secmoe.model.fixed import ACTIVATION_TABLES
+from secmoe.moe.select import levels_for, select_params
+from secmoe.protocols.cost import (
+    Pattern,
+    b2a_cost,
+    mul_cost,
+    ot_setup_pattern,
+    piecewise_cost,
+    ring_bytes,
+    send,
+    seq,
+    trunc_cost,
+)
+from secmoe.protocols.linear import he_setup_cost, matmul_cost
+from secmoe.protocols.softmax import softmax_cost
+from secmoe.protocols.topk import topk_cost
+
+
+def select_setup_cost(experts: int) -> Pattern:
+    """``select_setup`` in a fresh session: pk and pk2 at he16384, then the Galois keys."""
+    p = select_params()
+    key = 32 + poly_bytes(p)
+    parts = [send("client", key, "offline"), send("client", key, "offline")]
+    count = len(expansion_elements(p, levels_for(experts)))
+    if count:
+        parts.append(send("client", count * gk_bytes(p), "offline"))
+    return seq(parts)
+
+
+def select_experts_cost(rows: int) -> Pattern:
+    """``select_experts``: one seeded ciphertext per row, client to server."""
+    return send("client", rows * ct_bytes(select_params(), 1, seeded=True), "online")
+
+
+def expert_matmul_cost(rows: int, inputs: int, d_in: int, d_out: int, stacks: int) -> Pattern:
+    """``expert_matmul``: the inputs' seeded blocks up, one switched degree-2 result per
+    (stack, row, output block) down."""
+    p = select_params()
+    shape = packing.matmul_shape(p, 1, d_in, d_out)
+    small = switched_params(p, response_keep(p, 2))
+    up = inputs * shape.in_blocks * ct_bytes(p, 1, seeded=True)
+    down = stacks * rows * shape.out_blocks * ct_bytes(small, 2)
+    return seq(send("client", up, "online"), send("server", down, "online"))
+
+
+def _activation_cost(config: MoEConfig, n: int) -> Pattern:
+    table = ACTIVATION_TABLES[config.expert_kind]
+    return piecewise_cost(n, table, config.ring_bits, config.frac_bits)
+
+
+def shared_ffn_cost(config: MoEConfig, tokens: int) -> Pattern:
+    """``shared_ffn`` of one shared expert (HE keys at he8192 already set up)."""
+    l, f, d, d_ff = config.ring_bits, config.frac_bits, config.d_model, config.shared_ff
+    parts = [matmul_cost(tokens, d, d_ff, l, f), _activation_cost(config, tokens * d_ff)]
+    if config.gated:
+        parts += [matmul_cost(tokens, d, d_ff, l, f), mul_cost(tokens * d_ff, l)]
+        parts.append(trunc_cost(tokens * d_ff, l, f))
+    parts.append(matmul_cost(tokens, d_ff, d, l, f))
+    return seq(parts)
+
+
+def moe_cost(
+    config: MoEConfig, tokens: int, fresh_he: bool = True, fresh_ot: bool = False
+) -> Pattern:
+    """``moe`` on ``tokens`` tokens: OT set-up when ``fresh_ot``, HE keys when ``fresh_he``."""
+    l, f = config.ring_bits, config.frac_bits
+    d, d_ff, e, k = config.d_model, config.d_ff, config.n_experts, config.top_k
+    rows = tokens * k
+    shift = f + levels_for(e)
+    stacks = 2 if config.gated else 1
+    parts = [ot_setup_pattern()] if fresh_ot else []
+    if fresh_he:
+        parts.append(he_setup_cost())
+    parts += [
+        matmul_cost(tokens, d, e, l, f),
+        topk_cost(tokens, e, k, l, onehot=True),
+        b2a_cost(rows * e, l),
+    ]
+    if config.gate_norm == "softmax_topk":
+        parts.append(softmax_cost(tokens, k, l, f))
+    else:
+        parts += [softmax_cost(tokens, e, l, f), mul_cost(rows * e, l)]
+    if fresh_he:
+        parts.append(select_setup_cost(e))
+    parts += [
+        select_experts_cost(rows),
+        expert_matmul_cost(rows, tokens, d, d_ff, stacks),
+        trunc_cost(stacks * rows * d_ff, l, shift),
+        _activation_cost(config, rows * d_ff),
+    ]
+    if config.gated:
+        parts += [mul_cost(rows * d_ff, l), trunc_cost(rows * d_ff, l, f)]
+    parts += [
+        expert_matmul_cost(rows, rows, d_ff, d, 1),
+        trunc_cost(rows * d, l, shift),
+        mul_cost(rows * d, l),
+        trunc_cost(rows * d, l, f),
+    ]
+    parts += [shared_ffn_cost(config, tokens) for _ in range(config.n_shared_experts)]
+    return seq(parts)
+
+
+def demo_cost(config: MoEConfig, tokens: int) -> Pattern:
+    """``demo_client`` / ``demo_server`` (spec §40.5) in a fresh session: the token count and
+    the client's shares, the layer with every set-up, the server's output shares."""
+    w = ring_bytes(config.ring_bits)
+    return seq(
+        send("client", 4, "input"),
+        send("client", tokens * config.d_model * w, "input"),
+        moe_cost(config, tokens, fresh_he=True, fresh_ot=True),
+        send("server", (tokens * config.d_model + 2 * tokens * config.top_k) * w, "output"),
+    )

@@ -1,0 +1,151 @@
+"""The secure MoE layer, SecMoE's Protocol 1 (spec/40-moe.md §40.3).
+
+Selection phase: router logits, top-k, one-hot, B2A, the encrypted selectors; compute phase:
+the selected experts' products under HE, the activation by Select-Then-Compute, the gated
+product, the second product, the gates; then the shared experts with plaintext weights.
+Every step runs on all (token, slot) rows at once, so the rounds do not grow with the tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from secmoe.encoding import RingVec
+from secmoe.errors import SpecError
+from secmoe.model.config import MoEConfig
+from secmoe.model.fixed import ACTIVATION_TABLES, FixedWeights
+from secmoe.moe.select import I64, expert_matmul, select_experts
+from secmoe.ot.iknp import ot_setup
+from secmoe.protocols.b2a import b2a
+from secmoe.protocols.linear import matmul
+from secmoe.protocols.mul import mul
+from secmoe.protocols.piecewise import piecewise
+from secmoe.protocols.softmax import softmax
+from secmoe.protocols.topk import topk
+from secmoe.protocols.trunc import trunc
+from secmoe.session import PartyContext
+
+
+@dataclass(frozen=True)
+class MoeShares:
+    """A party's shares of the layer's output and of its routing (nothing is revealed)."""
+
+    y: RingVec  # (T, d_model)
+    experts: RingVec  # (T, k) arithmetic shares of the selected indices, best first
+    gates: RingVec  # (T, k) the gates in fixed point
+
+
+def _check(config: MoEConfig, ctx: PartyContext, x: RingVec, fw: FixedWeights | None) -> RingVec:
+    if ctx.fxp != config.fxp:
+        raise SpecError("the session's fixed-point parameters differ from the config's")
+    xs = ctx.ring.check(np.asarray(x), "x")
+    if xs.ndim != 2 or xs.shape[0] < 1 or xs.shape[1] != config.d_model:
+        raise SpecError(f"x must have shape (tokens >= 1, {config.d_model}), got {xs.shape}")
+    if ctx.party == "server" and fw is None:
+        raise SpecError("the server needs the layer's encoded weights")
+    return xs
+
+
+def gates_of(
+    ctx: PartyContext, config: MoEConfig, logits: RingVec, values: RingVec, hot: RingVec
+) -> RingVec:
+    """Shares of the (T, k) gates: the selected experts' softmax probabilities (``softmax``),
+    or a softmax over the k selected logits (``softmax_topk``), as ``route_fixed`` (spec §6.3.5)."""
+    t, k = values.shape
+    if config.gate_norm == "softmax_topk":
+        return softmax(ctx, values)
+    probs = softmax(ctx, logits)  # (T, E)
+    # g_{t,s} = sum_e t_{t,s,e} p_{t,e}: exact, the one-hot entries are the integers 0 and 1.
+    spread = np.repeat(probs[:, None, :], k, axis=1)
+    prod = mul(ctx, hot.reshape(-1), spread.reshape(-1)).reshape(t, k, -1)
+    out: RingVec = ctx.ring.reduce(prod.sum(axis=2, dtype=np.uint64))
+    return out
+
+
+def moe(
+    ctx: PartyContext, config: MoEConfig, x: RingVec, weights: FixedWeights | None
+) -> MoeShares:
+    """Shares of ``moe_fixed(config, weights, x)`` for shared tokens x (T, d_model).
+
+    Implements spec §40.3.1 `moe` (spec/40-moe.md#moe). The server passes the encoded weights,
+    the client None; the server learns neither x nor the routing.
+    """
+    fw = weights if ctx.party == "server" else None
+    xs = _check(config, ctx, x, fw)
+    ring, f = ctx.ring, ctx.fxp.frac_bits
+    tokens, k, n_exp = xs.shape[0], config.top_k, config.n_experts
+    rows = tokens * k
+    row_input = [r // k for r in range(rows)]
+    ctx.say(f"moe: {tokens} token(s), {n_exp} experts, top-{k}")
+    # Step 0: both OT directions, if the session has none yet (so the cost is one fixed pattern).
+    ot_setup(ctx)
+    # Step 1: router logits z = trunc(x w_gate), the router as a plaintext matrix (E x d_model).
+    w_gate = None if fw is None else np.ascontiguousarray(fw.w_gate.T)
+    logits = matmul(ctx, xs, w_gate, n_exp)
+    # Step 2: top-k with each slot's one-hot (Pi_TopK, Pi_OneHot).
+    ctx.say("moe: top-k and one-hot")
+    tk = topk(ctx, logits, k, onehot=True)
+    assert tk.onehot is not None
+    # Step 3: the one-hot as arithmetic shares (Pi_B2A).
+    hot = b2a(ctx, tk.onehot.reshape(-1)).reshape(rows, n_exp)
+    # Step 4: the gates.
+    gates = gates_of(ctx, config, logits, tk.values, hot.reshape(tokens, k, n_exp))
+    # Step 5: the encrypted selectors, expanded by the server.
+    ctx.say("moe: encrypted selection")
+    sel = select_experts(ctx, hot)
+    shift = f + sel.levels  # the selection carries 2^L (spec §20.10)
+    # Step 6: u = trunc(W1_r x), g = trunc(V_r x) from one upload of x (ct x ct).
+    ctx.say("moe: first expert products")
+    n_first = 2 if config.gated else 1
+    first: list[I64] | None = None
+    if fw is not None:
+        first = [ring.to_signed(fw.w1)]
+        if config.gated:
+            assert fw.v is not None
+            first.append(ring.to_signed(fw.v))
+    prods = expert_matmul(ctx, sel, xs, row_input, first, config.d_ff, n_first)
+    u = trunc(ctx, np.concatenate(prods).reshape(n_first, rows, config.d_ff), shift)
+    # Step 7: the activation by Select-Then-Compute (Protocol 2), then the gated product.
+    ctx.say("moe: activation")
+    act = piecewise(ctx, ACTIVATION_TABLES[config.expert_kind], u[0])
+    h = trunc(ctx, mul(ctx, act, u[1])) if config.gated else act
+    # Step 8: out = trunc(W2_r h): h is uploaded, the selection reused.
+    ctx.say("moe: second expert product")
+    second = None if fw is None else [ring.to_signed(fw.w2)]
+    out = trunc(
+        ctx, expert_matmul(ctx, sel, h, list(range(rows)), second, config.d_model)[0], shift
+    )
+    # Step 9: y_t = sum_s trunc(g_{t,s} out_{t,s}).
+    spread = np.repeat(gates.reshape(rows, 1), config.d_model, axis=1)
+    scaled = trunc(ctx, mul(ctx, spread, out)).reshape(tokens, k, config.d_model)
+    y = ring.reduce(scaled.sum(axis=1, dtype=np.uint64))
+    # Step 10: the shared experts with plaintext weights, weight 1.
+    for j in range(config.n_shared_experts):
+        ctx.say(f"moe: shared expert {j + 1}/{config.n_shared_experts}")
+        y = ring.add(y, shared_ffn(ctx, config, xs, fw, j))
+    return MoeShares(y, tk.indices, gates)
+
+
+def shared_ffn(
+    ctx: PartyContext, config: MoEConfig, x: RingVec, fw: FixedWeights | None, j: int
+) -> RingVec:
+    """Shares of ``ffn_fixed`` of shared expert j: plaintext weights, products by ``matmul``.
+
+    Implements spec §40.3.2 `shared_ffn` (spec/40-moe.md#shared_ffn).
+    """
+    d_ff = config.shared_ff
+
+    def weight(w: RingVec | None) -> RingVec | None:
+        return None if fw is None or w is None else np.asarray(w)[j]
+
+    # Step 1: u = trunc(x W1^T).
+    u = matmul(ctx, x, weight(None if fw is None else fw.shared_w1), d_ff)
+    act = piecewise(ctx, ACTIVATION_TABLES[config.expert_kind], u)
+    # Step 2: the gated product with trunc(x V^T) for gated kinds.
+    if config.gated:
+        g = matmul(ctx, x, weight(None if fw is None else fw.shared_v), d_ff)
+        act = trunc(ctx, mul(ctx, act, g))
+    # Step 3: out = trunc(h W2^T).
+    return matmul(ctx, act, weight(None if fw is None else fw.shared_w2), config.d_model)
