@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import statistics
 import time
 from collections.abc import Callable
 from typing import Any
@@ -27,11 +28,15 @@ from secmoe.session import run_local
 
 
 def _ms(fn: Callable[[], Any], repeat: int) -> float:
-    fn()  # warm caches (NTT tables)
-    t0 = time.perf_counter()
+    """Median wall time of ``repeat`` runs after a warm-up (NTT tables, key caches): on a shared
+    machine the median is far steadier than the mean."""
+    fn()
+    times = []
     for _ in range(repeat):
+        t0 = time.perf_counter()
         fn()
-    return round((time.perf_counter() - t0) / repeat * 1000, 3)
+        times.append(time.perf_counter() - t0)
+    return round(statistics.median(times) * 1000, 3)
 
 
 def _peer(repeat: int) -> dict[str, float] | None:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 from numpy.typing import NDArray
 
 from secmoe.errors import SpecError
-from secmoe.he import rns
+from secmoe.he import baseconv, modp, rns
 from secmoe.he.params import CBD_ETA, T_BITS, HeParams
 from secmoe.randomness import Prg, binder_u64, dst
 
@@ -30,11 +31,20 @@ class SecretKey:
 
     def power(self, k: int) -> U64:
         """s^k mod q in RNS form."""
-        base = rns.from_signed(self.s, self.params.q_primes)
-        out = base
-        for _ in range(k - 1):
-            out = rns.mul(out, base, self.params.q_primes)
-        return out
+        t = rns.tables(self.params.n, self.params.q_primes)
+        return rns.ntt_inverse(self.power_eval(k), t)
+
+    @cached_property
+    def _powers_eval(self) -> dict[int, U64]:
+        t = rns.tables(self.params.n, self.params.q_primes)
+        return {1: rns.ntt_forward(rns.from_signed(self.s, self.params.q_primes), t)}
+
+    def power_eval(self, k: int) -> U64:
+        """s^k in evaluation (NTT) form, computed once per key and power."""
+        cache = self._powers_eval
+        if k not in cache:
+            cache[k] = rns.mul_eval(self.power_eval(k - 1), cache[1], self.params.q_primes)
+        return cache[k]
 
 
 @dataclass(frozen=True)
@@ -49,6 +59,12 @@ class PublicKey:
     @property
     def a(self) -> U64:
         return expand_a(self.params, self.seed)
+
+    @cached_property
+    def evaluation_form(self) -> U64:
+        """(2, L, N): b and a in evaluation form, computed once per key."""
+        t = rns.tables(self.params.n, self.params.q_primes)
+        return rns.ntt_forward(np.stack([self.b, self.a]), t)
 
 
 @dataclass
@@ -113,9 +129,13 @@ def bfv_encode(params: HeParams, m: U64) -> U64:
     # q m = q_hi m 2^64 + q_lo m, so round(q m / 2^64) = q_hi m + high64(q_lo m + 2^63).
     q_hi, q_lo = divmod(params.q, 1 << T_BITS)
     carry = rns.mulhi_round(np.uint64(q_lo), m)
-    ps = rns.primes_col(params.q_primes)
+    mod = modp.moduli(params.q_primes)
+    shape = (len(params.q_primes), params.n)
     hi_res = np.array([q_hi % int(p) for p in params.q_primes], dtype=np.uint64).reshape(-1, 1)
-    return (hi_res * (m % ps) % ps + carry % ps) % ps
+    m_res = modp.reduce(np.broadcast_to(m, shape), mod)
+    return modp.add(
+        modp.mul(m_res, hi_res, mod), modp.reduce(np.broadcast_to(carry, shape), mod), mod
+    )
 
 
 def encrypt_sk(sk: SecretKey, m: U64, prg: Prg) -> Ciphertext:
@@ -128,9 +148,9 @@ def encrypt_sk(sk: SecretKey, m: U64, prg: Prg) -> Ciphertext:
     seed = prg.next_bytes(SEED_BYTES)
     a = expand_a(p, seed)
     e = rns.from_signed(rns.cbd(prg, p.n, CBD_ETA), p.q_primes)
-    c0 = rns.add(
-        rns.sub(e, rns.mul(a, sk.power(1), p.q_primes), p.q_primes), bfv_encode(p, m), p.q_primes
-    )
+    t = rns.tables(p.n, p.q_primes)
+    a_s = rns.ntt_inverse(rns.mul_eval(rns.ntt_forward(a, t), sk.power_eval(1), p.q_primes), t)
+    c0 = rns.add(rns.sub(e, a_s, p.q_primes), bfv_encode(p, m), p.q_primes)
     return Ciphertext(p, [c0, a], seed)
 
 
@@ -145,19 +165,26 @@ def encrypt_pk(pk: PublicKey, m: U64, prg: Prg) -> Ciphertext:
     u = rns.from_signed(rns.ternary(prg, p.n), ps)
     e0 = rns.from_signed(rns.cbd(prg, p.n, CBD_ETA), ps)
     e1 = rns.from_signed(rns.cbd(prg, p.n, CBD_ETA), ps)
+    t = rns.tables(p.n, ps)
+    bu, au = rns.ntt_inverse(rns.mul_eval(pk.evaluation_form, rns.ntt_forward(u, t), ps), t)
     parts = [np.zeros((len(ps), p.n), dtype=np.uint64) for _ in range(pk.power + 1)]
-    parts[0] = rns.add(rns.add(rns.mul(pk.b, u, ps), e0, ps), bfv_encode(p, m), ps)
-    parts[pk.power] = rns.add(rns.mul(pk.a, u, ps), e1, ps)
+    parts[0] = rns.add(rns.add(bu, e0, ps), bfv_encode(p, m), ps)
+    parts[pk.power] = rns.add(au, e1, ps)
     return Ciphertext(p, parts)
 
 
 def _phase(sk: SecretKey, ct: Ciphertext) -> U64:
     """c_0 + c_1 s + ... + c_d s^d mod q."""
     p = sk.params
-    acc = ct.parts[0]
-    for k in range(1, len(ct.parts)):
-        acc = rns.add(acc, rns.mul(ct.parts[k], sk.power(k), p.q_primes), p.q_primes)
-    return acc
+    if len(ct.parts) == 1:
+        return ct.parts[0]
+    ps = p.q_primes
+    t = rns.tables(p.n, ps)
+    rest = rns.ntt_forward(np.stack(ct.parts[1:]), t)
+    acc = rns.mul_eval(rest[0], sk.power_eval(1), ps)
+    for k in range(2, len(ct.parts)):
+        acc = rns.add(acc, rns.mul_eval(rest[k - 1], sk.power_eval(k), ps), ps)
+    return rns.add(ct.parts[0], rns.ntt_inverse(acc, t), ps)
 
 
 def decrypt(sk: SecretKey, ct: Ciphertext) -> U64:
@@ -166,11 +193,7 @@ def decrypt(sk: SecretKey, ct: Ciphertext) -> U64:
 
     Implements spec §20.3.7 `decrypt` (spec/20-he.md#decrypt).
     """
-    p = sk.params
-    q, t = p.q, p.t
-    v = rns.to_int(_phase(sk, ct), p.q_primes, centered=False)
-    m = [((t * int(x) + q // 2) // q) % t for x in v]
-    return np.array(m, dtype=np.uint64)
+    return baseconv.scale_round_t(_phase(sk, ct), sk.params.q_primes)
 
 
 def noise_bits(sk: SecretKey, ct: Ciphertext, m: U64) -> float:
@@ -239,34 +262,38 @@ def ct_mul_plain(ct: Ciphertext, w: I64) -> Ciphertext:
     p = ct.params
     t = rns.tables(p.n, p.q_primes)
     w_eval = rns.ntt_forward(plain_poly(p, w), t)  # transformed once for every part
-    return Ciphertext(
-        p, [rns.ntt_inverse(rns.ntt_forward(c, t) * w_eval % t.primes, t) for c in ct.parts]
-    )
+    parts = rns.ntt_forward(np.stack(ct.parts), t)
+    return Ciphertext(p, list(rns.ntt_inverse(rns.mul_eval(parts, w_eval, p.q_primes), t)))
 
 
 def ct_mul(a: Ciphertext, b: Ciphertext) -> Ciphertext:
     """Degree-1 x degree-1 product: round(t/q * (a tensor b)) mod q, computed exactly.
 
     Implements spec §20.4.4 `ct_mul` (spec/20-he.md#ct_mul). The centered parts are lifted to the
-    basis q * P, where P (the aux primes) exceeds 8 N q; the tensor product is exact there; its
-    coefficients are rebuilt as integers by the CRT, scaled by t / q with rounding, reduced mod q.
+    basis q * P, where P (the aux primes) exceeds 8 N q; the tensor product is exact there; it is
+    scaled by t / q with rounding and reduced mod q (both in RNS, spec §20.12).
     """
     p = _same(a, b)
     if a.degree != 1 or b.degree != 1:
         raise SpecError("mul takes two degree-1 ciphertexts")
-    qs, big = p.q_primes, p.q_primes + p.aux_primes
+    qs, aux = p.q_primes, p.aux_primes
+    big = qs + aux
     t = rns.tables(p.n, big)
-
-    def lift(x: U64) -> U64:
-        return rns.ntt_forward(rns.from_int(rns.to_int(x, qs), big), t)
-
-    a0, a1, b0, b1 = (lift(x) for x in (a.parts[0], a.parts[1], b.parts[0], b.parts[1]))
-    pc = t.primes
-    d = [a0 * b0 % pc, (a0 * b1 % pc + a1 * b0 % pc) % pc, a1 * b1 % pc]
-    q, tt = p.q, p.t
-    out = []
-    for x in d:
-        exact = rns.to_int(rns.ntt_inverse(x, t), big)
-        scaled = [(tt * int(v) + q // 2) // q for v in exact]
-        out.append(rns.from_int(scaled, qs))
-    return Ciphertext(p, out)
+    # Step 1: the centered representative of every part, extended to the auxiliary primes.
+    parts = np.stack([a.parts[0], a.parts[1], b.parts[0], b.parts[1]])
+    lifted = np.empty((4, len(big), p.n), dtype=np.uint64)
+    lifted[:, : len(qs)] = parts
+    for k in range(4):
+        lifted[k, len(qs) :] = baseconv.base_extend(parts[k], qs, aux, centered=True)
+    a0, a1, b0, b1 = rns.ntt_forward(lifted, t)
+    # Step 2: the tensor product in evaluation form, exact over q * P.
+    d = np.stack(
+        [
+            rns.mul_eval(a0, b0, big),
+            rns.add(rns.mul_eval(a0, b1, big), rns.mul_eval(a1, b0, big), big),
+            rns.mul_eval(a1, b1, big),
+        ]
+    )
+    exact = rns.ntt_inverse(d, t)
+    # Step 3: round(t d_k / q) mod q.
+    return Ciphertext(p, [baseconv.tensor_scale(x, qs, aux) for x in exact])

@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from secmoe.errors import SpecError
-from secmoe.he import rns
+from secmoe.he import modp, rns
 from secmoe.he.bfv import SEED_BYTES, Ciphertext, SecretKey, expand_a
 from secmoe.he.params import CBD_ETA, HeParams
 from secmoe.randomness import Prg
@@ -63,8 +63,8 @@ class GaloisKey:
     def evaluation_form(self) -> tuple[U64, U64]:
         """(G, L, N) arrays of the b_G and a_G in NTT form, computed once per key."""
         t = rns.tables(self.params.n, self.params.q_primes)
-        b = np.stack([rns.ntt_forward(x, t) for x in self.b])
-        a = np.stack([rns.ntt_forward(expand_a(self.params, sd), t) for sd in self.seeds])
+        b = rns.ntt_forward(np.stack(self.b), t)
+        a = rns.ntt_forward(np.stack([expand_a(self.params, sd) for sd in self.seeds]), t)
         return b, a
 
 
@@ -108,7 +108,6 @@ def digits(c: U64, primes: tuple[int, ...]) -> list[U64]:
     of c at p_a and p_b joined by the CRT into x in [0, p_a p_b) (below 2^62), centered in
     (-p_a p_b / 2, p_a p_b / 2], as a polynomial over every prime; so sum_G g_G d_G = c mod q."""
     out = []
-    ps = np.array(primes, dtype=np.int64).reshape(-1, 1)
     for group in digit_groups(len(primes)):
         x = c[group[0]].astype(np.int64)
         modulus = primes[group[0]]
@@ -120,7 +119,7 @@ def digits(c: U64, primes: tuple[int, ...]) -> list[U64]:
             x = (ra + np.uint64(pa) * lift).astype(np.int64)
             modulus = pa * pb
         centered = np.where(x > modulus // 2, x - modulus, x)
-        out.append((centered.reshape(1, -1) % ps).astype(np.uint64))
+        out.append(rns.from_signed(centered, primes))
     return out
 
 
@@ -141,14 +140,10 @@ def apply_galois(ct: Ciphertext, key: GaloisKey) -> Ciphertext:
     c1 = substitute(ct.parts[1], key.k, ps)
     # Step 2: key-switch c1: sum_G d_G (b_G, a_G) with d_G the digits of c1(X^k).
     kb, ka = key.evaluation_form
-    acc0 = np.zeros((len(ps), p.n), dtype=np.uint64)
-    acc1 = np.zeros((len(ps), p.n), dtype=np.uint64)
-    for i, d in enumerate(digits(c1, ps)):
-        dn = rns.ntt_forward(d, t)
-        acc0 = (acc0 + dn * kb[i] % t.primes) % t.primes
-        acc1 = (acc1 + dn * ka[i] % t.primes) % t.primes
-    out0 = rns.add(c0, rns.ntt_inverse(acc0, t), ps)
-    return Ciphertext(p, [out0, rns.ntt_inverse(acc1, t)])
+    dn = rns.ntt_forward(np.stack(digits(c1, ps)), t)
+    mod = modp.moduli(ps)
+    acc = rns.ntt_inverse(np.stack([modp.dot(dn, kb, mod), modp.dot(dn, ka, mod)]), t)
+    return Ciphertext(p, [rns.add(c0, acc[0], ps), acc[1]])
 
 
 def expand_selector(ct: Ciphertext, keys: dict[int, GaloisKey], levels: int) -> list[Ciphertext]:

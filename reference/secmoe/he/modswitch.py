@@ -10,10 +10,8 @@ from __future__ import annotations
 import math
 from functools import cache
 
-import numpy as np
-
 from secmoe.errors import SpecError
-from secmoe.he import rns
+from secmoe.he import baseconv
 from secmoe.he.bfv import Ciphertext, SecretKey
 from secmoe.he.noise import MARGIN, flood_bits
 from secmoe.he.params import T_BITS, HeParams
@@ -67,12 +65,8 @@ def mod_switch(ct: Ciphertext, keep: int) -> Ciphertext:
     """
     p = ct.params
     small = switched_params(p, keep)
-    q, q_small = p.q, small.q
-    parts = []
-    for part in ct.parts:
-        # Step 1: the exact integer in [0, q), scaled and rounded: floor((q' c + floor(q/2)) / q).
-        values = rns.to_int(part, p.q_primes, centered=False)
-        scaled = np.array([(q_small * int(v) + q // 2) // q for v in values], dtype=object)
-        # Step 2: residues modulo the kept primes.
-        parts.append(rns.from_int(scaled, small.q_primes))
+    if small is p:
+        return Ciphertext(p, list(ct.parts))
+    # Steps 1-2: floor((q' c + floor(q/2)) / q) mod each kept prime, in RNS (spec §20.12.4).
+    parts = [baseconv.divide_round(part, p.q_primes, keep) for part in ct.parts]
     return Ciphertext(small, parts)

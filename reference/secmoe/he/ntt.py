@@ -3,15 +3,23 @@
 A polynomial in RNS form is an array (L, N) of residues, row i modulo prime i. The forward
 transform evaluates a(X) at the odd powers psi^(2k+1) of a primitive 2N-th root psi, so that
 pointwise products are products in Z_p[X]/(X^N + 1).
+
+The transform is the merged Cooley-Tukey / Gentleman-Sande pair (psi folded into the twiddles,
+spec §20.2) in Stockham order: every stage reads the two halves of the array as its butterfly
+inputs and writes the outputs interleaved, so every numpy loop runs over N/2 elements per prime,
+never over short blocks. Residues are reduced lazily (spec §20.2.1).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
 from numpy.typing import NDArray
+
+from secmoe.he.modp import BUFSIZE, Moduli, moduli, reduce_into
 
 U64 = NDArray[np.uint64]
 
@@ -34,71 +42,204 @@ def _bit_reverse(n: int) -> NDArray[np.int64]:
     return rev
 
 
-@dataclass(frozen=True)
+def _powers(base: NDArray[np.uint64], count: int, m: Moduli) -> U64:
+    """(L, count) array of base_i^j mod p_i, by doubling (products stay below 2^62)."""
+    out = np.ones((len(m.primes), count), dtype=np.uint64)
+    filled, step = 1, base.reshape(-1, 1).astype(np.uint64)
+    while filled < count:
+        take = min(filled, count - filled)
+        out[:, filled : filled + take] = out[:, :take] * step % m.col
+        step = step * step % m.col
+        filled += take
+    return out
+
+
+@dataclass(frozen=True, eq=False)
 class NttTables:
-    """Twiddles for one (N, primes) pair."""
+    """Twiddles for one (N, primes) pair.
+
+    ``fwd[s]`` holds psi^rev(2^s + (j mod 2^s)) for the N/2 butterflies j of stage s, either as a
+    full (L, N/2) array or, when 2^s >= 64, as its period (L, 1, 2^s); ``inv[s]`` the same with
+    psi^-1, and for s = 0 also times N^-1.
+    """
 
     n: int
     primes: U64  # (L, 1)
-    psi_pow: U64  # (L, N): psi^j
-    psi_inv_pow_n_inv: U64  # (L, N): psi^-j * N^-1
-    stage_w: tuple[U64, ...]  # per stage: (L, 1, half) powers of omega
-    stage_w_inv: tuple[U64, ...]
-    rev: NDArray[np.int64]
+    mod: Moduli
+    fwd: tuple[U64, ...]
+    inv: tuple[U64, ...]
+    n_inv: U64  # (L, 1): N^-1 mod p
+
+
+_PERIODIC = 64  # stages with at least this many distinct twiddles broadcast their period
 
 
 @cache
 def ntt_tables(n: int, primes: tuple[int, ...]) -> NttTables:
-    ps = np.array(primes, dtype=np.uint64).reshape(-1, 1)
-    psi_pow, psi_inv_n, ws, ws_inv = [], [], [], []
-    for p in primes:
-        psi = _primitive_2n_root(p, n)
-        psi_inv = pow(psi, p - 2, p)
-        n_inv = pow(n, p - 2, p)
-        psi_pow.append([pow(psi, j, p) for j in range(n)])
-        psi_inv_n.append([pow(psi_inv, j, p) * n_inv % p for j in range(n)])
-    for half in (1 << s for s in range(n.bit_length() - 1)):
-        length = 2 * half
-        w_rows, wi_rows = [], []
-        for p, row in zip(primes, psi_pow, strict=True):
-            omega = row[2] if n > 1 else 1  # psi^2 has order N
-            w_len = pow(omega, n // length, p)
-            w_len_inv = pow(w_len, p - 2, p)
-            w_rows.append([pow(w_len, j, p) for j in range(half)])
-            wi_rows.append([pow(w_len_inv, j, p) for j in range(half)])
-        ws.append(np.array(w_rows, dtype=np.uint64).reshape(len(primes), 1, half))
-        ws_inv.append(np.array(wi_rows, dtype=np.uint64).reshape(len(primes), 1, half))
+    m = moduli(primes)
+    count, log_n = len(primes), n.bit_length() - 1
+    psi = np.array([_primitive_2n_root(p, n) for p in primes], dtype=np.uint64)
+    psi_inv = np.array([pow(int(x), -1, p) for x, p in zip(psi, primes, strict=True)], np.uint64)
+    rev = _bit_reverse(n)
+    fwd_rev = _powers(psi, n, m)[:, rev]  # psi^rev(k)
+    inv_rev = _powers(psi_inv, n, m)[:, rev]
+    n_inv = np.array([pow(n, -1, p) for p in primes], dtype=np.uint64).reshape(-1, 1)
+    inv_rev[:, 1] = inv_rev[:, 1] * n_inv[:, 0] % m.col[:, 0]  # stage 0's only twiddle
+    fwd: list[U64] = []
+    inv: list[U64] = []
+    for s in range(log_n):
+        k = 1 << s
+        for table, out in ((fwd_rev, fwd), (inv_rev, inv)):
+            period = table[:, k : 2 * k]
+            if k >= _PERIODIC:
+                out.append(period.reshape(count, 1, k).copy())
+            else:
+                out.append(np.tile(period, (1, n // (2 * k))))
+    return NttTables(n, m.col, m, tuple(fwd), tuple(inv), n_inv)
+
+
+@cache
+def _batched(tables: NttTables, k: int) -> NttTables:
+    """The tables of ``k`` stacked copies of the basis (one transform for k polynomials)."""
+    if k == 1:
+        return tables
+
+    def tile(w: U64) -> U64:
+        return np.tile(w, (k,) + (1,) * (w.ndim - 1))
+
     return NttTables(
-        n,
-        ps,
-        np.array(psi_pow, dtype=np.uint64),
-        np.array(psi_inv_n, dtype=np.uint64),
-        tuple(ws),
-        tuple(ws_inv),
-        _bit_reverse(n),
+        tables.n,
+        tile(tables.primes),
+        moduli(tables.mod.primes * k),
+        tuple(tile(w) for w in tables.fwd),
+        tuple(tile(w) for w in tables.inv),
+        tile(tables.n_inv),
     )
 
 
-def _cyclic(a: U64, tables: NttTables, inverse: bool) -> U64:
-    p3 = tables.primes.reshape(-1, 1, 1)
-    x = a[:, tables.rev]
-    n = tables.n
-    stages = tables.stage_w_inv if inverse else tables.stage_w
-    for w in stages:
-        half = w.shape[2]
-        blocks = x.reshape(x.shape[0], n // (2 * half), 2 * half)
-        u = blocks[:, :, :half]
-        v = blocks[:, :, half:] * w % p3
-        x = np.concatenate([(u + v) % p3, (u + p3 - v) % p3], axis=2).reshape(x.shape[0], n)
-    return x
+def _twiddle_mul(x: U64, w: U64, out: U64) -> None:
+    """out = x w (x, out of shape (L, N/2); w full or periodic)."""
+    if w.ndim == 3:
+        rows, period = w.shape[0], w.shape[2]
+        np.multiply(x.reshape(rows, -1, period), w, out=out.reshape(rows, -1, period))
+    else:
+        np.multiply(x, w, out=out)
+
+
+def _reduce_product(tmp: U64, p: U64, q: U64) -> None:
+    """tmp = tmp mod p in place (q is scratch)."""
+    np.floor_divide(tmp, p, out=q)
+    np.multiply(q, p, out=q)
+    np.subtract(tmp, q, out=tmp)
+
+
+def _forward(a: U64, tables: NttTables) -> U64:
+    n, rows = tables.n, a.shape[0]
+    half = n // 2
+    p = tables.primes
+    p2 = p * np.uint64(2)
+    work = (np.empty((rows, n), dtype=np.uint64), np.empty((rows, n), dtype=np.uint64))
+    tmp = np.empty((rows, half), dtype=np.uint64)
+    q = np.empty((rows, half), dtype=np.uint64)
+    x, bound = a, 1  # every entry of x is below bound * p
+    for s, w in enumerate(tables.fwd):
+        y = work[s % 2].reshape(rows, half, 2)
+        u, v = x[:, :half], x[:, half:]
+        # Step 1: r = w v mod p (v < 4p, so w v < 4 p^2 < 2^64).
+        _twiddle_mul(v, w, tmp)
+        _reduce_product(tmp, p, q)
+        # Step 2: fold u below 2p only when the outputs would otherwise reach 5p.
+        if bound == 4:
+            np.subtract(u, p2, out=q)
+            np.minimum(u, q, out=q)
+            u, bound = q, 2
+        # Step 3: outputs u + r and u + p - r, interleaved: pair j goes to 2j and 2j + 1.
+        np.add(u, tmp, out=y[:, :, 0])
+        np.add(u, p, out=q)
+        np.subtract(q, tmp, out=y[:, :, 1])
+        x, bound = work[s % 2], bound + 1
+    return reduce_into(np.asarray(x), tables.mod, axis=0)
+
+
+def _inverse(a: U64, tables: NttTables) -> U64:
+    n, rows = tables.n, a.shape[0]
+    half = n // 2
+    p = tables.primes
+    work = (np.empty((rows, n), dtype=np.uint64), np.empty((rows, n), dtype=np.uint64))
+    tmp = np.empty((rows, half), dtype=np.uint64)
+    q = np.empty((rows, half), dtype=np.uint64)
+    x, bound = a, 1
+    for s in range(len(tables.inv) - 1, -1, -1):
+        y = work[s % 2]
+        pairs = x.reshape(rows, half, 2)
+        u, v = pairs[:, :, 0], pairs[:, :, 1]
+        lo, hi = y[:, :half], y[:, half:]
+        # Step 1: d = u - v + bound p in (0, 2 bound p), s = u + v (inputs below bound p <= 2p).
+        np.add(u, p * np.uint64(bound), out=tmp)
+        np.subtract(tmp, v, out=tmp)
+        np.add(u, v, out=lo)
+        # Step 2: fold the sum below 2p (stage 0: multiply by N^-1, reduced to [0, p)).
+        if s == 0:
+            np.multiply(lo, tables.n_inv, out=lo)
+            _reduce_product(lo, p, q)
+        elif bound == 2:
+            np.subtract(lo, p * np.uint64(2), out=q)
+            np.minimum(lo, q, out=lo)
+        # Step 3: the difference times the twiddle, reduced to [0, p).
+        _twiddle_mul(tmp, tables.inv[s], tmp)
+        np.floor_divide(tmp, p, out=q)
+        np.multiply(q, p, out=q)
+        np.subtract(tmp, q, out=hi)
+        x, bound = work[s % 2], 2
+    return np.asarray(x)
+
+
+CHUNK_ENTRIES = 1 << 18  # entries (rows x N) transformed together: 2 MiB per working array
+
+
+def _chunked(a: U64, tables: NttTables, run: Callable[[U64, NttTables], U64]) -> U64:
+    """Apply ``run`` to blocks of rows: a block's four working arrays (input, two stage
+    buffers, scratch) should stay in the core's cache, which one large batch would not."""
+    flat = np.ascontiguousarray(a, dtype=np.uint64).reshape(-1, tables.n)
+    count = tables.primes.shape[0]
+    batched = _batched(tables, flat.shape[0] // count)
+    step = max(1, CHUNK_ENTRIES // tables.n)
+    if step >= flat.shape[0]:
+        return run(flat, batched).reshape(a.shape)
+    out = np.empty_like(flat)
+    for lo in range(0, flat.shape[0], step):
+        hi = min(lo + step, flat.shape[0])
+        out[lo:hi] = run(flat[lo:hi], _rows_of(batched, lo, hi))
+    return out.reshape(a.shape)
+
+
+@cache
+def _rows_of(tables: NttTables, lo: int, hi: int) -> NttTables:
+    """The tables of rows lo .. hi - 1 of a (batched) basis."""
+    return NttTables(
+        tables.n,
+        tables.primes[lo:hi],
+        moduli(tables.mod.primes[lo:hi]),
+        tuple(w[lo:hi] for w in tables.fwd),
+        tuple(w[lo:hi] for w in tables.inv),
+        tables.n_inv[lo:hi],
+    )
 
 
 def ntt_forward(a: U64, tables: NttTables) -> U64:
-    """Evaluation form of each row: a_j psi^j, then a cyclic NTT with omega = psi^2.
+    """Evaluation form of each row, in bit-reversed order: entry rev(k) is a(psi^(2k+1)) =
+    sum_j a_j psi^j omega^(jk).
 
-    Implements spec §20.2.1 `ntt_forward` (spec/20-he.md#ntt_forward).
+    Implements spec §20.2.1 `ntt_forward` (spec/20-he.md#ntt_forward). ``a`` is (L, N) or
+    (K, L, N) (K polynomials transformed together).
     """
-    return _cyclic(a * tables.psi_pow % tables.primes, tables, inverse=False)
+    # A small ufunc buffer keeps numpy on its unbuffered loops, where a per-prime divisor that
+    # is constant along a row takes the vectorised division path.
+    old = np.setbufsize(BUFSIZE)
+    try:
+        return _chunked(a, tables, _forward)
+    finally:
+        np.setbufsize(old)
 
 
 def ntt_inverse(a: U64, tables: NttTables) -> U64:
@@ -106,4 +247,8 @@ def ntt_inverse(a: U64, tables: NttTables) -> U64:
 
     Implements spec §20.2.2 `ntt_inverse` (spec/20-he.md#ntt_inverse).
     """
-    return _cyclic(a, tables, inverse=True) * tables.psi_inv_pow_n_inv % tables.primes
+    old = np.setbufsize(BUFSIZE)
+    try:
+        return _chunked(a, tables, _inverse)
+    finally:
+        np.setbufsize(old)

@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from secmoe.errors import SpecError
-from secmoe.he import rns
+from secmoe.he import modp, rns
 from secmoe.he.bfv import Ciphertext
 from secmoe.he.params import HeParams
 
@@ -141,12 +141,12 @@ def weights_ntt(params: HeParams, shape: MatmulShape, w: I64) -> U64:
 def ntt_parts(ct: Ciphertext) -> U64:
     """A ciphertext's parts in evaluation form, (degree + 1, L, N)."""
     t = rns.tables(ct.params.n, ct.params.q_primes)
-    return np.stack([rns.ntt_forward(p, t) for p in ct.parts])
+    return rns.ntt_forward(np.stack(ct.parts), t)
 
 
 def from_ntt_parts(params: HeParams, parts: U64) -> Ciphertext:
     t = rns.tables(params.n, params.q_primes)
-    return Ciphertext(params, [rns.ntt_inverse(p, t) for p in parts])
+    return Ciphertext(params, list(rns.ntt_inverse(parts, t)))
 
 
 def dot_ntt(params: HeParams, weights: U64, cts: U64) -> Ciphertext:
@@ -157,9 +157,6 @@ def dot_ntt(params: HeParams, weights: U64, cts: U64) -> Ciphertext:
     row of blocks) and the oblivious selection (K = experts, cts the encrypted one-hot entries,
     each the constant polynomial t_e): sum_e W_e [[t_e]] = [[W_r]].
     """
-    p = np.array(params.q_primes, dtype=np.uint64).reshape(1, -1, 1)
-    acc = np.zeros(cts.shape[1:], dtype=np.uint64)
-    # Each product is < 2^62; reduce after every addition to stay below 2^63.
-    for k in range(weights.shape[0]):
-        acc = (acc + weights[k][None] * cts[k] % p) % p
+    # Weights broadcast over the parts: (K, 1, L, N) against (K, parts, L, N).
+    acc = modp.dot(weights[:, None], cts, modp.moduli(params.q_primes))
     return from_ntt_parts(params, acc)

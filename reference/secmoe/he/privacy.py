@@ -57,7 +57,7 @@ def mask_and_flood(
         assert keys.pk2 is not None
         out = bfv.ct_add(out, bfv.encrypt_pk(keys.pk2, zero, prg))
     # Step 3: flood the noise.
-    noise = rns.from_int(rns.wide_uniform(prg, p.n, flood_bits(p)), p.q_primes)
+    noise = rns.wide_uniform_residues(prg, p.n, flood_bits(p), p.q_primes)
     out.parts[0] = rns.add(out.parts[0], noise, p.q_primes)
     return Ciphertext(p, out.parts), Ring(64).neg(r)
 

@@ -8,10 +8,11 @@ from functools import cache
 import numpy as np
 from numpy.typing import NDArray
 
+from secmoe.he import modp
 from secmoe.he.ntt import NttTables, ntt_forward, ntt_inverse, ntt_tables
+from secmoe.randomness import Prg
 
 __all__ = ["ntt_forward", "ntt_inverse"]
-from secmoe.randomness import Prg
 
 U64 = NDArray[np.uint64]
 Obj = NDArray[np.object_]
@@ -23,9 +24,13 @@ def primes_col(primes: tuple[int, ...]) -> U64:
 
 def from_signed(values: NDArray[np.int64], primes: tuple[int, ...]) -> U64:
     """Small signed integer coefficients (|v| < 2^62) to residues, one row per prime."""
-    v = np.asarray(values, dtype=np.int64).reshape(1, -1)
-    ps = np.array(primes, dtype=np.int64).reshape(-1, 1)
-    return (v % ps).astype(np.uint64)
+    v = np.asarray(values, dtype=np.int64).reshape(-1)
+    out = np.empty((len(primes), v.size), dtype=np.int64)
+    for i, p in enumerate(primes):
+        np.floor_divide(v, np.int64(p), out=out[i])  # floor: the remainder is in [0, p)
+    out *= np.array(primes, dtype=np.int64).reshape(-1, 1)
+    np.subtract(v, out, out=out)
+    return out.view(np.uint64)
 
 
 def from_int(values: Obj | list[int], primes: tuple[int, ...]) -> U64:
@@ -74,23 +79,27 @@ def to_int(residues: U64, primes: tuple[int, ...], centered: bool = True) -> Obj
 
 
 def add(a: U64, b: U64, primes: tuple[int, ...]) -> U64:
-    return (a + b) % primes_col(primes)
+    """a + b for canonical residues (every entry below its prime)."""
+    return modp.add(a, b, modp.moduli(primes))
 
 
 def sub(a: U64, b: U64, primes: tuple[int, ...]) -> U64:
-    ps = primes_col(primes)
-    return (a + ps - b) % ps
+    return modp.sub(a, b, modp.moduli(primes))
 
 
 def neg(a: U64, primes: tuple[int, ...]) -> U64:
-    ps = primes_col(primes)
-    return (ps - a) % ps
+    return modp.neg(a, modp.moduli(primes))
+
+
+def mul_eval(a: U64, b: U64, primes: tuple[int, ...]) -> U64:
+    """Pointwise product of canonical residues (evaluation form), rows ``primes``."""
+    return modp.mul(a, b, modp.moduli(primes))
 
 
 def mul(a: U64, b: U64, primes: tuple[int, ...]) -> U64:
     """Negacyclic product of two RNS polynomials in coefficient form."""
     t = tables(a.shape[1], primes)
-    return ntt_inverse(ntt_forward(a, t) * ntt_forward(b, t) % t.primes, t)
+    return ntt_inverse(mul_eval(ntt_forward(a, t), ntt_forward(b, t), primes), t)
 
 
 def tables(n: int, primes: tuple[int, ...]) -> NttTables:
@@ -115,6 +124,24 @@ def cbd(prg: Prg, n: int, eta: int) -> NDArray[np.int64]:
     bits = np.unpackbits(raw, axis=1, bitorder="little").astype(np.int64)
     out: NDArray[np.int64] = bits[:, :eta].sum(axis=1) - bits[:, eta : 2 * eta].sum(axis=1)
     return out
+
+
+def wide_uniform_residues(prg: Prg, n: int, bits: int, primes: tuple[int, ...]) -> U64:
+    """``from_int(wide_uniform(prg, n, bits), primes)`` without big integers: the same stream
+    words, each word w_k contributing (w_k mod p) (2^(64 k) mod p)."""
+    words = (bits + 63) // 64
+    raw = prg.next_u64(n * words).reshape(n, words).copy()
+    top = bits - 64 * (words - 1)  # bits kept of the last word
+    if top < 64:
+        raw[:, -1] &= np.uint64((1 << top) - 1)
+    m = modp.moduli(primes)
+    acc = np.zeros((len(primes), n), dtype=np.uint64)
+    for k in range(words):
+        w = modp.reduce(np.broadcast_to(raw[:, k], acc.shape), m)
+        scale = np.array([pow(2, 64 * k, p) for p in primes], dtype=np.uint64).reshape(-1, 1)
+        acc = modp.add(acc, modp.mul(w, scale, m), m)
+    half = np.array([(1 << (bits - 1)) % p for p in primes], dtype=np.uint64).reshape(-1, 1)
+    return modp.sub(acc, np.broadcast_to(half, acc.shape), m)
 
 
 def wide_uniform(prg: Prg, n: int, bits: int) -> Obj:

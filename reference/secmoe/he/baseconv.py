@@ -1,0 +1,328 @@
+"""Exact RNS base conversions and scaled roundings without big integers (spec/20-he.md §20.12).
+
+Every function here returns exactly what the big-integer formula of its spec section returns.
+The integer X behind residues x_i modulo a basis p_0..p_{L-1} (product Q) is
+X = sum_i y_i (Q / p_i) - v Q with y_i = x_i (Q / p_i)^-1 mod p_i, and sum_i y_i / p_i = X / Q + v.
+The integer v is read off a float64 estimate of that sum; the estimate's error is below
+L^2 2^-53, so v is certain unless the fraction lies within ``EPS`` of the rounding point; those
+few coefficients are recomputed with Python integers (``*_exact``), so the result is exact for
+every input. Sums of residue products run as float64 matrix products on 16-bit limbs, exact
+because every partial sum stays below 2^53.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+from numpy.typing import NDArray
+
+from secmoe.he import modp, rns
+from secmoe.he.modp import Moduli
+
+U64 = NDArray[np.uint64]
+F64 = NDArray[np.float64]
+Obj = NDArray[np.object_]
+
+EPS = 2.0**-32  # a fraction this close to a rounding point is recomputed exactly
+T = 1 << 64
+_LOW16 = np.uint64(0xFFFF)
+_MAX_TERMS = 32  # 32 terms of (2^31 - 1)(2^16 - 1) stay below 2^52
+
+
+@dataclass(frozen=True)
+class _Basis:
+    primes: tuple[int, ...]
+    mod: Moduli
+    q: int
+    theta: U64  # (L, 1): (Q / p_i)^-1 mod p_i
+    inv_p: F64  # (L, 1): 1 / p_i
+
+
+@cache
+def _basis(primes: tuple[int, ...]) -> _Basis:
+    q = math.prod(primes)
+    theta = [pow(q // p % p, -1, p) for p in primes]
+    return _Basis(
+        primes,
+        modp.moduli(primes),
+        q,
+        np.array(theta, dtype=np.uint64).reshape(-1, 1),
+        1.0 / np.array(primes, dtype=np.float64).reshape(-1, 1),
+    )
+
+
+def _split(x: U64, b: _Basis) -> tuple[U64, F64]:
+    """y_i = x_i (Q/p_i)^-1 mod p_i and the float estimate of sum_i y_i / p_i."""
+    y = modp.mul(x, b.theta, b.mod)
+    s: F64 = (y * b.inv_p).sum(axis=0)
+    return y, s
+
+
+@dataclass(frozen=True)
+class _Matrix:
+    """A constant matrix M (rows: output primes) for exact products M z mod p_out."""
+
+    lo: F64
+    hi: F64
+    out: Moduli
+
+
+def _matrix(rows: list[list[int]], out: tuple[int, ...]) -> _Matrix:
+    if len(rows[0]) > _MAX_TERMS:
+        raise ValueError("too many terms for an exact float64 product")
+    arr = np.array(rows, dtype=np.uint64)
+    return _Matrix(
+        (arr & _LOW16).astype(np.float64),
+        (arr >> np.uint64(16)).astype(np.float64),
+        modp.moduli(out),
+    )
+
+
+_BLAS_SINGLE = 1 << 17  # OpenBLAS runs a product with m n k below 2^18 on the calling thread
+
+
+def _product(mat: F64, z: F64) -> U64:
+    """mat @ z as exact integers, in column chunks small enough for one BLAS thread: waking
+    the library's worker threads costs milliseconds on a loaded machine, the product itself
+    tens of microseconds."""
+    rows, terms = mat.shape
+    cols = z.shape[1]
+    step = max(64, 1 << max(0, (_BLAS_SINGLE // (rows * terms)).bit_length() - 1))
+    out = np.empty((rows, cols), dtype=np.float64)
+    for s in range(0, cols, step):
+        np.matmul(mat, z[:, s : s + step], out=out[:, s : s + step])
+    return out.astype(np.uint64)
+
+
+def _matmul_mod(mat: _Matrix, z: U64) -> U64:
+    """(M z) mod p_out exactly, for entries of M and z below 2^31: M = lo + 2^16 hi, and each
+    float64 product lo z, hi z is an integer below 32 * 2^47 = 2^52."""
+    zf = z.astype(np.float64)
+    lo, hi = _product(mat.lo, zf), _product(mat.hi, zf)
+    hi = modp.reduce_into(hi, mat.out)
+    hi <<= np.uint64(16)
+    hi += lo
+    return modp.reduce_into(hi, mat.out)
+
+
+def _ambiguous(frac: F64, point: float) -> NDArray[np.intp]:
+    """Columns whose estimated fraction lies within EPS of ``point`` (mod 1)."""
+    dist = np.abs(frac - point)
+    dist = np.minimum(dist, 1.0 - dist)
+    return np.flatnonzero(dist < EPS)
+
+
+def crt_int(x: U64, primes: tuple[int, ...]) -> Obj:
+    """The integers in [0, Q) of the columns of x (Python integers)."""
+    return rns.to_int(x, primes, centered=False)
+
+
+_residues = rns.from_int
+
+
+# --- exact base extension ---------------------------------------------------------------------
+
+
+@cache
+def _extend_matrix(src: tuple[int, ...], dst: tuple[int, ...]) -> _Matrix:
+    q = math.prod(src)
+    return _matrix([[q // p % d for p in src] + [(d - q % d) % d] for d in dst], dst)
+
+
+def base_extend_exact(x: U64, src: tuple[int, ...], dst: tuple[int, ...], centered: bool) -> U64:
+    """Reference: the residues mod ``dst`` of X in [0, Q) or in (-Q/2, Q/2), by big integers."""
+    vals = crt_int(x, src)
+    if centered:
+        q = math.prod(src)
+        vals = np.where(vals > q // 2, vals - q, vals)
+    return _residues(vals, dst)
+
+
+def base_extend(x: U64, src: tuple[int, ...], dst: tuple[int, ...], centered: bool) -> U64:
+    """Residues modulo ``dst`` of the integer X with residues x modulo ``src``: X in [0, Q) or,
+    if ``centered``, X in (-Q/2, Q/2) (Q is odd). Exactly ``base_extend_exact``.
+
+    Implements spec §20.12.1 `base_extend` (spec/20-he.md#base_extend).
+    """
+    b = _basis(src)
+    y, s = _split(x, b)
+    # Step 1: v = floor(s) (or floor(s + 1/2)); s = X/Q + v with X/Q in [0, 1).
+    shift = 0.5 if centered else 0.0
+    v = np.floor(s + shift)
+    # Step 2: X mod d = sum_i y_i [Q/p_i]_d + v [-Q]_d.
+    z = np.concatenate([y, v.astype(np.uint64).reshape(1, -1)])
+    out = _matmul_mod(_extend_matrix(src, dst), z)
+    # Step 3: recompute exactly where the fraction is too close to the rounding point.
+    bad = _ambiguous(s - np.floor(s), 0.5 if centered else 0.0)
+    if bad.size:
+        out[:, bad] = base_extend_exact(x[:, bad], src, dst, centered)
+    return out
+
+
+# --- decryption: round(t X / q) mod t -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _DecryptConsts:
+    whole: U64  # (L, 1): floor(2^64 / p_i)
+    rem: U64  # (L, 1): 2^64 mod p_i
+
+
+@cache
+def _decrypt_consts(primes: tuple[int, ...]) -> _DecryptConsts:
+    return _DecryptConsts(
+        np.array([T // p for p in primes], dtype=np.uint64).reshape(-1, 1),
+        np.array([T % p for p in primes], dtype=np.uint64).reshape(-1, 1),
+    )
+
+
+def scale_round_t_exact(x: U64, primes: tuple[int, ...]) -> U64:
+    """Reference: floor((t X + floor(q/2)) / q) mod t for X in [0, q), by big integers."""
+    q = math.prod(primes)
+    vals = crt_int(x, primes)
+    return np.array([((T * int(v) + q // 2) // q) % T for v in vals], dtype=np.uint64)
+
+
+def scale_round_t(x: U64, primes: tuple[int, ...]) -> U64:
+    """round(t X / q) mod t (t = 2^64) for X in [0, q) given by its residues: exactly
+    ``scale_round_t_exact``.
+
+    Implements spec §20.12.2 `scale_round_t` (spec/20-he.md#scale_round_t). Since
+    t X / q = sum_i y_i t / p_i - v t, the term v t vanishes mod t; with t = I_i p_i + r_i and
+    y_i r_i = a_i p_i + b_i the sum is the integer sum_i (y_i I_i + a_i) plus
+    F = sum_i b_i / p_i, so only F is rounded.
+    """
+    b = _basis(primes)
+    c = _decrypt_consts(primes)
+    # Step 1: y_i; the multiple v t of t is dropped.
+    y = modp.mul(x, b.theta, b.mod)
+    # Step 2: a_i = floor(y_i r_i / p_i), b_i = y_i r_i - a_i p_i.
+    yr = y * c.rem
+    a = np.empty_like(yr)
+    for i, p in enumerate(b.mod.scalars):
+        np.floor_divide(yr[i], p, out=a[i])
+    rest = yr - a * b.mod.col
+    # Step 3: the integer part mod 2^64 (uint64 products and sums wrap exactly mod 2^64), plus
+    # the rounded F; ambiguous coefficients exactly.
+    whole = (y * c.whole + a).sum(axis=0, dtype=np.uint64)
+    f = (rest * b.inv_p).sum(axis=0)
+    rounded = np.floor(f + 0.5)
+    out: U64 = whole + rounded.astype(np.uint64)
+    bad = _ambiguous(f - np.floor(f), 0.5)
+    if bad.size:
+        out[bad] = scale_round_t_exact(x[:, bad], primes)
+    return out
+
+
+# --- ct x ct: round(t D / q) mod q for D over q * P ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class _TensorConsts:
+    whole: _Matrix  # columns: y over all primes, then v
+    rem: U64  # (L_q, 1): t P mod p_i for the primes of q
+
+
+@cache
+def _tensor_consts(qs: tuple[int, ...], aux: tuple[int, ...]) -> _TensorConsts:
+    big_p = math.prod(aux)
+    tp = T * big_p
+    rows = []
+    for d in qs:
+        row = [tp // p % d for p in qs] + [tp // p % d for p in aux] + [(d - tp % d) % d]
+        rows.append(row)
+    rem = np.array([tp % p for p in qs], dtype=np.uint64).reshape(-1, 1)
+    return _TensorConsts(_matrix(rows, qs), rem)
+
+
+def tensor_scale_exact(x: U64, qs: tuple[int, ...], aux: tuple[int, ...]) -> U64:
+    """Reference: floor((t D + floor(q/2)) / q) mod q for D centered over q P, by big integers."""
+    big = qs + aux
+    q, qp = math.prod(qs), math.prod(big)
+    vals = crt_int(x, big)
+    vals = np.where(vals > qp // 2, vals - qp, vals)
+    scaled = np.array([(T * int(v) + q // 2) // q for v in vals], dtype=object)
+    return _residues(scaled, qs)
+
+
+def tensor_scale(x: U64, qs: tuple[int, ...], aux: tuple[int, ...]) -> U64:
+    """round(t D / q) mod q for D in (-qP/2, qP/2) given by its residues over q and P (the
+    primes of q first): exactly ``tensor_scale_exact``.
+
+    Implements spec §20.12.3 `tensor_scale` (spec/20-he.md#tensor_scale). With
+    D = sum_i y_i qP/p_i - v qP over all primes, t D / q = sum_{i in q} y_i t P / p_i +
+    sum_{k in P} y_k t P / p_k - v t P, where only the terms of q's primes are fractional:
+    t P = I_i p_i + r_i, y_i r_i = a_i p_i + b_i.
+    """
+    n_q = len(qs)
+    b = _basis(qs + aux)
+    c = _tensor_consts(qs, aux)
+    y, s = _split(x, b)
+    # Step 1: v = round(sum y_i / p_i) (D centered).
+    v = np.floor(s + 0.5)
+    bad = _ambiguous(s - np.floor(s), 0.5)
+    # Step 2: the fractional terms of q's primes: a_i = floor(y_i r_i / p_i), F = sum b_i / p_i.
+    yq = y[:n_q]
+    yr = yq * c.rem
+    qmod = modp.moduli(qs)
+    a = np.empty_like(yr)
+    for i, p in enumerate(qmod.scalars):
+        np.floor_divide(yr[i], p, out=a[i])
+    rest = yr - a * qmod.col
+    f = (rest * b.inv_p[:n_q]).sum(axis=0)
+    extra = a.sum(axis=0, dtype=np.uint64) + np.floor(f + 0.5).astype(np.uint64)
+    bad = np.union1d(bad, _ambiguous(f - np.floor(f), 0.5))
+    # Step 3: every integer term at once, mod each prime of q.
+    z = np.concatenate([y, v.astype(np.uint64).reshape(1, -1)])
+    out = _matmul_mod(c.whole, z)
+    out = modp.add(out, modp.reduce(np.broadcast_to(extra, out.shape), qmod), qmod)
+    if bad.size:
+        out[:, bad] = tensor_scale_exact(x[:, bad], qs, aux)
+    return out
+
+
+# --- modulus switching: round(q' c / q) mod q' -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _SwitchConsts:
+    half: U64  # (L, 1): floor(q''/2) mod p_i
+    inv: U64  # (k, 1): q''^-1 mod p_j
+
+
+@cache
+def _switch_consts(primes: tuple[int, ...], keep: int) -> _SwitchConsts:
+    dropped = math.prod(primes[keep:])
+    return _SwitchConsts(
+        np.array([dropped // 2 % p for p in primes], dtype=np.uint64).reshape(-1, 1),
+        np.array([pow(dropped, -1, p) for p in primes[:keep]], dtype=np.uint64).reshape(-1, 1),
+    )
+
+
+def divide_round_exact(x: U64, primes: tuple[int, ...], keep: int) -> U64:
+    """Reference: floor((q' c + floor(q/2)) / q) mod q' for c in [0, q), by big integers."""
+    q, q_small = math.prod(primes), math.prod(primes[:keep])
+    vals = crt_int(x, primes)
+    scaled = np.array([(q_small * int(v) + q // 2) // q for v in vals], dtype=object)
+    return _residues(scaled, primes[:keep])
+
+
+def divide_round(x: U64, primes: tuple[int, ...], keep: int) -> U64:
+    """round(q' c / q) mod q' with q' the product of the first ``keep`` primes and c in [0, q):
+    exactly ``divide_round_exact``.
+
+    Implements spec §20.12.4 `divide_round` (spec/20-he.md#divide_round). With q'' = q / q'
+    and h = floor(q''/2), the rounding is floor((c + h) / q'') = (c + h - R) / q'',
+    R = (c + h) mod q''.
+    """
+    full = modp.moduli(primes)
+    c = _switch_consts(primes, keep)
+    # Step 2: the residues of c + h, and R modulo the kept primes by an exact base extension.
+    shifted = modp.add(x, c.half, full)
+    small = modp.moduli(primes[:keep])
+    low = base_extend(shifted[keep:], primes[keep:], primes[:keep], centered=False)
+    # Step 3: (c + h - R) / q'' modulo each kept prime.
+    return modp.mul(modp.sub(shifted[:keep], low, small), c.inv, small)
