@@ -83,17 +83,6 @@ def test_piecewise_gelu_cost_per_element() -> None:
     assert got == {"offline": PW_OFFLINE, "online": PW_ONLINE} and p.rounds() == PW_ROUNDS
 
 
-def test_piecewise_cost_older_form() -> None:
-    # piecewise_cost(n, k, live, l, f), for the tables of fit_table's shape, is the table's.
-    for t in TABLES.values():
-        live = sum(1 for row in t.coeffs if any(row))
-        for bits, frac in ((64, 18), (48, 12)):
-            old = cost.piecewise_cost(3, len(t.breakpoints), live, bits, frac)
-            assert old == cost.piecewise_cost(3, t, bits, frac)
-    with pytest.raises(SpecError, match="pass the table"):
-        cost.piecewise_cost(3, 5, 4, 64, 18)
-
-
 def test_pattern_rounds_follow_the_causal_rule() -> None:
     # Two one-way messages from the same sender share a round; a reply needs the next one.
     same = cost.seq(cost.send("client", 1, "online"), cost.send("client", 2, "online"))

@@ -28,9 +28,10 @@ LAYERS: dict[str, int] = {
     "he": 6,
     "protocols": 7,
     "moe": 8,
-    "vectors": 9,
-    "bench": 9,
-    "cli": 10,
+    "transformer": 9,
+    "vectors": 10,
+    "bench": 10,
+    "cli": 11,
 }
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,6 +14,29 @@ import numpy as np
 
 from secmoe.encoding import FixedPoint
 from secmoe.errors import ProtocolError, SecmoeError, SpecError
+from secmoe.he.memory import keep_freed_memory
+from secmoe.model.checkpoint import load_moe_layer
+from secmoe.model.default import default_config, default_inputs, default_weights
+from secmoe.model.fixed import encode_weights
+from secmoe.moe.demo import (
+    DEMO_PROTOCOL,
+    DEMO_SEED,
+    DEMO_TIMEOUT,
+    DEMO_TOKENS,
+    MAX_TOKENS,
+    ClientView,
+    demo_client,
+    demo_server,
+    format_report,
+    secure_demo,
+    summarize,
+)
+from secmoe.moe.projection import (
+    PRESETS,
+    demo_report,
+    format_reports,
+    preset_report,
+)
 from secmoe.net.channel import CostRecord
 from secmoe.randomness import SEED_BYTES, system_seed
 from secmoe.session import PartyContext, connect_tcp, serve_tcp
@@ -69,16 +94,90 @@ def format_cost(cost: CostRecord) -> str:
 # --- demo ---------------------------------------------------------------------------------------
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from secmoe.model.demo import format_summary, plaintext_demo
+def _progress(quiet: bool) -> Callable[[str], None] | None:
+    """Progress lines on stderr, stamped with the seconds since the run started."""
+    if quiet:
+        return None
+    t0 = time.monotonic()
 
-    _err("secmoe demo: the secure MoE layer is not implemented yet; running the plaintext")
-    _err("fixed-point MoE layer (the oracle the secure protocol will be tested against).")
-    summary = plaintext_demo(tokens=args.tokens)
+    def say(message: str) -> None:
+        _err(f"[{time.monotonic() - t0:7.1f}s] {message}")
+
+    return say
+
+
+def _model_demo(args: argparse.Namespace) -> int:
+    from secmoe.transformer.demo import format_model_report, secure_model_demo
+
+    if args.plaintext:
+        raise SpecError("--plaintext is for the MoE layer demo; --model runs the secure model")
+    seed = DEMO_SEED if args.seed is None else _seed(args.seed)
+    _err(
+        f"secmoe demo --model {args.model}: the secure MoE transformer on {args.tokens} token(s), "
+        "both parties in this process"
+    )
+    summary, cost = secure_model_demo(
+        args.model, args.tokens, seed, progress=_progress(args.quiet), timeout=args.timeout
+    )
+    return _print_demo(args, summary, format_model_report(summary), cost)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    if args.model is not None:
+        return _model_demo(args)
+    if args.plaintext:
+        from secmoe.model.demo import format_summary, plaintext_demo
+
+        _err("secmoe demo --plaintext: the plaintext fixed-point MoE layer next to the float one")
+        _err("(no parties, no protocol: the oracle the secure layer is tested against).")
+        summary = plaintext_demo(tokens=args.tokens)
+        print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
+        return 0
+    seed = DEMO_SEED if args.seed is None else _seed(args.seed)
+    model = None
+    if args.weights is not None:
+        if args.layer is None:
+            raise SpecError("--weights needs --layer N")
+        model = load_moe_layer(
+            args.weights, args.layer, args.family, stack=args.stack, top_k=args.top_k
+        )
+        _err(f"secmoe demo: layer {args.layer} of {args.weights}: {model[0]}")
+    elif args.layer is not None or args.family or args.stack or args.top_k:
+        raise SpecError("--layer, --family, --stack and --top-k go with --weights")
+    _err(
+        f"secmoe demo: the secure MoE layer on {args.tokens} token(s), both parties in this process"
+    )
+    summary, cost = secure_demo(
+        args.tokens, seed, progress=_progress(args.quiet), timeout=args.timeout, model=model
+    )
+    return _print_demo(args, summary, format_report(summary), cost)
+
+
+def _print_demo(
+    args: argparse.Namespace, summary: dict[str, object], text: str, cost: CostRecord
+) -> int:
+    """The JSON object with --json, else the report and the cost table."""
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        print(format_summary(summary))
+        print(text)
+        print(format_cost(cost))
+    return 0
+
+
+# --- cost -----------------------------------------------------------------------------------------
+
+
+def cmd_cost(args: argparse.Namespace) -> int:
+    if args.preset is None:
+        reports = [demo_report(DEMO_TOKENS if args.tokens is None else args.tokens)]
+    else:
+        names = list(PRESETS) if args.preset == "all" else [args.preset]
+        reports = [preset_report(n, 1 if args.tokens is None else args.tokens) for n in names]
+    if args.json:
+        print(json.dumps(reports[0] if len(reports) == 1 else {"presets": reports}, indent=2))
+    else:
+        print(format_reports(reports))
     return 0
 
 
@@ -117,6 +216,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from secmoe.bench.registry import BenchOptions, all_benchmarks, run_bench
 
     opts = BenchOptions(quick=args.quick, progress=_err)
+    from secmoe.bench.moe import ENV_DIMS, ENV_EXPERTS, ENV_PLOT
+
+    # The moe benchmark's sizes and plot travel as environment variables (BenchOptions has none).
+    for value, var in ((args.experts, ENV_EXPERTS), (args.dims, ENV_DIMS), (args.plot, ENV_PLOT)):
+        if value:
+            os.environ[var] = value
     if args.name == "list":
         for b in all_benchmarks():
             print(f"{b.name:12s} {b.description}  keys: {', '.join(b.keys)}")
@@ -139,54 +244,63 @@ def cmd_bench(args: argparse.Namespace) -> int:
 # --- the two parties over TCP -------------------------------------------------------------------
 
 TcpProtocol = Callable[[PartyContext], object]
+ADD_PROTOCOL = "share_add_reveal"
+ADD_TIMEOUT = 60.0
 
 
-def _tcp_protocol(name: str, values: list[float], fxp: FixedPoint) -> TcpProtocol:
-    if name == "share_add_reveal":
-        mine = fxp.encode(np.asarray(values, dtype=np.float64))
-
-        def run(ctx: PartyContext) -> object:
-            ctx.say(f"share_add_reveal on {mine.size} values")
-            return share_add_reveal(ctx, mine)
-
-        return run
-    raise SpecError(f"unknown TCP protocol {name!r}; known: share_add_reveal")
+def _protocol_name(args: argparse.Namespace) -> str:
+    # --values only means something to the share-add-reveal protocol, so it selects it.
+    if args.protocol is not None:
+        return str(args.protocol)
+    return ADD_PROTOCOL if args.values is not None else DEMO_PROTOCOL
 
 
-def cmd_party(args: argparse.Namespace) -> int:
-    fxp = FixedPoint()
-    fn = _tcp_protocol(args.protocol, _values(args.values), fxp)
+def _run_party(
+    args: argparse.Namespace, protocol: str, fn: TcpProtocol, fxp: FixedPoint, timeout: float
+) -> tuple[object, CostRecord]:
     seed = _seed(args.seed)
-    progress = _err if not args.quiet else None
+    progress = _progress(args.quiet)
     if args.command == "serve":
 
         def announce(port: int) -> None:
-            _err(f"secmoe serve: listening on {args.host}:{port} ({args.protocol})")
+            _err(f"secmoe serve: listening on {args.host}:{port} ({protocol})")
 
-        out, cost = serve_tcp(
+        return serve_tcp(
             args.host,
             args.port,
-            args.protocol,
+            protocol,
             fn,
             seed=seed,
             fxp=fxp,
-            timeout=args.timeout,
+            timeout=timeout,
             accept_timeout=args.accept_timeout,
             progress=progress,
             on_listen=announce,
         )
-    else:
-        out, cost = connect_tcp(
-            args.host,
-            args.port,
-            args.protocol,
-            fn,
-            seed=seed,
-            fxp=fxp,
-            timeout=args.timeout,
-            connect_timeout=args.connect_timeout,
-            progress=progress,
-        )
+    return connect_tcp(
+        args.host,
+        args.port,
+        protocol,
+        fn,
+        seed=seed,
+        fxp=fxp,
+        timeout=timeout,
+        connect_timeout=args.connect_timeout,
+        progress=progress,
+    )
+
+
+def _party_add(args: argparse.Namespace) -> int:
+    fxp = FixedPoint()
+    mine = fxp.encode(np.asarray(_values(args.values or "1,2,3"), dtype=np.float64))
+
+    def run(ctx: PartyContext) -> object:
+        ctx.say(f"share_add_reveal on {mine.size} values")
+        return share_add_reveal(ctx, mine)
+
+    out, cost = _run_party(
+        args, ADD_PROTOCOL, run, fxp, ADD_TIMEOUT if args.timeout is None else args.timeout
+    )
     result: dict[str, object] = {"party": "server" if args.command == "serve" else "client"}
     if isinstance(out, np.ndarray):
         result["output"] = [float(v) for v in fxp.decode(out)]
@@ -200,6 +314,62 @@ def cmd_party(args: argparse.Namespace) -> int:
     return 0
 
 
+def _party_moe(args: argparse.Namespace) -> int:
+    config = default_config()
+    weights = default_weights(config)
+    timeout = DEMO_TIMEOUT if args.timeout is None else args.timeout
+    if args.command == "serve":
+        fw = encode_weights(config, weights)
+        out, cost = _run_party(
+            args,
+            DEMO_PROTOCOL,
+            lambda ctx: demo_server(ctx, config, fw, args.max_tokens),
+            config.fxp,
+            timeout,
+        )
+        if args.json:
+            print(
+                json.dumps(
+                    {
+                        "party": "server",
+                        "protocol": DEMO_PROTOCOL,
+                        "tokens": out,
+                        "cost": cost.as_dict(),
+                    }
+                )
+            )
+        else:
+            print(f"served {out} token(s) of the secure MoE layer; this party saw only shares")
+            print("and ciphertexts: not the input, not the output, not the routing")
+            print(format_cost(cost))
+        return 0
+    if not 1 <= args.tokens <= MAX_TOKENS:
+        raise SpecError(f"--tokens must be in 1..{MAX_TOKENS}, got {args.tokens}")
+    x = default_inputs(config, args.tokens)
+    t0 = time.perf_counter()
+    view, cost = _run_party(
+        args, DEMO_PROTOCOL, lambda ctx: demo_client(ctx, config, x), config.fxp, timeout
+    )
+    wall = time.perf_counter() - t0
+    assert isinstance(view, ClientView)
+    summary = summarize(config, weights, x, view, cost, wall, "tcp")
+    if args.json:
+        print(json.dumps({"party": "client", "protocol": DEMO_PROTOCOL, **summary}, indent=2))
+    else:
+        print(format_report(summary))
+        print(format_cost(cost))
+    return 0
+
+
+def cmd_party(args: argparse.Namespace) -> int:
+    protocol = _protocol_name(args)
+    if protocol == ADD_PROTOCOL:
+        return _party_add(args)
+    if protocol == DEMO_PROTOCOL:
+        return _party_moe(args)
+    raise SpecError(f"unknown TCP protocol {protocol!r}; known: {DEMO_PROTOCOL}, {ADD_PROTOCOL}")
+
+
 # --- entry point --------------------------------------------------------------------------------
 
 
@@ -208,9 +378,50 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("demo", help="run the main job on the built-in default model")
-    d.add_argument("--tokens", type=int, default=4, help="number of tokens (default 4)")
-    d.add_argument("--json", action="store_true", help="print JSON")
+    d.add_argument(
+        "--tokens", type=int, default=DEMO_TOKENS, help=f"number of tokens (default {DEMO_TOKENS})"
+    )
+    d.add_argument("--json", action="store_true", help="print one JSON object")
+    d.add_argument(
+        "--seed", help="32-byte hex master seed of both parties (default: a fixed demo seed)"
+    )
+    d.add_argument(
+        "--plaintext", action="store_true", help="the plaintext fixed-point layer only (no 2PC)"
+    )
+    d.add_argument(
+        "--timeout", type=float, default=DEMO_TIMEOUT, help="seconds to wait for a message"
+    )
+    d.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    d.add_argument(
+        "--model",
+        choices=("tiny",),
+        help="run a whole secure MoE transformer (tiny: 2 blocks, 3 classes) instead of one layer",
+    )
+    d.add_argument(
+        "--weights", help="a safetensors checkpoint (file, index or directory, spec 6.8)"
+    )
+    d.add_argument("--layer", type=int, help="with --weights: the MoE layer (block) number")
+    d.add_argument(
+        "--family",
+        choices=("mixtral", "switch", "qwen2_moe", "deepseek_moe"),
+        help="with --weights: the tensor naming (default: detected from the names)",
+    )
+    d.add_argument("--stack", choices=("encoder", "decoder"), help="with --weights: Switch's stack")
+    d.add_argument("--top-k", type=int, dest="top_k", help="with --weights: experts per token")
     d.set_defaults(func=cmd_demo)
+
+    c = sub.add_parser(
+        "cost", help="bytes and rounds from the spec's formulas, without running the crypto"
+    )
+    c.add_argument(
+        "--preset",
+        help="a projection: "
+        + ", ".join(PRESETS)
+        + ", or 'all' (default: what 'secmoe demo' runs)",
+    )
+    c.add_argument("--tokens", type=int, help="tokens (default: the demo's 4; presets: 1)")
+    c.add_argument("--json", action="store_true", help="print one JSON object")
+    c.set_defaults(func=cmd_cost)
 
     v = sub.add_parser("vectors", help="generate, verify or list test vectors")
     vsub = v.add_subparsers(dest="action", required=True)
@@ -229,22 +440,42 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", action="store_true", help="one JSON object per benchmark on stdout")
     b.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
     b.add_argument("--out", help="also write NAME.json files into this directory")
+    b.add_argument("--experts", help="bench moe: expert counts, e.g. 8,16 (default 8,...,128)")
+    b.add_argument("--dims", help="bench moe: D_MODEL,D_FF (default 768,3072)")
+    b.add_argument("--plot", help="bench moe: write a PNG of bytes vs experts to this file")
     b.set_defaults(func=cmd_bench)
 
     for name, helptext in (
-        ("serve", "run the server party over TCP"),
-        ("client", "run the client party over TCP"),
+        ("serve", "run the server party over TCP (default: the secure MoE layer, moe-demo)"),
+        ("client", "run the client party over TCP (default: the secure MoE layer, moe-demo)"),
     ):
         s = sub.add_parser(name, help=helptext)
-        s.add_argument("--protocol", default="share_add_reveal")
+        s.add_argument(
+            "--protocol",
+            choices=(DEMO_PROTOCOL, ADD_PROTOCOL),
+            help="moe-demo (the default) or share_add_reveal (the default when --values is given)",
+        )
         s.add_argument("--host", default="127.0.0.1")
         s.add_argument("--port", type=int, default=5577)
         s.add_argument(
-            "--values", default="1,2,3", help="this party's input, comma-separated reals"
+            "--values", help="share_add_reveal: this party's input, comma-separated reals"
         )
+        if name == "client":
+            s.add_argument(
+                "--tokens", type=int, default=4, help="moe-demo: default tokens to send (4)"
+            )
+        else:
+            s.add_argument(
+                "--max-tokens",
+                type=int,
+                default=MAX_TOKENS,
+                help=f"moe-demo: refuse more tokens ({MAX_TOKENS})",
+            )
         s.add_argument("--seed", help="32-byte hex seed (default: fresh OS randomness)")
         s.add_argument(
-            "--timeout", type=float, default=60.0, help="seconds to wait for any message"
+            "--timeout",
+            type=float,
+            help="seconds to wait for any message (default 300 for moe-demo, 60 otherwise)",
         )
         s.add_argument("--accept-timeout", type=float, default=300.0)
         s.add_argument("--connect-timeout", type=float, default=10.0)
@@ -256,6 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    keep_freed_memory()  # the command's process only (spec §20.2); results are unaffected
     try:
         code: int = args.func(args)
         return code

@@ -2,5 +2,6 @@
 
 import secmoe.bench.channel
 import secmoe.bench.he
+import secmoe.bench.moe
 import secmoe.bench.nonlinear
 import secmoe.bench.ot  # noqa: F401

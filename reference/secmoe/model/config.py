@@ -91,6 +91,21 @@ class MoEConfig:
     def fxp(self) -> FixedPoint:
         return FixedPoint(Ring(self.ring_bits), self.frac_bits)
 
+    def as_dict(self) -> dict[str, int | str]:
+        """Every field, for reports and vector files."""
+        return {
+            "d_model": self.d_model,
+            "d_ff": self.d_ff,
+            "n_experts": self.n_experts,
+            "top_k": self.top_k,
+            "expert_kind": self.expert_kind,
+            "gate_norm": self.gate_norm,
+            "n_shared_experts": self.n_shared_experts,
+            "d_ff_shared": self.d_ff_shared,
+            "ring_bits": self.ring_bits,
+            "frac_bits": self.frac_bits,
+        }
+
 
 @dataclass(frozen=True)
 class MoEWeights:

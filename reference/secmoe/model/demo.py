@@ -32,17 +32,7 @@ def plaintext_demo(tokens: int = 4) -> dict[str, Any]:
     err = np.abs(y_fixed - y_float)
     return {
         "mode": "plaintext",
-        "config": {
-            "d_model": config.d_model,
-            "d_ff": config.d_ff,
-            "n_experts": config.n_experts,
-            "top_k": config.top_k,
-            "expert_kind": config.expert_kind,
-            "gate_norm": config.gate_norm,
-            "n_shared_experts": config.n_shared_experts,
-            "ring_bits": config.ring_bits,
-            "frac_bits": config.frac_bits,
-        },
+        "config": config.as_dict(),
         "weights_sha256": weights_digest(weights),
         "tokens": [
             {

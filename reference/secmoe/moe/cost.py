@@ -17,6 +17,7 @@ from secmoe.protocols.cost import (
     Pattern,
     b2a_cost,
     mul_cost,
+    mux_cost,
     ot_setup_pattern,
     piecewise_cost,
     ring_bytes,
@@ -25,7 +26,7 @@ from secmoe.protocols.cost import (
     trunc_cost,
 )
 from secmoe.protocols.linear import he_setup_cost, matmul_cost
-from secmoe.protocols.softmax import softmax_cost
+from secmoe.protocols.softmax import exp_cost, reciprocal_cost, softmax_cost
 from secmoe.protocols.topk import topk_cost
 
 
@@ -72,6 +73,32 @@ def shared_ffn_cost(config: MoEConfig, tokens: int) -> Pattern:
     return seq(parts)
 
 
+def gate_cost(config: MoEConfig, tokens: int, picked_by_mux: bool = True) -> Pattern:
+    """The gates of ``route`` (§40.3.2 steps 3-4); without ``picked_by_mux`` the numerators
+    are picked locally (public routing, §41.2)."""
+    l, f, e, k = config.ring_bits, config.frac_bits, config.n_experts, config.top_k
+    if config.gate_norm == "softmax_topk":
+        return softmax_cost(tokens, k, l, f)
+    pick = [mux_cost(tokens * k * e, l)] if picked_by_mux else []
+    return seq(
+        exp_cost(tokens * e, l, f),
+        reciprocal_cost(tokens, e, l, f),
+        *pick,
+        mul_cost(tokens * k, l),
+        trunc_cost(tokens * k, l, f),
+    )
+
+
+def route_cost(config: MoEConfig, tokens: int) -> Pattern:
+    """``route`` (§40.3.2): the router, top-k with one-hot, the gates."""
+    l, f, e, k = config.ring_bits, config.frac_bits, config.n_experts, config.top_k
+    return seq(
+        matmul_cost(tokens, config.d_model, e, l, f),
+        topk_cost(tokens, e, k, l, onehot=True),
+        gate_cost(config, tokens),
+    )
+
+
 def moe_cost(
     config: MoEConfig, tokens: int, fresh_he: bool = True, fresh_ot: bool = False
 ) -> Pattern:
@@ -84,15 +111,7 @@ def moe_cost(
     parts = [ot_setup_pattern()] if fresh_ot else []
     if fresh_he:
         parts.append(he_setup_cost())
-    parts += [
-        matmul_cost(tokens, d, e, l, f),
-        topk_cost(tokens, e, k, l, onehot=True),
-        b2a_cost(rows * e, l),
-    ]
-    if config.gate_norm == "softmax_topk":
-        parts.append(softmax_cost(tokens, k, l, f))
-    else:
-        parts += [softmax_cost(tokens, e, l, f), mul_cost(rows * e, l)]
+    parts += [route_cost(config, tokens), b2a_cost(rows * e, l)]
     if fresh_he:
         parts.append(select_setup_cost(e))
     parts += [

@@ -40,6 +40,7 @@ Ints = NDArray[np.int64]
 DEMO_PROTOCOL = "moe-demo"  # the handshake's protocol name over TCP
 # The demo's default master seed, recomputable by anyone so that runs are reproducible.
 DEMO_SEED = hashlib.sha256(b"secmoe/v1/demo").digest()
+DEMO_TOKENS = 4  # what `secmoe demo` runs by default
 MAX_TOKENS = 64  # the server refuses larger requests (each token costs it seconds of HE work)
 TOKENS_LABEL = "moe/tokens"
 OUTPUT_LABEL = "moe/output"
@@ -139,21 +140,10 @@ def summarize(
     fixed = moe_fixed(config, weights, fxp.encode(x))
     y = fxp.decode(view.y)
     gates = fxp.decode(view.gates)
-    total = cost.total()
     return {
         "secure": True,
         "mode": mode,
-        "config": {
-            "d_model": config.d_model,
-            "d_ff": config.d_ff,
-            "n_experts": config.n_experts,
-            "top_k": config.top_k,
-            "expert_kind": config.expert_kind,
-            "gate_norm": config.gate_norm,
-            "n_shared_experts": config.n_shared_experts,
-            "ring_bits": config.ring_bits,
-            "frac_bits": config.frac_bits,
-        },
+        "config": config.as_dict(),
         "weights_sha256": weights_digest(weights),
         "tokens": int(x.shape[0]),
         "experts": view.experts.tolist(),
@@ -169,28 +159,30 @@ def summarize(
         "max_abs_err_float": float(np.abs(y - y_float).max()),
         "output_head": np.round(y[:, :4], 6).tolist(),
         "output_norm": [round(float(v), 6) for v in np.linalg.norm(y, axis=1)],
-        "bytes_c2s": total.bytes_c2s,
-        "bytes_s2c": total.bytes_s2c,
-        "rounds": cost.rounds,
-        "messages": total.messages_c2s + total.messages_s2c,
+        **cost.report(),
         "wall_s": round(wall_s, 3),
-        "phases": {
-            k: v.as_dict() for k, v in cost.phases.items() if v.messages_c2s + v.messages_s2c
-        },
     }
 
 
 def secure_demo(
-    tokens: int = 4,
+    tokens: int = DEMO_TOKENS,
     seed: bytes = DEMO_SEED,
     progress: Callable[[str], None] | None = None,
     timeout: float = DEMO_TIMEOUT,
+    model: tuple[MoEConfig, MoEWeights] | None = None,
 ) -> tuple[dict[str, Any], CostRecord]:
-    """Both parties in this process over ``run_local``; returns the client's report and cost."""
+    """Both parties in this process over ``run_local``; returns the client's report and cost.
+
+    ``model`` replaces the built-in default model (e.g. a checkpoint's layer, spec §6.8); the
+    inputs are then ``default_inputs`` of its configuration.
+    """
     if isinstance(tokens, bool) or not isinstance(tokens, int) or not 1 <= tokens <= MAX_TOKENS:
         raise SpecError(f"tokens must be an integer in 1..{MAX_TOKENS}, got {tokens!r}")
-    config = default_config()
-    weights = default_weights(config)
+    if model is None:
+        config = default_config()
+        weights = default_weights(config)
+    else:
+        config, weights = model
     fw = encode_weights(config, weights)
     x = default_inputs(config, tokens)
     client_seed, server_seed = party_seeds(seed)

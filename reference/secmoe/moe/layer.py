@@ -18,12 +18,12 @@ from secmoe.model.config import MoEConfig
 from secmoe.model.fixed import ACTIVATION_TABLES, FixedWeights
 from secmoe.moe.select import I64, expert_matmul, select_experts
 from secmoe.ot.iknp import ot_setup
-from secmoe.protocols.b2a import b2a
+from secmoe.protocols.b2a import b2a, mux
 from secmoe.protocols.linear import matmul
 from secmoe.protocols.mul import mul
 from secmoe.protocols.piecewise import piecewise
-from secmoe.protocols.softmax import softmax
-from secmoe.protocols.topk import topk
+from secmoe.protocols.softmax import exp, reciprocal, softmax
+from secmoe.protocols.topk import TopK, topk
 from secmoe.protocols.trunc import trunc
 from secmoe.session import PartyContext
 
@@ -37,7 +37,11 @@ class MoeShares:
     gates: RingVec  # (T, k) the gates in fixed point
 
 
-def _check(config: MoEConfig, ctx: PartyContext, x: RingVec, fw: FixedWeights | None) -> RingVec:
+def check_inputs(
+    config: MoEConfig, ctx: PartyContext, x: RingVec, fw: FixedWeights | None
+) -> RingVec:
+    """The tokens as a (T, d_model) ring matrix; the session must use the config's ring and the
+    server must hold the weights (``SpecError`` otherwise)."""
     if ctx.fxp != config.fxp:
         raise SpecError("the session's fixed-point parameters differ from the config's")
     xs = ctx.ring.check(np.asarray(x), "x")
@@ -48,20 +52,48 @@ def _check(config: MoEConfig, ctx: PartyContext, x: RingVec, fw: FixedWeights | 
     return xs
 
 
-def gates_of(
-    ctx: PartyContext, config: MoEConfig, logits: RingVec, values: RingVec, hot: RingVec
-) -> RingVec:
-    """Shares of the (T, k) gates: the selected experts' softmax probabilities (``softmax``),
-    or a softmax over the k selected logits (``softmax_topk``), as ``route_fixed`` (spec §6.3.5)."""
-    t, k = values.shape
+@dataclass(frozen=True)
+class Routing:
+    """A party's shares of the router's result: nothing of it is revealed."""
+
+    logits: RingVec  # (T, E)
+    topk: TopK  # values (T, k), indices (T, k), XOR one-hot (T, k, E)
+    gates: RingVec  # (T, k), fixed point
+
+
+def softmax_terms(ctx: PartyContext, logits: RingVec, top: RingVec) -> tuple[RingVec, RingVec]:
+    """Shares of ``softmax_fixed``'s numerators e = exp(z - max) (T, E) and of r = 1 / sum e
+    (T,), given shares of each row's maximum ``top`` (spec §40.3.2 step 3)."""
+    ring = ctx.ring
+    e = exp(ctx, ring.sub(logits, top[:, None]))
+    return e, reciprocal(ctx, ring.reduce(e.sum(axis=1, dtype=np.uint64)), logits.shape[1])
+
+
+def route(ctx: PartyContext, config: MoEConfig, x: RingVec, fw: FixedWeights | None) -> Routing:
+    """Shares of ``route_fixed`` (spec §6.3.5): logits, top-k with each slot's one-hot, gates.
+
+    Implements spec §40.3.2 `route` (spec/40-moe.md#route).
+    """
+    ring = ctx.ring
+    tokens, k, n_exp = x.shape[0], config.top_k, config.n_experts
+    # Step 1: router logits z = trunc(x w_gate), the router as a plaintext matrix (E x d_model).
+    w_gate = None if fw is None else np.ascontiguousarray(fw.w_gate.T)
+    logits = matmul(ctx, x, w_gate, n_exp)
+    # Step 2: top-k with each slot's one-hot (Pi_TopK, Pi_OneHot).
+    ctx.say("route: top-k and one-hot")
+    tk = topk(ctx, logits, k, onehot=True)
+    assert tk.onehot is not None
     if config.gate_norm == "softmax_topk":
-        return softmax(ctx, values)
-    probs = softmax(ctx, logits)  # (T, E)
-    # g_{t,s} = sum_e t_{t,s,e} p_{t,e}: exact, the one-hot entries are the integers 0 and 1.
-    spread = np.repeat(probs[:, None, :], k, axis=1)
-    prod = mul(ctx, hot.reshape(-1), spread.reshape(-1)).reshape(t, k, -1)
-    out: RingVec = ctx.ring.reduce(prod.sum(axis=2, dtype=np.uint64))
-    return out
+        # Step 3: a softmax over the k selected logits.
+        return Routing(logits, tk, softmax(ctx, tk.values))
+    # Step 3: e = exp(z - max), the maximum being top-k's first value; r = 1 / sum e.
+    e, r = softmax_terms(ctx, logits, tk.values[:, 0])
+    # Step 4: g_{t,s} = trunc(e_{t,i_s} r_t), with e_{t,i_s} = sum_e mux(onehot_{t,s,e}, e_{t,e}).
+    spread = np.ascontiguousarray(np.broadcast_to(e[:, None, :], (tokens, k, n_exp)))
+    picked = mux(ctx, tk.onehot.reshape(-1), spread.reshape(-1)).reshape(tokens, k, n_exp)
+    chosen = ring.reduce(picked.sum(axis=2, dtype=np.uint64))
+    gates = trunc(ctx, mul(ctx, chosen, np.repeat(r[:, None], k, axis=1)))
+    return Routing(logits, tk, gates)
 
 
 def moe(
@@ -73,30 +105,25 @@ def moe(
     the client None; the server learns neither x nor the routing.
     """
     fw = weights if ctx.party == "server" else None
-    xs = _check(config, ctx, x, fw)
+    xs = check_inputs(config, ctx, x, fw)
     ring, f = ctx.ring, ctx.fxp.frac_bits
     tokens, k, n_exp = xs.shape[0], config.top_k, config.n_experts
     rows = tokens * k
     row_input = [r // k for r in range(rows)]
     ctx.say(f"moe: {tokens} token(s), {n_exp} experts, top-{k}")
-    # Step 0: both OT directions, if the session has none yet (so the cost is one fixed pattern).
+    # Step 1: both OT directions, if the session has none yet (so the cost is one fixed pattern).
     ot_setup(ctx)
-    # Step 1: router logits z = trunc(x w_gate), the router as a plaintext matrix (E x d_model).
-    w_gate = None if fw is None else np.ascontiguousarray(fw.w_gate.T)
-    logits = matmul(ctx, xs, w_gate, n_exp)
-    # Step 2: top-k with each slot's one-hot (Pi_TopK, Pi_OneHot).
-    ctx.say("moe: top-k and one-hot")
-    tk = topk(ctx, logits, k, onehot=True)
+    # Step 2: the router, top-k with one-hot, the gates (route).
+    routing = route(ctx, config, xs, fw)
+    tk, gates = routing.topk, routing.gates
     assert tk.onehot is not None
     # Step 3: the one-hot as arithmetic shares (Pi_B2A).
     hot = b2a(ctx, tk.onehot.reshape(-1)).reshape(rows, n_exp)
-    # Step 4: the gates.
-    gates = gates_of(ctx, config, logits, tk.values, hot.reshape(tokens, k, n_exp))
-    # Step 5: the encrypted selectors, expanded by the server.
+    # Step 4: the encrypted selectors, expanded by the server.
     ctx.say("moe: encrypted selection")
     sel = select_experts(ctx, hot)
     shift = f + sel.levels  # the selection carries 2^L (spec §20.10)
-    # Step 6: u = trunc(W1_r x), g = trunc(V_r x) from one upload of x (ct x ct).
+    # Step 5: u = trunc(W1_r x), g = trunc(V_r x) from one upload of x (ct x ct).
     ctx.say("moe: first expert products")
     n_first = 2 if config.gated else 1
     first: list[I64] | None = None
@@ -107,21 +134,21 @@ def moe(
             first.append(ring.to_signed(fw.v))
     prods = expert_matmul(ctx, sel, xs, row_input, first, config.d_ff, n_first)
     u = trunc(ctx, np.concatenate(prods).reshape(n_first, rows, config.d_ff), shift)
-    # Step 7: the activation by Select-Then-Compute (Protocol 2), then the gated product.
+    # Step 6: the activation by Select-Then-Compute (Protocol 2), then the gated product.
     ctx.say("moe: activation")
     act = piecewise(ctx, ACTIVATION_TABLES[config.expert_kind], u[0])
     h = trunc(ctx, mul(ctx, act, u[1])) if config.gated else act
-    # Step 8: out = trunc(W2_r h): h is uploaded, the selection reused.
+    # Step 7: out = trunc(W2_r h): h is uploaded, the selection reused.
     ctx.say("moe: second expert product")
     second = None if fw is None else [ring.to_signed(fw.w2)]
     out = trunc(
         ctx, expert_matmul(ctx, sel, h, list(range(rows)), second, config.d_model)[0], shift
     )
-    # Step 9: y_t = sum_s trunc(g_{t,s} out_{t,s}).
+    # Step 8: y_t = sum_s trunc(g_{t,s} out_{t,s}).
     spread = np.repeat(gates.reshape(rows, 1), config.d_model, axis=1)
     scaled = trunc(ctx, mul(ctx, spread, out)).reshape(tokens, k, config.d_model)
     y = ring.reduce(scaled.sum(axis=1, dtype=np.uint64))
-    # Step 10: the shared experts with plaintext weights, weight 1.
+    # Step 9: the shared experts with plaintext weights, weight 1.
     for j in range(config.n_shared_experts):
         ctx.say(f"moe: shared expert {j + 1}/{config.n_shared_experts}")
         y = ring.add(y, shared_ffn(ctx, config, xs, fw, j))
@@ -133,7 +160,7 @@ def shared_ffn(
 ) -> RingVec:
     """Shares of ``ffn_fixed`` of shared expert j: plaintext weights, products by ``matmul``.
 
-    Implements spec §40.3.2 `shared_ffn` (spec/40-moe.md#shared_ffn).
+    Implements spec §40.3.3 `shared_ffn` (spec/40-moe.md#shared_ffn).
     """
     d_ff = config.shared_ff
 

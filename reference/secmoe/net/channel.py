@@ -93,6 +93,20 @@ class CostRecord:
             "phases": {k: v.as_dict() for k, v in self.phases.items()},
         }
 
+    def report(self) -> dict[str, object]:
+        """The totals flat (bytes each way, rounds, messages) and every phase that carried a
+        message: the cost keys of the demos' JSON."""
+        t = self.total()
+        return {
+            "bytes_c2s": t.bytes_c2s,
+            "bytes_s2c": t.bytes_s2c,
+            "rounds": self.rounds,
+            "messages": t.messages_c2s + t.messages_s2c,
+            "phases": {
+                k: v.as_dict() for k, v in self.phases.items() if v.messages_c2s + v.messages_s2c
+            },
+        }
+
 
 @dataclass(frozen=True)
 class TranscriptEntry:

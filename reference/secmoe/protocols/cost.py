@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal, overload
+from typing import Literal
 
 from secmoe.encoding import FixedPoint, Ring
 from secmoe.errors import Party, SpecError
@@ -22,7 +22,7 @@ from secmoe.model.piecewise import PiecewiseTable
 from secmoe.ot.base import POINT_BYTES
 from secmoe.ot.iknp import KAPPA, padded
 from secmoe.protocols.compare import LEAF_BITS
-from secmoe.protocols.piecewise import compare_width, plan
+from secmoe.protocols.piecewise import plan
 
 # The protocols' phases; ``input`` / ``output`` are a session's delivery steps (spec §40.5).
 Phase = Literal["offline", "online", "input", "output"]
@@ -271,38 +271,14 @@ def trunc_cost(n: int, bits: int, s: int) -> Pattern:
     return seq(millionaire_cost(n, s), and_bits_cost(n), b2a_cost(2 * n, bits))
 
 
-@overload
-def piecewise_cost(n: int, table: PiecewiseTable, bits: int, frac: int, /) -> Pattern: ...
-
-
-@overload
-def piecewise_cost(n: int, table: int, live: int, bits: int, frac: int, /) -> Pattern: ...
-
-
-def piecewise_cost(n: int, table: PiecewiseTable | int, *rest: int) -> Pattern:
+def piecewise_cost(n: int, table: PiecewiseTable, bits: int, frac: int) -> Pattern:
     """``piecewise`` (§30.5.1): k n comparisons in Z_2^m; b2a of the segments with c0 != 0; x2
     if some c2 != 0; one mux of the live (segment, power) pairs; one truncation of the selected
-    products that need it.
-
-    ``piecewise_cost(n, table, l, f)``. The older form ``piecewise_cost(n, k, live, l, f)``
-    (``k`` breakpoints, ``live`` nonzero rows) is kept for the tables of ``fit_table``'s shape
-    (§6.2.2: the row (0, 0, 0) left of b_0, (0, 1, 0) right of b_{k-1}, no zero coefficient
-    between), whose live rows are the k right of b_0; any other table needs the first form."""
-    if isinstance(table, PiecewiseTable):
-        bits, frac = rest
-        p = plan(table, FixedPoint(Ring(bits), frac))
-        k, width = len(p.bounds), p.width
-        quad, lin, const = len(p.quad.segments), len(p.lin.segments), len(p.const.segments)
-        cut = sum(1 for pw in (p.quad, p.lin) if pw.truncated)
-    else:
-        live, bits, frac = rest
-        k, width = table, compare_width(bits)
-        if live != k:
-            raise SpecError(
-                "piecewise_cost(n, k, live, l, f) is for fit_table's shape; pass the table"
-            )
-        # The k - 1 middle rows are full; the right row (0, 1, 0) needs no truncation.
-        quad, lin, const, cut = k - 1, k, k - 1, 2 if k > 1 else 0
+    products that need it."""
+    p = plan(table, FixedPoint(Ring(bits), frac))
+    k, width = len(p.bounds), p.width
+    quad, lin, const = len(p.quad.segments), len(p.lin.segments), len(p.const.segments)
+    cut = sum(1 for pw in (p.quad, p.lin) if pw.truncated)
     parts = [msb_cost(k * n, bits, width)]
     if const:
         parts.append(b2a_cost(const * n, bits))

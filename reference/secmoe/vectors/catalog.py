@@ -11,4 +11,5 @@ import secmoe.vectors.gen_moe
 import secmoe.vectors.gen_msb_width
 import secmoe.vectors.gen_ot
 import secmoe.vectors.gen_protocols
-import secmoe.vectors.gen_selection  # noqa: F401
+import secmoe.vectors.gen_selection
+import secmoe.vectors.gen_transformer  # noqa: F401

@@ -1,27 +1,31 @@
-"""Vector generator for spec §40: the secure MoE layer on tiny configurations.
+"""Vector generators for spec §40 and §41: the secure MoE layer and its baselines on tiny
+configurations.
 
 Each case: a configuration, the weights as the seed of ``default_weights`` (and their encoding
 digest), one token's shares, each party's shares of y, of the selected indices and of the
 gates, and the transcript (SHA-256 of every payload over 1024 bytes, which covers every
-ciphertext).
+ciphertext). The reveal baseline is INSECURE: its transcript carries the routing (message
+``moe/insecure/route``).
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
 import numpy as np
 
 from secmoe.model.config import MoEConfig
 from secmoe.model.default import default_inputs, default_weights
 from secmoe.model.fixed import FixedWeights, encode_weights
+from secmoe.moe.baseline import moe_compute_then_select, moe_reveal_routing
 from secmoe.moe.layer import MoeShares, moe
 from secmoe.session import PartyContext
 from secmoe.vectors.build import hex_ring, run_case, two_party_case
 from secmoe.vectors.gen_protocols import NORMAL
 from secmoe.vectors.registry import Json, case_seed, inputs_prg, register
 
-PROTOCOL = "moe.moe"
+Layer = Callable[[PartyContext, MoEConfig, np.ndarray, FixedWeights | None], MoeShares]
 CONFIGS = (
     ("geglu-top1", MoEConfig(d_model=4, d_ff=8, n_experts=4)),
     (
@@ -33,18 +37,6 @@ CONFIGS = (
 )
 
 
-def _config_json(c: MoEConfig) -> Json:
-    return {
-        "d_model": c.d_model,
-        "d_ff": c.d_ff,
-        "n_experts": c.n_experts,
-        "top_k": c.top_k,
-        "expert_kind": c.expert_kind,
-        "gate_norm": c.gate_norm,
-        "n_shared_experts": c.n_shared_experts,
-    }
-
-
 def _shares(out: MoeShares, c: MoEConfig) -> Json:
     ring = c.fxp.ring
     return {
@@ -54,30 +46,15 @@ def _shares(out: MoeShares, c: MoEConfig) -> Json:
     }
 
 
-@register(
-    PROTOCOL,
-    "moe/moe.json",
-    section="40.3.1",
-    anchor="spec/40-moe.md#moe",
-    params={"ring_bits": 64, "frac_bits": 18},
-    mode="real",
-    header=[
-        "The secure MoE layer (Protocol 1) on one token of two tiny configurations.",
-        "Weights: default_weights(config, weights_seed), encoded with fxp_encode (SHA-256 of",
-        "the encoded arrays in w_gate, w1, v, w2 order: encoded_digest). Inputs: each party's",
-        "share of x (row-major hex); outputs: each party's shares of y, experts and gates.",
-    ],
-    notes={"Normal": NORMAL},
-)
-def _moe_vectors() -> list[Json]:
+def _cases(protocol: str, layer: Layer) -> list[Json]:
     cases = []
     for name, c in CONFIGS:
-        cid = f"{PROTOCOL}/{name}"
-        seed = case_seed(PROTOCOL, cid)
+        cid = f"{protocol}/{name}"
+        seed = case_seed(protocol, cid)
         fw = encode_weights(c, default_weights(c, seed))
         ring = c.fxp.ring
         x = c.fxp.encode(default_inputs(c, 1, seed))
-        xc = inputs_prg(PROTOCOL, cid).next_ring(x.size).reshape(x.shape)
+        xc = inputs_prg(protocol, cid).next_ring(x.size).reshape(x.shape)
         xs = ring.sub(x, xc)
         digest = hashlib.sha256()
         for arr in (fw.w_gate, fw.w1, fw.v, fw.w2):
@@ -85,14 +62,14 @@ def _moe_vectors() -> list[Json]:
                 digest.update(np.ascontiguousarray(arr, dtype="<u8").tobytes())
 
         def client(ctx: PartyContext, c: MoEConfig = c, xc: np.ndarray = xc) -> MoeShares:
-            return moe(ctx, c, xc, None)
+            return layer(ctx, c, xc, None)
 
         def server(
             ctx: PartyContext, c: MoEConfig = c, xs: np.ndarray = xs, fw: FixedWeights = fw
         ) -> MoeShares:
-            return moe(ctx, c, xs, fw)
+            return layer(ctx, c, xs, fw)
 
-        seeds, res = run_case(client, server, PROTOCOL, cid, fxp=c.fxp)
+        seeds, res = run_case(client, server, protocol, cid, fxp=c.fxp)
         cases.append(
             two_party_case(
                 cid,
@@ -100,7 +77,7 @@ def _moe_vectors() -> list[Json]:
                 seeds,
                 res,
                 inputs={
-                    "config": _config_json(c),
+                    "config": c.as_dict(),
                     "weights_seed": seed.hex(),
                     "encoded_digest": digest.hexdigest(),
                     "client": {"x": hex_ring(ring, xc)},
@@ -111,3 +88,39 @@ def _moe_vectors() -> list[Json]:
             )
         )
     return [{"params": {"ring_bits": 64, "frac_bits": 18}, "tests": cases}]
+
+
+def _reg(name: str, spec: str, section: str, layer: Layer, what: str) -> None:
+    protocol = f"moe.{name}"
+    register(
+        protocol,
+        f"moe/{name}.json",
+        section=section,
+        anchor=f"spec/{spec}#{name}",
+        params={"ring_bits": 64, "frac_bits": 18},
+        mode="real",
+        header=[
+            f"{what} on one token of two tiny configurations (spec 40.6).",
+            "Weights: default_weights(config, weights_seed), encoded with fxp_encode (SHA-256 of",
+            "the encoded arrays in w_gate, w1, v, w2 order: encoded_digest). Inputs: each party's",
+            "share of x (row-major hex); outputs: each party's shares of y, experts and gates.",
+        ],
+        notes={"Normal": NORMAL},
+    )(lambda: _cases(protocol, layer))
+
+
+_reg("moe", "40-moe.md", "40.3.1", moe, "The secure MoE layer (Protocol 1)")
+_reg(
+    "moe_compute_then_select",
+    "41-moe-baselines.md",
+    "41.1.1",
+    moe_compute_then_select,
+    "The compute-then-select MoE baseline (every expert, then a multiplexer)",
+)
+_reg(
+    "moe_reveal_routing",
+    "41-moe-baselines.md",
+    "41.2.1",
+    moe_reveal_routing,
+    "The INSECURE reveal-routing MoE baseline (the routing is opened to the server)",
+)

@@ -1,0 +1,298 @@
+"""Benchmark ``moe``: the secure MoE layer against compute-then-select and the INSECURE floor.
+
+For each expert count, three two-party runs over the in-process channel on the same weights and
+token: ``moe`` (SecMoE's Select-Then-Compute, key ``secmoe``), ``moe_compute_then_select``
+(every expert, then a multiplexer: what Iron / BumbleBee pay, key ``compute_then_select``) and
+``moe_reveal_routing`` (INSECURE: the routing is opened, only the selected expert runs; the
+cost floor, key ``reveal_routing``). Each run starts with warm OT sessions (``ot_setup`` in both
+directions, not counted) and a fresh HE session (the keys are counted, phase ``offline``), and
+its output is checked bit for bit against ``moe_fixed``; a wrong output raises.
+
+Sizes: Switch-Base (``d_model 768``, ``d_ff 3072``, GeGLU, top-1, softmax gate) for 8 to 128
+experts and one token by default; ``--quick`` is tiny. ``SECMOE_BENCH_MOE_EXPERTS=8,16`` and
+``SECMOE_BENCH_MOE_DIMS=64,256`` (or ``secmoe bench moe --experts 8,16 --dims 64,256``)
+override the sizes; ``SECMOE_BENCH_MOE_PLOT=FILE.png`` (``--plot``) writes bytes vs experts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+import struct
+import time
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from secmoe.bench.registry import BenchOptions, register_bench
+from secmoe.encoding import RingVec, fxp_encode
+from secmoe.errors import SpecError
+from secmoe.model.config import MoEConfig
+from secmoe.model.default import default_inputs, default_weights
+from secmoe.model.fixed import FixedWeights, moe_fixed
+from secmoe.moe import baseline, select
+from secmoe.moe.baseline import moe_compute_then_select, moe_reveal_routing
+from secmoe.moe.layer import MoeShares, moe
+from secmoe.ot.iknp import ot_setup
+from secmoe.randomness import Prg, dst
+from secmoe.session import PartyContext, run_local
+
+ENV_EXPERTS = "SECMOE_BENCH_MOE_EXPERTS"
+ENV_DIMS = "SECMOE_BENCH_MOE_DIMS"
+ENV_PLOT = "SECMOE_BENCH_MOE_PLOT"
+FULL_EXPERTS = (8, 16, 32, 64, 128)
+FULL_DIMS = (768, 3072)  # Switch-Base
+QUICK_EXPERTS = (2, 4)
+QUICK_DIMS = (8, 16)
+TOKENS = 1
+SEED = hashlib.sha256(b"secmoe/v1/bench.moe").digest()  # weights and inputs
+Layer = Callable[[PartyContext, MoEConfig, RingVec, FixedWeights | None], MoeShares]
+VARIANTS: dict[str, Layer] = {
+    "secmoe": moe,
+    "compute_then_select": moe_compute_then_select,
+    "reveal_routing": moe_reveal_routing,
+}
+COLOURS = {"secmoe": (31, 119, 180), "compute_then_select": (214, 39, 40)}
+COLOURS["reveal_routing"] = (44, 160, 44)
+Entry = dict[str, object]
+
+
+def _ints(text: str, name: str, count: int | None = None) -> tuple[int, ...]:
+    try:
+        out = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise SpecError(f"{name} must be comma-separated integers, got {text!r}") from None
+    if not out or any(v < 1 for v in out) or (count is not None and len(out) != count):
+        want = f"{count} " if count is not None else ""
+        raise SpecError(f"{name} must be {want}positive integers, got {text!r}")
+    return out
+
+
+def sizes(quick: bool) -> tuple[tuple[int, ...], tuple[int, int]]:
+    """The expert counts and (d_model, d_ff): the environment's, else quick's or full's."""
+    experts: tuple[int, ...] = QUICK_EXPERTS if quick else FULL_EXPERTS
+    dims = QUICK_DIMS if quick else FULL_DIMS
+    if os.environ.get(ENV_EXPERTS):
+        experts = tuple(sorted(set(_ints(os.environ[ENV_EXPERTS], ENV_EXPERTS))))
+    if os.environ.get(ENV_DIMS):
+        d, d_ff = _ints(os.environ[ENV_DIMS], ENV_DIMS, 2)
+        dims = (d, d_ff)
+    return experts, dims
+
+
+def fixed_weights(config: MoEConfig) -> FixedWeights:
+    """``default_weights(config, SEED)`` encoded tensor by tensor (fan-in scaled, |w| < 1)."""
+    w = default_weights(config, SEED)
+    fxp = config.fxp
+
+    def enc(a: NDArray[np.float64] | None) -> RingVec | None:
+        return None if a is None else fxp_encode(fxp, a)
+
+    w1, v, w2 = fxp_encode(fxp, w.w1), enc(w.v), fxp_encode(fxp, w.w2)
+    return FixedWeights(
+        fxp_encode(fxp, w.w_gate),
+        w1,
+        v,
+        w2,
+        fxp_encode(fxp, w.shared_w1),
+        enc(w.shared_v),
+        fxp_encode(fxp, w.shared_w2),
+    )
+
+
+def _selection_seconds(ctx: PartyContext) -> float:
+    total = 0.0
+    for key in (select.SELECTION_TIMER, baseline.SELECTION_TIMER):
+        got = ctx.store.get(key)
+        total += got if isinstance(got, float) else 0.0
+    return total
+
+
+def measure(
+    layer: Layer,
+    config: MoEConfig,
+    fw: FixedWeights,
+    x: RingVec,
+    progress: Callable[[str], None] | None = None,
+) -> Entry:
+    """One two-party run of ``layer``: bytes by phase and direction, rounds, seconds."""
+    ring = config.fxp.ring
+    xc = Prg(SEED, dst("bench.moe", "share")).next_ring(x.size).reshape(x.shape)
+    xs = ring.sub(x, xc)
+
+    def wrap(mine: RingVec, weights: FixedWeights | None) -> Callable[[PartyContext], Any]:
+        def party(ctx: PartyContext) -> tuple[Any, ...]:
+            ot_setup(ctx)
+            phases = ctx.channel.cost.phases
+            before = {k: (v.bytes_c2s, v.bytes_s2c) for k, v in phases.items()}
+            start = ctx.channel.cost.rounds
+            off0 = ctx.channel.cost.phase("offline").seconds
+            t0 = time.perf_counter()
+            out = layer(ctx, config, mine, weights)
+            wall = time.perf_counter() - t0
+            offline = ctx.channel.cost.phase("offline").seconds - off0
+            return out, before, start, wall, offline, _selection_seconds(ctx)
+
+        return party
+
+    res = run_local(
+        wrap(xc, None),
+        wrap(xs, fw),
+        client_seed=bytes([1]) * 32,
+        server_seed=bytes([2]) * 32,
+        fxp=config.fxp,
+        timeout=24 * 3600,
+        progress=progress,
+    )
+    out_c, before, start, wall_c, off_c, _ = res.client
+    out_s, _, _, wall_s, off_s, sel_s = res.server
+    want = moe_fixed(config, fw, x)
+    if not np.array_equal(ring.add(out_c.y, out_s.y), want.y):
+        raise SpecError(f"bench moe: {layer.__name__} differs from moe_fixed")
+    delta = {}
+    for name, ph in res.cost.phases.items():
+        c0, s0 = before.get(name, (0, 0))
+        delta[name] = (ph.bytes_c2s - c0, ph.bytes_s2c - s0)
+    online, offline = delta.pop("online", (0, 0)), delta.pop("offline", (0, 0))
+    if any(sum(v) for v in delta.values()):
+        raise SpecError(f"bench moe: bytes outside the online / offline phases: {delta}")
+    return {
+        "bytes": sum(online) + sum(offline),
+        "online_bytes": sum(online),
+        "offline_bytes": sum(offline),
+        "bytes_c2s": online[0] + offline[0],
+        "bytes_s2c": online[1] + offline[1],
+        "rounds": res.cost.rounds - start,
+        "online_s": round(max(wall_c - off_c, wall_s - off_s), 3),
+        "offline_s": round(max(off_c, off_s), 3),
+        "wall_s": round(max(wall_c, wall_s), 3),
+        "selection_s": round(sel_s, 3),
+    }
+
+
+def _ratio(num: dict[str, Entry], den: dict[str, Entry], a: str, b: str | None = None) -> Any:
+    b = a if b is None else b
+    if a not in num or b not in den:
+        return None
+    x, y = num[a]["bytes"], den[b]["bytes"]
+    assert isinstance(x, int) and isinstance(y, int)
+    return round(x / y, 4)
+
+
+# --- a tiny PNG writer (matplotlib is not a dependency) -------------------------------------------
+
+
+def _png(path: str, image: NDArray[np.uint8]) -> None:
+    """Write an (h, w, 3) uint8 image as an 8-bit RGB PNG (filter 0 on every row)."""
+    h, w, _ = image.shape
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    raw = b"".join(b"\x00" + image[r].tobytes() for r in range(h))
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw, 9))
+    with open(path, "wb") as fh:
+        fh.write(data + chunk(b"IEND", b""))
+
+
+def plot(path: str, series: dict[str, dict[str, Entry]], experts: tuple[int, ...]) -> Entry:
+    """Bytes (linear, from 0) against experts (log2 axis), one coloured polyline per variant."""
+    w, h, m = 640, 400, 40
+    img = np.full((h, w, 3), 255, dtype=np.uint8)
+    img[h - m, m : w - m + 1] = 0
+    img[m : h - m + 1, m] = 0
+    top = max(int(e["bytes"]) for s in series.values() for e in s.values())  # type: ignore[call-overload]
+    lo, hi = np.log2(experts[0]), np.log2(experts[-1])
+
+    def xy(e: int, b: int) -> tuple[float, float]:
+        fx = 0.5 if hi == lo else (np.log2(e) - lo) / (hi - lo)
+        fy = b / top if top else 0.0
+        return m + fx * (w - 2 * m), h - m - fy * (h - 2 * m)
+
+    for e in experts:
+        px = round(xy(e, 0)[0])
+        img[m : h - m, px] = np.minimum(img[m : h - m, px], 220)
+    for name, entries in series.items():
+        colour = np.array(COLOURS[name], dtype=np.uint8)
+        pts = [xy(e, int(entries[str(e)]["bytes"])) for e in experts if str(e) in entries]  # type: ignore[call-overload]
+        for (x0, y0), (x1, y1) in itertools.pairwise(pts):
+            for t in np.linspace(0.0, 1.0, 600):
+                px, py = round(x0 + t * (x1 - x0)), round(y0 + t * (y1 - y0))
+                img[py - 1 : py + 2, px - 1 : px + 2] = colour
+        for x0, y0 in pts:
+            px, py = round(x0), round(y0)
+            img[py - 4 : py + 5, px - 4 : px + 5] = colour
+    _png(path, img)
+    return {
+        "file": path,
+        "x": f"experts {list(experts)} (log2 axis, grey lines)",
+        "y": f"total bytes, linear from 0 to {top}",
+        "colours": {k: "#{:02x}{:02x}{:02x}".format(*v) for k, v in COLOURS.items()},
+    }
+
+
+@register_bench(
+    "moe",
+    "MoE layer: SecMoE (Select-Then-Compute) vs compute-then-select vs the INSECURE "
+    "reveal-routing floor; bytes, rounds, online and selection seconds per expert count",
+    (
+        "secmoe",
+        "compute_then_select",
+        "reveal_routing",
+        "tokens",
+        "d_model",
+        "d_ff",
+        "ratio_cts_over_secmoe_128",
+        "secmoe_bytes_128_over_16",
+    ),
+)
+def bench_moe(opts: BenchOptions) -> dict[str, object]:
+    experts, (d, d_ff) = sizes(opts.quick)
+    results: dict[str, dict[str, Entry]] = {name: {} for name in VARIANTS}
+    for n_exp in experts:
+        config = MoEConfig(d_model=d, d_ff=d_ff, n_experts=n_exp, top_k=1, expert_kind="geglu")
+        fw = fixed_weights(config)
+        x = config.fxp.encode(default_inputs(config, TOKENS, SEED))
+        for name, layer in VARIANTS.items():
+            opts.say(f"bench moe: {name}, {n_exp} experts, d_model {d}, d_ff {d_ff}")
+            entry = measure(layer, config, fw, x, None if opts.quick else opts.progress)
+            results[name][str(n_exp)] = entry
+            opts.say(f"bench moe: {name} {n_exp} {entry}")
+        del fw
+    cts, ours = results["compute_then_select"], results["secmoe"]
+    out: dict[str, object] = {
+        "tokens": TOKENS,
+        "d_model": d,
+        "d_ff": d_ff,
+        "expert_kind": "geglu",
+        "top_k": 1,
+        "gate_norm": "softmax",
+        "experts": list(experts),
+        **results,
+        "ratio_cts_over_secmoe_128": _ratio(cts, ours, "128"),
+        "secmoe_bytes_128_over_16": _ratio(ours, ours, "128", "16"),
+        "ratio_cts_over_secmoe": {e: _ratio(cts, ours, e) for e in ours},
+        "notes": {
+            "bytes": "payload bytes of both directions after warm OT sessions, the HE keys of a "
+            "fresh session (he8192; he16384 and the Galois keys for secmoe) and the inline "
+            "triples (phase offline) included",
+            "rounds": "rounds of the run from the end of ot_setup",
+            "online_s": "wall seconds of the layer call minus its offline-phase seconds (the "
+            "larger of the two parties); includes selection_s",
+            "selection_s": "secmoe: the server's local selection compute (selector expansion and "
+            "sum_e W_e [[t_e]]); compute_then_select: the multiplexing step (mux, interactive); "
+            "reveal_routing: grouping the opened rows by expert (local)",
+            "reveal_routing": "INSECURE: reveals every token's routing to the server",
+            "weights": "default_weights(config, SHA-256('secmoe/v1/bench.moe')), inputs "
+            "default_inputs with the same seed",
+        },
+    }
+    plot_path = os.environ.get(ENV_PLOT)
+    out["plot"] = plot(plot_path, results, experts) if plot_path else None
+    return out
