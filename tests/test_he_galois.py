@@ -71,6 +71,42 @@ def test_expansion_yields_scaled_constants_within_the_bound(seed: int, levels: i
         galois.expand_selector(ct, {}, 1)
 
 
+@settings(max_examples=3, deadline=None)
+@given(seed=st.integers(0, 255), levels=st.integers(1, 3))
+def test_expansion_with_the_last_levels_key_alone(seed: int, levels: int) -> None:
+    # k_i^2 = k_(i-1) mod 2N: the key of k_(L-1) applied 2^(L-1-j) times serves level j.
+    src = prg("expand-one-key", seed)
+    sk = bfv.keygen(TOY, src)
+    needed = galois.keys_needed(TOY, levels)
+    assert needed == (galois.expansion_elements(TOY, levels)[-1],)
+    keys = {k: galois.galois_keygen(sk, k, src) for k in needed}
+    plan = galois.automorphism_plan(TOY, levels, needed)
+    assert [m for _, m in plan] == [1 << (levels - 1 - j) for j in range(levels)]
+    count = 1 << levels
+    entries = src.next_u64(count)
+    packed = np.zeros(TOY.n, np.uint64)
+    packed[:count] = entries
+    outs = galois.expand_selector(bfv.encrypt_sk(sk, packed, src), keys, levels)
+    bound = noise.expand_bits(TOY, noise.fresh_sk_bits(), levels, [m for _, m in plan])
+    # More key switches, more noise (one level needs just one switch either way).
+    assert (bound > noise.expand_bits(TOY, noise.fresh_sk_bits(), levels)) == (levels > 1)
+    for e, c in enumerate(outs):
+        want = np.zeros(TOY.n, dtype=np.uint64)
+        want[0] = (int(entries[e]) << levels) % 2**64
+        assert np.array_equal(bfv.decrypt(sk, c), want)
+        assert bfv.noise_bits(sk, c, want) <= bound
+
+
+def test_keys_needed_at_he16384_up_to_256_experts() -> None:
+    p = preset("he16384")
+    for levels in range(1, 8):  # up to 128 experts: one key, the last level's
+        assert galois.keys_needed(p, levels) == (p.n // (1 << (levels - 1)) + 1,)
+    # At 8 levels N / 4^7 is odd: k_7^2 is not k_6, so a second key joins.
+    assert galois.keys_needed(p, 8) == (129, 257)
+    with pytest.raises(SpecError, match="reaches"):
+        galois.automorphism_plan(p, 3, [3])
+
+
 def test_expansion_at_he16384_and_the_deepest_bound_with_it() -> None:
     p = preset("he16384")
     src = prg("expand16384")

@@ -9,6 +9,7 @@ encrypting the constant 2^l t_e (the query expansion of single-server PIR: Angel
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -146,6 +147,51 @@ def apply_galois(ct: Ciphertext, key: GaloisKey) -> Ciphertext:
     return Ciphertext(p, [rns.add(c0, acc[0], ps), acc[1]])
 
 
+def _reach(
+    params: HeParams, have: Iterable[int], target: int, levels: int
+) -> tuple[int, int] | None:
+    """(k, m) with k^m = target (mod 2N) for an element k of ``have`` and the least
+    m <= 2^(levels - 1) (the applications the last level's key needs for the first level)."""
+    two_n = 2 * params.n
+    best: tuple[int, int] | None = None
+    for k in sorted(set(have)):
+        power = k % two_n
+        for m in range(1, (1 << max(levels - 1, 0)) + 1):
+            if power == target:
+                if best is None or m < best[1]:
+                    best = (k, m)
+                break
+            power = power * k % two_n
+    return best
+
+
+def automorphism_plan(
+    params: HeParams, levels: int, available: Iterable[int]
+) -> list[tuple[int, int]]:
+    """For each expansion level j: (k, m) such that applying the key for k m times substitutes
+    X -> X^(k^m) = X^(k_j) (mod 2N), with the fewest applications (m = 1 when the key of k_j
+    itself is available). ``SpecError`` if a level is out of reach."""
+    have = list(available)
+    plan = []
+    for kj in expansion_elements(params, levels):
+        step = _reach(params, have, kj, levels)
+        if step is None:
+            raise SpecError(f"no available Galois key reaches X -> X^{kj}")
+        plan.append(step)
+    return plan
+
+
+def keys_needed(params: HeParams, levels: int) -> tuple[int, ...]:
+    """The fewest Galois elements whose keys reach every level, chosen from the last level
+    down: k_{L-1} = N / 2^(L-1) + 1 reaches them all while 2^(2L-1) <= N, since
+    k_i^2 = k_{i-1} (mod 2N) when N / 4^i is even."""
+    chosen: list[int] = []
+    for kj in reversed(expansion_elements(params, levels)):
+        if _reach(params, chosen, kj, levels) is None:
+            chosen.append(kj)
+    return tuple(sorted(chosen))
+
+
 def expand_selector(ct: Ciphertext, keys: dict[int, GaloisKey], levels: int) -> list[Ciphertext]:
     """2^levels ciphertexts, the e-th encrypting the constant 2^levels m_e, from a ciphertext of
     sum_e m_e X^e (e < 2^levels; every other coefficient must be zero).
@@ -155,16 +201,17 @@ def expand_selector(ct: Ciphertext, keys: dict[int, GaloisKey], levels: int) -> 
     p = ct.params
     ps = p.q_primes
     cts = [ct]
-    for j, k in enumerate(expansion_elements(p, levels)):
-        if k not in keys:
-            raise SpecError(f"missing the Galois key for k = {k}")
+    plan = automorphism_plan(p, levels, keys)
+    for j, (k, times) in enumerate(plan):
         step = 1 << j
         # Step 1: at level j, cts[b] holds the entries b, b + 2^j, ... at exponents 0, 2^j, ...
         # X -> X^(N/2^j + 1) fixes exponents = 0 mod 2^(j+1) and negates those = 2^j.
         lo: list[Ciphertext] = []
         hi: list[Ciphertext] = []
         for c in cts:
-            sub = apply_galois(c, keys[k])
+            sub = c
+            for _ in range(times):  # (X -> X^k) applied `times` times is X -> X^(k_j)
+                sub = apply_galois(sub, keys[k])
             lo.append(
                 Ciphertext(p, [rns.add(x, y, ps) for x, y in zip(c.parts, sub.parts, strict=True)])
             )

@@ -75,8 +75,14 @@ def key_switch_bits(params: HeParams) -> float:
     return _lg(params.n * CBD_ETA * sum(products) / 2)
 
 
-def expand_bits(params: HeParams, v: float, levels: int) -> float:
-    """After expand_selector: each level maps B to 2 B + B_ks + 1, so
-    B_l = 2^l B_0 + (2^l - 1)(B_ks + 1)."""
+def expand_bits(
+    params: HeParams, v: float, levels: int, applications: list[int] | None = None
+) -> float:
+    """After expand_selector: level j maps B to 2 B + m_j B_ks + 1, m_j the key switches of its
+    substitution (``applications``; 1 each by default, which gives
+    B_l = 2^l B_0 + (2^l - 1)(B_ks + 1))."""
     ks = 2.0 ** key_switch_bits(params)
-    return _lg(2.0**levels * 2.0**v + (2.0**levels - 1) * (ks + 1))
+    b = 2.0**v
+    for m in applications if applications is not None else [1] * levels:
+        b = 2 * b + m * ks + 1
+    return _lg(b)

@@ -7,7 +7,7 @@ bytes per phase and direction and, by the causal rule of spec §4.2, the rounds.
 from __future__ import annotations
 
 from secmoe.he import packing
-from secmoe.he.galois import expansion_elements
+from secmoe.he.galois import keys_needed
 from secmoe.he.modswitch import response_keep, switched_params
 from secmoe.he.serialize import ct_bytes, gk_bytes, poly_bytes
 from secmoe.model.config import MoEConfig
@@ -35,7 +35,7 @@ def select_setup_cost(experts: int) -> Pattern:
     p = select_params()
     key = 32 + poly_bytes(p)
     parts = [send("client", key, "offline"), send("client", key, "offline")]
-    count = len(expansion_elements(p, levels_for(experts)))
+    count = len(keys_needed(p, levels_for(experts)))
     if count:
         parts.append(send("client", count * gk_bytes(p), "offline"))
     return seq(parts)

@@ -76,9 +76,9 @@ def select_setup(ctx: PartyContext, experts: int) -> SelectKeys:
         return got
     # Step 1: pk and pk2 at he16384 (pk2 re-randomises the degree-2 results, spec §20.5.1).
     session = he_setup(ctx, p, with_pk2=True)
-    elements = galois.expansion_elements(p, levels)
+    elements = galois.keys_needed(p, levels)
     keys: dict[int, GaloisKey] = {}
-    # Step 2: the Galois keys of the expansion, in the order of the elements.
+    # Step 2: the Galois keys that reach every level (one while 2^(2L-1) <= N), increasing k.
     with ctx.channel.phase("offline"):
         if ctx.party == "client":
             assert session.sk is not None
@@ -161,7 +161,8 @@ def _block_ntt(p: HeParams, shape: packing.MatmulShape, w: I64, bo: int, bi: int
 def product_noise_bits(p: HeParams, shape: packing.MatmulShape, experts: int, levels: int) -> float:
     """The analytic noise of one output block of ``expert_matmul`` before flooding (spec §40.2)."""
     fresh = noise.add_bits(noise.fresh_sk_bits(), 0)  # encrypted share plus the server's share
-    selector = noise.expand_bits(p, fresh, levels)
+    plan = galois.automorphism_plan(p, levels, galois.keys_needed(p, levels))
+    selector = noise.expand_bits(p, fresh, levels, [m for _, m in plan])
     selected = noise.mul_plain_bits(selector, float(shape.stride) * 2.0**W_BITS) + math.log2(
         max(experts, 1)
     )
