@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -205,3 +206,27 @@ def test_cost_presets_project_the_published_shapes() -> None:
     assert b == sorted(b) and b[-1] < 1.5 * b[0]
     bad = subprocess.run([*SECMOE, "cost", "--preset", "nope"], capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown preset" in bad.stderr
+
+
+def test_cost_of_a_given_configuration(tmp_path: Path) -> None:
+    from secmoe.model.config import MoEConfig
+    from secmoe.moe.cost import moe_cost
+
+    fields = {"d_model": 8, "d_ff": 16, "n_experts": 4, "top_k": 2, "expert_kind": "swiglu"}
+    file = tmp_path / "layer.json"
+    file.write_text(json.dumps(fields))
+    want = moe_cost(MoEConfig(**fields), 3, fresh_he=True, fresh_ot=True)  # type: ignore[arg-type]
+    for spec in (json.dumps(fields), str(file)):
+        r = subprocess.run(
+            [*SECMOE, "cost", "--json", "--tokens", "3", "--config", spec],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert r.returncode == 0, r.stderr
+        got = json.loads(r.stdout)
+        assert (got["bytes_c2s"], got["bytes_s2c"]) == (want.c2s, want.s2c)
+    bad = subprocess.run(
+        [*SECMOE, "cost", "--config", '{"d_model": 8}'], capture_output=True, text=True
+    )
+    assert bad.returncode == 2 and "d_ff" in bad.stderr

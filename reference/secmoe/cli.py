@@ -33,6 +33,7 @@ from secmoe.moe.demo import (
 )
 from secmoe.moe.projection import (
     PRESETS,
+    config_report,
     demo_report,
     format_reports,
     preset_report,
@@ -169,7 +170,11 @@ def _print_demo(
 
 
 def cmd_cost(args: argparse.Namespace) -> int:
-    if args.preset is None:
+    if args.config is not None:
+        if args.preset is not None:
+            raise SpecError("give --config or --preset, not both")
+        reports = [config_report(args.config, 1 if args.tokens is None else args.tokens)]
+    elif args.preset is None:
         reports = [demo_report(DEMO_TOKENS if args.tokens is None else args.tokens)]
     else:
         names = list(PRESETS) if args.preset == "all" else [args.preset]
@@ -216,10 +221,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from secmoe.bench.registry import BenchOptions, all_benchmarks, run_bench
 
     opts = BenchOptions(quick=args.quick, progress=_err)
-    from secmoe.bench.moe import ENV_DIMS, ENV_EXPERTS, ENV_PLOT
+    from secmoe.bench.moe import ENV_DIMS, ENV_EXPERTS, ENV_PLOT, ENV_VARIANTS
 
     # The moe benchmark's sizes and plot travel as environment variables (BenchOptions has none).
-    for value, var in ((args.experts, ENV_EXPERTS), (args.dims, ENV_DIMS), (args.plot, ENV_PLOT)):
+    for value, var in (
+        (args.experts, ENV_EXPERTS),
+        (args.dims, ENV_DIMS),
+        (args.plot, ENV_PLOT),
+        (args.variants, ENV_VARIANTS),
+    ):
         if value:
             os.environ[var] = value
     if args.name == "list":
@@ -419,7 +429,12 @@ def build_parser() -> argparse.ArgumentParser:
         + ", ".join(PRESETS)
         + ", or 'all' (default: what 'secmoe demo' runs)",
     )
-    c.add_argument("--tokens", type=int, help="tokens (default: the demo's 4; presets: 1)")
+    c.add_argument(
+        "--config",
+        help="an MoE layer's MoEConfig fields as JSON, inline or a file "
+        '(e.g. \'{"d_model": 768, "d_ff": 3072, "n_experts": 64}\')',
+    )
+    c.add_argument("--tokens", type=int, help="tokens (default: the demo's 4; otherwise 1)")
     c.add_argument("--json", action="store_true", help="print one JSON object")
     c.set_defaults(func=cmd_cost)
 
@@ -441,6 +456,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
     b.add_argument("--out", help="also write NAME.json files into this directory")
     b.add_argument("--experts", help="bench moe: expert counts, e.g. 8,16 (default 8,...,128)")
+    b.add_argument(
+        "--variants",
+        help="bench moe: which to run, e.g. secmoe (the others: formula only; default all)",
+    )
     b.add_argument("--dims", help="bench moe: D_MODEL,D_FF (default 768,3072)")
     b.add_argument("--plot", help="bench moe: write a PNG of bytes vs experts to this file")
     b.set_defaults(func=cmd_bench)

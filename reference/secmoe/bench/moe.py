@@ -29,21 +29,24 @@ import numpy as np
 from numpy.typing import NDArray
 
 from secmoe.bench.registry import BenchOptions, register_bench
-from secmoe.encoding import RingVec, fxp_encode
+from secmoe.encoding import RingVec
 from secmoe.errors import SpecError
 from secmoe.model.config import MoEConfig
 from secmoe.model.default import default_inputs, default_weights
-from secmoe.model.fixed import FixedWeights, moe_fixed
+from secmoe.model.fixed import FixedWeights, encode_weights, moe_fixed
 from secmoe.moe import baseline, select
 from secmoe.moe.baseline import moe_compute_then_select, moe_reveal_routing
+from secmoe.moe.cost import moe_cost
 from secmoe.moe.layer import MoeShares, moe
 from secmoe.ot.iknp import ot_setup
+from secmoe.protocols.cost import Pattern, ot_setup_pattern, seq
 from secmoe.randomness import Prg, dst
 from secmoe.session import PartyContext, run_local
 
 ENV_EXPERTS = "SECMOE_BENCH_MOE_EXPERTS"
 ENV_DIMS = "SECMOE_BENCH_MOE_DIMS"
 ENV_PLOT = "SECMOE_BENCH_MOE_PLOT"
+ENV_VARIANTS = "SECMOE_BENCH_MOE_VARIANTS"
 FULL_EXPERTS = (8, 16, 32, 64, 128)
 FULL_DIMS = (768, 3072)  # Switch-Base
 QUICK_EXPERTS = (2, 4)
@@ -85,23 +88,32 @@ def sizes(quick: bool) -> tuple[tuple[int, ...], tuple[int, int]]:
 
 
 def fixed_weights(config: MoEConfig) -> FixedWeights:
-    """``default_weights(config, SEED)`` encoded tensor by tensor (fan-in scaled, |w| < 1)."""
-    w = default_weights(config, SEED)
-    fxp = config.fxp
+    """``default_weights(config, SEED)``, encoded (fan-in scaled, |w| < 1)."""
+    return encode_weights(config, default_weights(config, SEED))
 
-    def enc(a: NDArray[np.float64] | None) -> RingVec | None:
-        return None if a is None else fxp_encode(fxp, a)
 
-    w1, v, w2 = fxp_encode(fxp, w.w1), enc(w.v), fxp_encode(fxp, w.w2)
-    return FixedWeights(
-        fxp_encode(fxp, w.w_gate),
-        w1,
-        v,
-        w2,
-        fxp_encode(fxp, w.shared_w1),
-        enc(w.shared_v),
-        fxp_encode(fxp, w.shared_w2),
-    )
+def formula(name: str, config: MoEConfig) -> Pattern:
+    """The variant's message pattern for one token after warm OT sessions, fresh HE keys."""
+    if name == "secmoe":
+        return moe_cost(config, TOKENS, fresh_he=True)
+    if name == "compute_then_select":
+        return baseline.moe_compute_then_select_cost(config, TOKENS)
+    return baseline.moe_reveal_routing_cost(config, TOKENS, [TOKENS * config.top_k])
+
+
+def formula_entry(name: str, config: MoEConfig) -> Entry:
+    """Bytes and rounds from the formula alone (for sizes not run: ``measured`` false)."""
+    p = formula(name, config)
+    rounds = seq(ot_setup_pattern(), p).rounds() - ot_setup_pattern().rounds()
+    return {
+        "measured": False,
+        "bytes": p.c2s + p.s2c,
+        "bytes_c2s": p.c2s,
+        "bytes_s2c": p.s2c,
+        "rounds": rounds,
+        "online_s": None,
+        "selection_s": None,
+    }
 
 
 def _selection_seconds(ctx: PartyContext) -> float:
@@ -161,6 +173,7 @@ def measure(
     if any(sum(v) for v in delta.values()):
         raise SpecError(f"bench moe: bytes outside the online / offline phases: {delta}")
     return {
+        "measured": True,
         "bytes": sum(online) + sum(offline),
         "online_bytes": sum(online),
         "offline_bytes": sum(offline),
@@ -254,14 +267,29 @@ def plot(path: str, series: dict[str, dict[str, Entry]], experts: tuple[int, ...
 )
 def bench_moe(opts: BenchOptions) -> dict[str, object]:
     experts, (d, d_ff) = sizes(opts.quick)
+    chosen = set(VARIANTS)
+    if os.environ.get(ENV_VARIANTS):
+        chosen = set(os.environ[ENV_VARIANTS].split(","))
+        if not chosen <= set(VARIANTS):
+            raise SpecError(f"{ENV_VARIANTS}: variants are {', '.join(VARIANTS)}")
     results: dict[str, dict[str, Entry]] = {name: {} for name in VARIANTS}
     for n_exp in experts:
         config = MoEConfig(d_model=d, d_ff=d_ff, n_experts=n_exp, top_k=1, expert_kind="geglu")
         fw = fixed_weights(config)
         x = config.fxp.encode(default_inputs(config, TOKENS, SEED))
         for name, layer in VARIANTS.items():
+            if name not in chosen:
+                results[name][str(n_exp)] = formula_entry(name, config)
+                continue
             opts.say(f"bench moe: {name}, {n_exp} experts, d_model {d}, d_ff {d_ff}")
             entry = measure(layer, config, fw, x, None if opts.quick else opts.progress)
+            want = formula_entry(name, config)
+            if (entry["bytes_c2s"], entry["bytes_s2c"], entry["rounds"]) != (
+                want["bytes_c2s"],
+                want["bytes_s2c"],
+                want["rounds"],
+            ):
+                raise SpecError(f"bench moe: {name} at {n_exp} experts differs from its formula")
             results[name][str(n_exp)] = entry
             opts.say(f"bench moe: {name} {n_exp} {entry}")
         del fw
@@ -279,6 +307,8 @@ def bench_moe(opts: BenchOptions) -> dict[str, object]:
         "secmoe_bytes_128_over_16": _ratio(ours, ours, "128", "16"),
         "ratio_cts_over_secmoe": {e: _ratio(cts, ours, e) for e in ours},
         "notes": {
+            "measured": "true: a two-party run, whose bytes and rounds the benchmark checks "
+            "against the formula; false: the formula alone (the sizes or variants not run)",
             "bytes": "payload bytes of both directions after warm OT sessions, the HE keys of a "
             "fresh session (he8192; he16384 and the Galois keys for secmoe) and the inline "
             "triples (phase offline) included",

@@ -7,6 +7,8 @@ layer at the shapes of published models, per token. Every number is the message 
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from secmoe.errors import SpecError
@@ -73,6 +75,25 @@ def preset_report(name: str, tokens: int = 1) -> dict[str, Any]:
         raise SpecError("tokens must be positive")
     config = PRESETS[name]
     return _report(name, config, tokens, moe_cost(config, tokens, fresh_he=True, fresh_ot=True))
+
+
+def config_report(spec: str, tokens: int = 1) -> dict[str, Any]:
+    """One MoE layer of the configuration ``spec`` (MoEConfig fields as a JSON object, inline or
+    in a file) on ``tokens`` tokens in a fresh session."""
+    text = Path(spec).read_text() if Path(spec).is_file() else spec
+    try:
+        fields = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SpecError(f"--config is neither a JSON object nor a JSON file: {exc}") from exc
+    if not isinstance(fields, dict):
+        raise SpecError("--config must be a JSON object of MoEConfig fields")
+    try:
+        config = MoEConfig(**fields)
+    except TypeError as exc:
+        raise SpecError(f"--config: {exc}") from exc
+    if tokens < 1:
+        raise SpecError("tokens must be positive")
+    return _report("config", config, tokens, moe_cost(config, tokens, fresh_he=True, fresh_ot=True))
 
 
 def format_reports(reports: list[dict[str, Any]]) -> str:
