@@ -117,11 +117,8 @@ def formula_entry(name: str, config: MoEConfig) -> Entry:
 
 
 def _selection_seconds(ctx: PartyContext) -> float:
-    total = 0.0
-    for key in (select.SELECTION_TIMER, baseline.SELECTION_TIMER):
-        got = ctx.store.get(key)
-        total += got if isinstance(got, float) else 0.0
-    return total
+    got = ctx.store.get(select.SELECTION_TIMER)
+    return got if isinstance(got, float) else 0.0
 
 
 def measure(

@@ -22,6 +22,7 @@ from secmoe.model.config import MoEConfig
 from secmoe.model.fixed import ACTIVATION_TABLES, FixedWeights
 from secmoe.moe.cost import gate_cost, route_cost, shared_ffn_cost
 from secmoe.moe.layer import MoeShares, check_inputs, route, shared_ffn, softmax_terms
+from secmoe.moe.select import clock_selection
 from secmoe.protocols.b2a import mux
 from secmoe.protocols.cost import (
     Pattern,
@@ -50,15 +51,7 @@ from secmoe.protocols.topk import topk, topk_cost
 from secmoe.protocols.trunc import trunc
 from secmoe.session import PartyContext
 
-# Where the baselines add up their selection time (seconds) in ctx.store, for the benchmark.
-SELECTION_TIMER = "moe.baseline/selection_seconds"
 ROUTE_LABEL = "moe/insecure/route"
-
-
-def _clock(ctx: PartyContext, since: float) -> None:
-    got = ctx.store.get(SELECTION_TIMER)
-    prev = got if isinstance(got, float) else 0.0
-    ctx.store[SELECTION_TIMER] = prev + time.perf_counter() - since
 
 
 def _first_stack(config: MoEConfig, fw: FixedWeights, experts: Sequence[int]) -> RingVec:
@@ -167,7 +160,7 @@ def moe_compute_then_select(
     bits = np.broadcast_to(tk.onehot[..., None], values.shape)
     picked = mux(ctx, np.ascontiguousarray(bits), np.ascontiguousarray(values))
     out = ring.reduce(picked.sum(axis=2, dtype=np.uint64)).reshape(rows, config.d_model)
-    _clock(ctx, t0)
+    clock_selection(ctx, t0)
     # Steps 9-10: the gates and the shared experts.
     y = _combine(ctx, config, xs, fw, gates, out)
     return MoeShares(y, tk.indices, gates)
@@ -217,7 +210,7 @@ def moe_reveal_routing(
     t0 = time.perf_counter()
     used = sorted(set(routes))
     groups = [[r for r in range(rows) if routes[r] == e] for e in used]
-    _clock(ctx, t0)
+    clock_selection(ctx, t0)
     # Step 6: per used expert, W1 x (and V x) of its rows' tokens in one product.
     stacks = 2 if config.gated else 1
     inputs = [xs[[r // k for r in grp]] for grp in groups]

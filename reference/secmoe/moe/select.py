@@ -32,12 +32,13 @@ I64 = NDArray[np.int64]
 SELECT_HE = "he16384"  # ct x ct after the expansion needs the larger set (spec §20.5)
 W_BITS = 20  # public bound |W_ij| < 2^20 on encoded expert weights (|w| < 4 at f = 18)
 X_BITS = 30  # public bound |x_j| < 2^30 on the encoded inputs of an expert product
-# Benchmark instrumentation: the server adds its local selection compute time (the expansion of
-# the selectors and sum_e W_e [[2^L t_e]], seconds) to ctx.store under this key.
-SELECTION_TIMER = "moe.select/selection_seconds"
+# Benchmark instrumentation: a layer adds its selection time (seconds; for moe the server's
+# expansion of the selectors and sum_e W_e [[2^L t_e]]) to ctx.store under this key.
+SELECTION_TIMER = "moe/selection_seconds"
 
 
-def _clock(ctx: PartyContext, since: float) -> None:
+def clock_selection(ctx: PartyContext, since: float) -> None:
+    """Add the seconds since ``since`` (``time.perf_counter``) to the selection timer."""
     got = ctx.store.get(SELECTION_TIMER)
     prev = got if isinstance(got, float) else 0.0
     ctx.store[SELECTION_TIMER] = prev + time.perf_counter() - since
@@ -148,7 +149,7 @@ def select_experts(ctx: PartyContext, onehot: RingVec) -> Selection:
             ctx.say(f"select: expanding row {r + 1}/{rows} ({keys.levels} levels)")
             expanded = galois.expand_selector(full, keys.galois, keys.levels)
             out[r] = np.stack([packing.ntt_parts(c) for c in expanded[:experts]])
-            _clock(ctx, t0)
+            clock_selection(ctx, t0)
     return Selection(rows, experts, keys.levels, out)
 
 
@@ -286,11 +287,11 @@ def expert_matmul(
                     wblock = np.stack(
                         [_block_ntt(p, shape, w[e], bo, bi) for e in range(sel.experts)]
                     )
-                    _clock(ctx, t0)
+                    clock_selection(ctx, t0)
                     for r in range(sel.rows):
                         t0 = time.perf_counter()
                         selected = packing.dot_ntt(p, wblock, sel.cts[r])
-                        _clock(ctx, t0)
+                        clock_selection(ctx, t0)
                         prod = bfv.ct_mul(selected, x_cts[row_input[r]][bi])
                         prev = acc[r][bo]
                         acc[r][bo] = prod if prev is None else bfv.ct_add(prev, prod)
