@@ -19,7 +19,7 @@ from secmoe.protocols.piecewise import piecewise
 from secmoe.protocols.trunc import trunc
 
 # piecewise on GeLU at l = 64, f = 18 (spec §30.5.1): bytes per element (c2s, s2c) per phase.
-PW_OFFLINE, PW_ONLINE, PW_ROUNDS = (3100.125, 3100.125), (3936.25, 1216.25), 36
+PW_OFFLINE, PW_ONLINE, PW_ROUNDS = (3100.125, 3100.125), (1888.25, 832.25), 36
 
 
 @settings(max_examples=6)

@@ -21,7 +21,7 @@ from secmoe.errors import Party, SpecError
 from secmoe.model.piecewise import PiecewiseTable
 from secmoe.ot.base import POINT_BYTES
 from secmoe.ot.iknp import KAPPA, padded
-from secmoe.protocols.compare import LEAF_BITS
+from secmoe.protocols.compare import LEAF_BITS, tree_levels
 from secmoe.protocols.piecewise import plan
 
 # The protocols' phases; ``input`` / ``output`` are a session's delivery steps (spec §40.5).
@@ -233,24 +233,17 @@ def mux_cost(n: int, bits: int) -> Pattern:
     return both_cots(n, bits, "online")
 
 
-def tree_levels(q: int) -> list[int]:
-    """The number of pairs combined at each level of the millionaire's AND tree over q leaves."""
-    out = []
-    while q > 1:
-        out.append(q // 2)
-        q -= q // 2
-    return out
-
-
-def millionaire_cost(n: int, bits: int) -> Pattern:
-    """``millionaire`` / ``equal`` (§30.3.1, §30.3.4): 1-of-16 OTs per leaf, the tree's triples,
-    one ``and_bits`` exchange per level."""
+def millionaire_cost(n: int, bits: int, fan: int = 1) -> Pattern:
+    """``millionaire`` / ``equal`` (§30.3.1, §30.3.4) of n client values, each against ``fan``
+    server values: one 1-of-16 OT per client leaf with ceil(2 fan / 8)-byte messages, the tree's
+    triples and one ``and_bits`` exchange per level for all fan n comparisons."""
     q = -(-bits // LEAF_BITS)
     levels = tree_levels(q)
-    parts = [one_of_n_pattern("server", n * q, 1 << LEAF_BITS, 1, "online")]
+    rows = fan * n
+    parts = [one_of_n_pattern("server", n * q, 1 << LEAF_BITS, (2 * fan + 7) // 8, "online")]
     if levels:
-        parts.append(and_triples_pattern(n * 2 * sum(levels)))
-    parts += [and_bits_cost(2 * n * pairs, with_triples=False) for pairs in levels]
+        parts.append(and_triples_pattern(rows * 2 * sum(levels)))
+    parts += [and_bits_cost(2 * rows * pairs, with_triples=False) for pairs in levels]
     return seq(parts)
 
 
@@ -261,9 +254,16 @@ def msb_cost(n: int, bits: int, width: int | None = None) -> Pattern:
     return millionaire_cost(n, m - 1) if m > 1 else Pattern()
 
 
+def lt_public_many_cost(n: int, k: int, bits: int, width: int | None = None) -> Pattern:
+    """``lt_public_many`` (§30.3.6): n values against k constants, one millionaire on m - 1 bits
+    with fan-out k."""
+    m = bits if width is None else width
+    return millionaire_cost(n, m - 1, fan=k) if m > 1 else Pattern()
+
+
 def onehot_cost(n: int, entries: int) -> Pattern:
-    """``onehot`` (§30.3.5): one ``equal`` on n E values of ceil(log2 E) bits."""
-    return millionaire_cost(n * entries, (entries - 1).bit_length())
+    """``onehot`` (§30.3.5): one ``equal`` of n values on ceil(log2 E) bits, fan-out E."""
+    return millionaire_cost(n, (entries - 1).bit_length(), fan=entries)
 
 
 def trunc_cost(n: int, bits: int, s: int) -> Pattern:
@@ -279,7 +279,7 @@ def piecewise_cost(n: int, table: PiecewiseTable, bits: int, frac: int) -> Patte
     k, width = len(p.bounds), p.width
     quad, lin, const = len(p.quad.segments), len(p.lin.segments), len(p.const.segments)
     cut = sum(1 for pw in (p.quad, p.lin) if pw.truncated)
-    parts = [msb_cost(k * n, bits, width)]
+    parts = [lt_public_many_cost(n, k, bits, width)]
     if const:
         parts.append(b2a_cost(const * n, bits))
     if quad:

@@ -8,8 +8,15 @@ import numpy as np
 from secmoe.encoding import FixedPoint, RingVec, fxp_encode
 from secmoe.model.bumblebee import BREAKPOINTS, check_params, encoded_pieces
 from secmoe.protocols.b2a import mux
-from secmoe.protocols.compare import lt_public
-from secmoe.protocols.cost import Pattern, msb_cost, mul_cost, mux_cost, seq, trunc_cost
+from secmoe.protocols.compare import lt_public_many
+from secmoe.protocols.cost import (
+    Pattern,
+    lt_public_many_cost,
+    mul_cost,
+    mux_cost,
+    seq,
+    trunc_cost,
+)
 from secmoe.protocols.mul import mul
 from secmoe.protocols.piecewise import compare_width
 from secmoe.protocols.trunc import trunc
@@ -41,11 +48,10 @@ def gelu_bumblebee(ctx: PartyContext, x: RingVec) -> RingVec:
     check_params(fxp)
     xs = ring.check(np.asarray(x), "x").reshape(-1)
     n = xs.size
-    # Step 1: [x < enc(-5)], [x < enc(-1.97)], [x < enc(3) + 1] in one batch of 3n comparisons,
+    # Step 1: [x < enc(-5)], [x < enc(-1.97)], [x < enc(3) + 1] one OT choice per leaf for all three,
     # in Z_2^m with piecewise's width (|x|, |c| <= X, so |x - c| < 2^(m-1)).
     bounds = _bounds(fxp)
-    c = lt_public(ctx, np.tile(xs, 3), np.repeat(bounds, n), compare_width(ring.bits))
-    c = c.reshape(3, n)
+    c = lt_public_many(ctx, xs, bounds, compare_width(ring.bits))
     # The segment bits: P3 iff c0 < c1, P6 iff c1 < c2, x iff not c2 (the c_i increase in i).
     s3, s6 = c[0] ^ c[1], c[1] ^ c[2]
     sx = xor_public(ctx.party, c[2], np.ones(n, dtype=np.uint8))
@@ -71,7 +77,7 @@ def gelu_bumblebee(ctx: PartyContext, x: RingVec) -> RingVec:
 def gelu_bumblebee_cost(n: int, bits: int, frac: int) -> Pattern:
     """The message pattern of `gelu_bumblebee` on n values (warm OT sessions), spec §34.1.2."""
     return seq(
-        msb_cost(3 * n, bits, compare_width(bits)),
+        lt_public_many_cost(n, 3, bits, compare_width(bits)),
         mul_cost(n, bits),
         trunc_cost(n, bits, frac),
         mul_cost(2 * n, bits),

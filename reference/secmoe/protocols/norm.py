@@ -24,7 +24,14 @@ from secmoe.model.norm import (
 )
 from secmoe.model.piecewise import PiecewiseTable
 from secmoe.protocols.b2a import b2a
-from secmoe.protocols.cost import Pattern, b2a_cost, msb_cost, mul_cost, seq, trunc_cost
+from secmoe.protocols.cost import (
+    Pattern,
+    b2a_cost,
+    lt_public_many_cost,
+    mul_cost,
+    seq,
+    trunc_cost,
+)
 from secmoe.protocols.mul import mul
 from secmoe.protocols.piecewise import segment_onehot
 from secmoe.protocols.trunc import trunc
@@ -205,7 +212,7 @@ def rmsnorm(ctx: PartyContext, x: RingVec, gamma: RingVec | None, eps: float = 1
 
 def select_scales_cost(n: int, segments: int, bits: int) -> Pattern:
     """``select_scales``: (segments - 1) n comparisons, b2a of segments n bits."""
-    return seq(msb_cost((segments - 1) * n, bits), b2a_cost(segments * n, bits))
+    return seq(lt_public_many_cost(n, segments - 1, bits), b2a_cost(segments * n, bits))
 
 
 def mul_trunc_cost(n: int, bits: int, s: int) -> Pattern:

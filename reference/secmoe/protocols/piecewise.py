@@ -11,7 +11,7 @@ from secmoe.encoding import BitVec, FixedPoint, RingVec, fxp_encode
 from secmoe.errors import SpecError
 from secmoe.model.piecewise import PiecewiseTable
 from secmoe.protocols.b2a import b2a, mux
-from secmoe.protocols.compare import lt_public
+from secmoe.protocols.compare import lt_public_many
 from secmoe.protocols.mul import mul
 from secmoe.protocols.trunc import trunc
 from secmoe.session import PartyContext
@@ -94,9 +94,9 @@ def segment_onehot(
     ring = ctx.ring
     n = x.size
     k = len(table.breakpoints)
-    # g_i = [x > b_i] = NOT [x < enc(b_i) + 1], all k comparisons in one batch (one round trip).
+    # g_i = [x > b_i] = NOT [x < enc(b_i) + 1], all k comparisons at once, one OT choice each.
     bounds = ring.add(fxp_encode(ctx.fxp, list(table.breakpoints)), np.ones(k, dtype=np.uint64))
-    le = lt_public(ctx, np.tile(x, k), np.repeat(bounds, n), width)
+    le = lt_public_many(ctx, x, bounds, width).reshape(-1)
     g = xor_public(ctx.party, le, np.ones(k * n, dtype=np.uint8)).reshape(k, n)
     # g_0 >= g_1 >= ...: segment j is g_{j-1} AND NOT g_j = g_{j-1} XOR g_j (g_{-1} = 1, g_k = 0).
     one = xor_public(ctx.party, np.zeros((1, n), dtype=np.uint8), np.ones((1, n), dtype=np.uint8))

@@ -11,6 +11,7 @@ from secmoe.encoding import BitVec, RingVec
 from secmoe.errors import SpecError
 from secmoe.protocols import compare
 from secmoe.protocols.b2a import b2a, mux
+from secmoe.protocols.compare import tree_levels
 from secmoe.protocols.cost import (
     Pattern,
     b2a_cost,
@@ -18,7 +19,6 @@ from secmoe.protocols.cost import (
     mux_cost,
     onehot_cost,
     seq,
-    tree_levels,
 )
 from secmoe.session import PartyContext
 
