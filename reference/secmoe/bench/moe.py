@@ -31,6 +31,8 @@ from numpy.typing import NDArray
 from secmoe.bench.registry import BenchOptions, register_bench
 from secmoe.encoding import RingVec
 from secmoe.errors import SpecError
+from secmoe.he import packing
+from secmoe.he.params import preset
 from secmoe.model.config import MoEConfig
 from secmoe.model.default import default_inputs, default_weights
 from secmoe.model.fixed import FixedWeights, encode_weights, moe_fixed
@@ -40,6 +42,7 @@ from secmoe.moe.cost import moe_cost
 from secmoe.moe.layer import MoeShares, moe
 from secmoe.ot.iknp import ot_setup
 from secmoe.protocols.cost import Pattern, ot_setup_pattern, seq
+from secmoe.protocols.linear import DEFAULT_HE
 from secmoe.randomness import Prg, dst
 from secmoe.session import PartyContext, run_local
 
@@ -62,6 +65,8 @@ VARIANTS: dict[str, Layer] = {
 COLOURS = {"secmoe": (31, 119, 180), "compute_then_select": (214, 39, 40)}
 COLOURS["reveal_routing"] = (44, 160, 44)
 Entry = dict[str, object]
+# Sizes whose largest working array exceeds this are reported from the formula (24 GiB machine).
+MEMORY_BUDGET = 8 << 30
 
 
 def _ints(text: str, name: str, count: int | None = None) -> tuple[int, ...]:
@@ -90,6 +95,17 @@ def sizes(quick: bool) -> tuple[tuple[int, ...], tuple[int, int]]:
 def fixed_weights(config: MoEConfig) -> FixedWeights:
     """``default_weights(config, SEED)``, encoded (fan-in scaled, |w| < 1)."""
     return encode_weights(config, default_weights(config, SEED))
+
+
+def working_bytes(name: str, config: MoEConfig) -> int:
+    """The largest array a variant builds: compute-then-select's first product transforms the
+    stacked weights of every expert to NTT form at once (out x in blocks x L x N words)."""
+    if name != "compute_then_select":
+        return 0
+    p = preset(DEFAULT_HE)
+    stacks = 2 if config.gated else 1
+    shape = packing.matmul_shape(p, TOKENS, config.d_model, stacks * config.n_experts * config.d_ff)
+    return shape.out_blocks * shape.in_blocks * len(p.q_primes) * p.n * 8
 
 
 def formula(name: str, config: MoEConfig) -> Pattern:
@@ -275,7 +291,12 @@ def bench_moe(opts: BenchOptions) -> dict[str, object]:
         fw = fixed_weights(config)
         x = config.fxp.encode(default_inputs(config, TOKENS, SEED))
         for name, layer in VARIANTS.items():
-            if name not in chosen:
+            if name not in chosen or working_bytes(name, config) > MEMORY_BUDGET:
+                if name in chosen:
+                    opts.say(
+                        f"bench moe: {name} at {n_exp} experts would need more than "
+                        f"{MEMORY_BUDGET >> 30} GiB: reported from its formula"
+                    )
                 results[name][str(n_exp)] = formula_entry(name, config)
                 continue
             opts.say(f"bench moe: {name}, {n_exp} experts, d_model {d}, d_ff {d_ff}")
@@ -305,7 +326,9 @@ def bench_moe(opts: BenchOptions) -> dict[str, object]:
         "ratio_cts_over_secmoe": {e: _ratio(cts, ours, e) for e in ours},
         "notes": {
             "measured": "true: a two-party run, whose bytes and rounds the benchmark checks "
-            "against the formula; false: the formula alone (the sizes or variants not run)",
+            "against the formula; false: the formula alone (variants not chosen, or sizes whose "
+            "largest working array would exceed 8 GiB: compute-then-select from 64 experts at "
+            "Switch-Base size)",
             "bytes": "payload bytes of both directions after warm OT sessions, the HE keys of a "
             "fresh session (he8192; he16384 and the Galois keys for secmoe) and the inline "
             "triples (phase offline) included",
