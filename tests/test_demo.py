@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from servers import SECMOE, free_port, start_server
 
 from secmoe.cli import main
 from secmoe.model.default import default_config, default_inputs, default_weights
 from secmoe.model.fixed import moe_fixed
-from secmoe.net.transport import tcp_listen
 
-SECMOE = [sys.executable, "-m", "secmoe.cli"]
 RUN_TIMEOUT = 600
 KEYS = {
     "secure",
@@ -49,26 +47,6 @@ SAME = (
     "weights_sha256",
 )
 COUNTS = ("bytes_c2s", "bytes_s2c", "messages", "rounds")
-
-
-def free_port() -> int:
-    s = tcp_listen("127.0.0.1", 0)
-    port = int(s.getsockname()[1])
-    s.close()
-    return port
-
-
-def start_server(port: int, *extra: str) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(
-        [*SECMOE, "serve", "--port", str(port), "--json", "--quiet", *extra],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stderr is not None
-    line = proc.stderr.readline()  # the listening line: the client must not race the bind
-    assert "listening" in line and "moe-demo" in line, line
-    return proc
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +90,7 @@ def test_demo_runs_the_secure_layer_bit_exactly(demo: dict[str, Any]) -> None:
 
 def test_two_processes_over_tcp_print_the_same_numbers(demo: dict[str, Any]) -> None:
     port = free_port()
-    server = start_server(port)
+    server = start_server(port, protocol="moe-demo")
     try:
         client = subprocess.run(
             [*SECMOE, "client", "--port", str(port), "--tokens", "1", "--json", "--quiet"],
@@ -150,7 +128,7 @@ def test_two_processes_over_tcp_print_the_same_numbers(demo: dict[str, Any]) -> 
 
 def test_server_refuses_more_tokens_than_its_limit() -> None:
     port = free_port()
-    server = start_server(port, "--max-tokens", "1")
+    server = start_server(port, "--max-tokens", "1", protocol="moe-demo")
     client = subprocess.run(
         [*SECMOE, "client", "--port", str(port), "--tokens", "2", "--quiet"],
         capture_output=True,

@@ -6,41 +6,17 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from servers import SECMOE, free_port, start_server
 
 from secmoe.encoding import FixedPoint
 from secmoe.errors import ProtocolError
-from secmoe.net.transport import tcp_listen
 from secmoe.session import PartyContext, connect_tcp
 from secmoe.sharing import share_add_reveal
-
-SECMOE = [sys.executable, "-m", "secmoe.cli"]
-
-
-def free_port() -> int:
-    s = tcp_listen("127.0.0.1", 0)
-    port = int(s.getsockname()[1])
-    s.close()
-    return port
-
-
-def start_server(port: int, *extra: str) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(
-        [*SECMOE, "serve", "--port", str(port), "--json", "--quiet", *extra],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    # Wait for the listening line so the client does not race the bind.
-    assert proc.stderr is not None
-    line = proc.stderr.readline()
-    assert "listening" in line, line
-    return proc
 
 
 def test_two_processes_share_add_reveal() -> None:

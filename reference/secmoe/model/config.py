@@ -21,10 +21,11 @@ PRODUCT_HEADROOM_BITS = 8
 Floats = NDArray[np.float64]
 
 
-def _positive_int(name: str, value: object, minimum: int = 1) -> int:
+def check_int(owner: str, name: str, value: object, minimum: int = 1) -> int:
+    """``value`` if it is an integer >= ``minimum``, else ``SpecError`` naming ``owner.name``."""
     # bool is an int subclass; True as a dimension is almost certainly a caller's mistake.
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise SpecError(f"MoEConfig.{name} must be an integer >= {minimum}, got {value!r}")
+        raise SpecError(f"{owner}.{name} must be an integer >= {minimum}, got {value!r}")
     return value
 
 
@@ -53,7 +54,7 @@ class MoEConfig:
 
     def __post_init__(self) -> None:
         for name in ("d_model", "d_ff", "n_experts", "top_k"):
-            _positive_int(name, getattr(self, name))
+            check_int("MoEConfig", name, getattr(self, name))
         if self.top_k > self.n_experts:
             raise SpecError(f"MoEConfig.top_k = {self.top_k} exceeds n_experts = {self.n_experts}")
         if self.expert_kind not in EXPERT_KINDS:
@@ -64,10 +65,10 @@ class MoEConfig:
             raise SpecError(
                 f"MoEConfig.gate_norm must be one of {GATE_NORMS}, got {self.gate_norm!r}"
             )
-        _positive_int("n_shared_experts", self.n_shared_experts, minimum=0)
-        _positive_int("d_ff_shared", self.d_ff_shared, minimum=0)
-        _positive_int("ring_bits", self.ring_bits)
-        _positive_int("frac_bits", self.frac_bits)
+        check_int("MoEConfig", "n_shared_experts", self.n_shared_experts, minimum=0)
+        check_int("MoEConfig", "d_ff_shared", self.d_ff_shared, minimum=0)
+        check_int("MoEConfig", "ring_bits", self.ring_bits)
+        check_int("MoEConfig", "frac_bits", self.frac_bits)
         if self.ring_bits > 64:
             raise SpecError(f"MoEConfig.ring_bits must be at most 64, got {self.ring_bits}")
         need = 2 * self.frac_bits + PRODUCT_HEADROOM_BITS

@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 
 from secmoe.encoding import FixedPoint, RingVec, fxp_encode
 from secmoe.errors import SpecError
-from secmoe.model.config import PRODUCT_HEADROOM_BITS, MoEConfig, MoEWeights
+from secmoe.model.config import PRODUCT_HEADROOM_BITS, MoEConfig, MoEWeights, check_int
 from secmoe.model.default import default_weights, fan_in_scale, uniform_tensor
 from secmoe.model.fixed import FixedWeights, encode_weights, matmul_fixed, moe_fixed, softmax_fixed
 from secmoe.model.norm import layernorm_fixed, layernorm_float
@@ -46,12 +46,6 @@ TINY_SEED = hashlib.sha256(
 ).digest()  # gamma = 1 + U[-1/4, 1/4), beta = U[-1/4, 1/4)
 
 
-def _int(name: str, value: object, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise SpecError(f"TransformerConfig.{name} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
 @dataclass(frozen=True)
 class TransformerConfig:
     """The shape of a small MoE transformer; every block's FFN is the MoE layer ``moe``.
@@ -71,7 +65,7 @@ class TransformerConfig:
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "n_heads", "n_blocks", "max_len", "n_classes"):
-            _int(name, getattr(self, name))
+            check_int("TransformerConfig", name, getattr(self, name))
         if not isinstance(self.moe, MoEConfig):
             raise SpecError("TransformerConfig.moe must be a MoEConfig")
         if self.moe.d_model % self.n_heads:
