@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 
@@ -25,8 +27,17 @@ def start_server(port: int, *extra: str, protocol: str = "") -> subprocess.Popen
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,  # its own process group: the server and its session processes
     )
     assert proc.stderr is not None
     line = proc.stderr.readline()
     assert "listening" in line and protocol in line, line
     return proc
+
+
+def signal_server(proc: subprocess.Popen[str], sig: signal.Signals) -> None:
+    """Send ``sig`` to the server and every session process it forked (its process group)."""
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass

@@ -70,11 +70,15 @@ def test_channel_checks_label_length_and_values() -> None:
     with pytest.raises(ProtocolError) as e:
         s.recv("x/b")
     assert (e.value.kind, e.value.party, e.value.label) == ("unexpected_label", "server", "x/b")
+    assert e.value.at_fault == "client"
+    # Reading stops at the first violation (the body was never read): a fresh pair per check.
+    c, s = _pair()
     c.send("x/a", b"1234")
     with pytest.raises(ProtocolError) as e:
         s.recv("x/a", 5)
     assert e.value.kind == "wrong_length"
     ring = Ring(12)
+    c, s = _pair()
     c.send("x/r", bytes([0xFF, 0xFF]))
     with pytest.raises(ProtocolError) as e:
         s.recv_ring("x/r", ring, 1)
@@ -137,4 +141,4 @@ def test_simultaneous_large_sends_do_not_deadlock() -> None:
     big = bytes(8 << 20)
     c.send("x/big", big)
     s.send("x/big", big)
-    assert len(c.recv("x/big")) == len(big) and len(s.recv("x/big")) == len(big)
+    assert len(c.recv("x/big", len(big))) == len(big) and len(s.recv("x/big", len(big))) == len(big)

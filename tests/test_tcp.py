@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from servers import SECMOE, free_port, start_server
+from servers import SECMOE, free_port, signal_server, start_server
 
 from secmoe.encoding import FixedPoint
 from secmoe.errors import ProtocolError
@@ -21,7 +21,7 @@ from secmoe.sharing import share_add_reveal
 
 def test_two_processes_share_add_reveal() -> None:
     port = free_port()
-    server = start_server(port, "--values", "10,20,-30")
+    server = start_server(port, "--values", "10,20,-30", "--sessions", "1")
     client = subprocess.run(
         [*SECMOE, "client", "--port", str(port), "--values", "1,-2.5,3.25", "--json", "--quiet"],
         capture_output=True,
@@ -35,10 +35,13 @@ def test_two_processes_share_add_reveal() -> None:
     s = json.loads(out_s)
     assert c["output"] == [11.0, 17.5, -26.75]
     assert "output" not in s
-    # Both parties count the same bytes: 24 up, 48 down, 2 rounds (spec §3.4.1) plus the handshake.
+    assert s["status"] == "ok" and s["session"] == 1
+    # Both parties count the same bytes: 24 up, 48 down, 2 rounds (spec §3.4.1) plus the
+    # handshake and session/done (spec §4.4.2).
     for cost in (c["cost"], s["cost"]):
         main = cost["phases"]["main"]
         assert (main["bytes_c2s"], main["bytes_s2c"], main["rounds"]) == (24, 48, 2)
+        assert cost["phases"]["close"]["messages"] == 1
         assert "handshake" in cost["phases"]
 
 
@@ -58,7 +61,7 @@ def test_killed_peer_gives_a_clear_error_within_the_timeout() -> None:
     server = start_server(port, "--values", "1")
 
     def kill() -> None:
-        server.send_signal(signal.SIGKILL)
+        signal_server(server, signal.SIGKILL)
         server.wait(timeout=10)
 
     t0 = time.monotonic()
@@ -74,7 +77,7 @@ def test_hung_peer_gives_timeout() -> None:
     try:
 
         def stop() -> None:
-            server.send_signal(signal.SIGSTOP)
+            signal_server(server, signal.SIGSTOP)
 
         t0 = time.monotonic()
         with pytest.raises(ProtocolError) as e:
@@ -82,13 +85,13 @@ def test_hung_peer_gives_timeout() -> None:
         assert e.value.kind == "timeout"
         assert time.monotonic() - t0 < 10
     finally:
-        server.send_signal(signal.SIGKILL)
+        signal_server(server, signal.SIGKILL)
         server.wait(timeout=10)
 
 
 def test_handshake_mismatch_and_cli_exit_codes(tmp_path: Path) -> None:
     port = free_port()
-    server = start_server(port, "--values", "1")
+    server = start_server(port, "--values", "1", "--sessions", "1")
     fxp = FixedPoint()
     with pytest.raises(ProtocolError) as e:
         connect_tcp(
@@ -100,8 +103,9 @@ def test_handshake_mismatch_and_cli_exit_codes(tmp_path: Path) -> None:
             timeout=10,
         )
     assert e.value.kind == "handshake"
-    server.communicate(timeout=30)
+    out, _ = server.communicate(timeout=30)
     assert server.returncode == 3  # the server reports the protocol error
+    assert json.loads(out)["kind"] == "handshake"
     # Nobody listening: the client says so and exits non-zero.
     r = subprocess.run(
         [*SECMOE, "client", "--port", str(free_port()), "--connect-timeout", "0.5"],

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from secmoe import cli_args
 from secmoe.encoding import FixedPoint
 from secmoe.errors import ProtocolError, SecmoeError, SpecError
 from secmoe.he.memory import keep_freed_memory
@@ -40,7 +41,7 @@ from secmoe.moe.projection import (
 )
 from secmoe.net.channel import CostRecord
 from secmoe.randomness import SEED_BYTES, system_seed
-from secmoe.session import PartyContext, connect_tcp, serve_tcp
+from secmoe.session import PartyContext, SessionLimits, connect_tcp
 from secmoe.sharing import share_add_reveal
 
 
@@ -60,11 +61,21 @@ def _seed(text: str | None) -> bytes:
     return seed
 
 
-def _values(text: str) -> list[float]:
-    try:
-        return [float(v) for v in text.split(",") if v.strip()]
-    except ValueError as exc:
-        raise SpecError(f"--values must be comma-separated numbers, got {text!r}") from exc
+def _tcp_seed(args: argparse.Namespace) -> Callable[[], bytes]:
+    """Fresh OS randomness per session; a fixed --seed only with --insecure-fixed-seed
+    (spec §2.3: a seed reused across sessions lets the peer subtract two sessions' inputs)."""
+    if args.seed is None:
+        if args.insecure_fixed_seed:
+            raise SpecError("--insecure-fixed-seed goes with --seed")
+        return system_seed
+    if not args.insecure_fixed_seed:
+        raise SpecError(
+            "--seed fixes this party's randomness in every session, which lets the peer recover "
+            "the difference of two sessions' inputs (spec §2.3); add --insecure-fixed-seed for "
+            "tests and reproducible runs"
+        )
+    seed = _seed(args.seed)
+    return lambda: seed
 
 
 def format_cost(cost: CostRecord) -> str:
@@ -256,6 +267,26 @@ def cmd_bench(args: argparse.Namespace) -> int:
 TcpProtocol = Callable[[PartyContext], object]
 ADD_PROTOCOL = "share_add_reveal"
 ADD_TIMEOUT = 60.0
+ADD_SESSION_TIMEOUT = 120.0
+DEMO_SESSION_TIMEOUT = 3600.0
+ADD_BOUND = 2.0**44  # |v| < 2^(l-2-f) at l = 64, f = 18 (spec §3.4.1)
+
+
+def check_add_inputs(fxp: FixedPoint, values: np.ndarray) -> None:
+    """Refuse share_add_reveal inputs beyond the public bound 2^(l-2-f) (spec §3.4.1)."""
+    bits = fxp.ring.bits - 2 - fxp.frac_bits
+    big = np.abs(values) >= 2.0**bits
+    if np.any(big):
+        raise SpecError(
+            f"--values: every |v| must be below 2^{bits} = {2.0**bits:.6g} (spec §3.4.1, so that "
+            f"x + y cannot wrap); got {values[big][0]:g}"
+        )
+
+
+def demo_budget(max_tokens: int) -> int:
+    """The bytes a moe-demo client may send in one session (spec §4.4.3): twice the payload
+    bytes client to server of the cost formula at ``max_tokens``, plus 2^20."""
+    return 2 * int(demo_report(max_tokens)["bytes_c2s"]) + (1 << 20)
 
 
 def _protocol_name(args: argparse.Namespace) -> str:
@@ -265,53 +296,94 @@ def _protocol_name(args: argparse.Namespace) -> str:
     return ADD_PROTOCOL if args.values is not None else DEMO_PROTOCOL
 
 
-def _run_party(
+def _limits(args: argparse.Namespace, timeout: float, budget: int | None) -> SessionLimits:
+    return SessionLimits(timeout=timeout, budget=budget)
+
+
+def _run_client(
     args: argparse.Namespace, protocol: str, fn: TcpProtocol, fxp: FixedPoint, timeout: float
 ) -> tuple[object, CostRecord]:
-    seed = _seed(args.seed)
-    progress = _progress(args.quiet)
-    if args.command == "serve":
-
-        def announce(port: int) -> None:
-            _err(f"secmoe serve: listening on {args.host}:{port} ({protocol})")
-
-        return serve_tcp(
-            args.host,
-            args.port,
-            protocol,
-            fn,
-            seed=seed,
-            fxp=fxp,
-            timeout=timeout,
-            accept_timeout=args.accept_timeout,
-            progress=progress,
-            on_listen=announce,
-        )
     return connect_tcp(
         args.host,
         args.port,
         protocol,
         fn,
-        seed=seed,
+        seed=_tcp_seed(args)(),
         fxp=fxp,
-        timeout=timeout,
         connect_timeout=args.connect_timeout,
-        progress=progress,
+        progress=_progress(args.quiet),
+        limits=_limits(args, timeout, None),
+    )
+
+
+def _serve(
+    args: argparse.Namespace,
+    protocol: str,
+    fn: TcpProtocol,
+    describe: Callable[[object], dict[str, object]],
+    fxp: FixedPoint,
+    timeout: float,
+    budget: int,
+    session_timeout: float,
+) -> int:
+    """Serve sessions until stopped (spec §4.4.3): one line per session on stdout."""
+    from secmoe.serve import ServeOptions, serve
+
+    def announce(port: int) -> None:
+        _err(
+            f"secmoe serve: listening on {args.host}:{port} ({protocol}; up to "
+            f"{args.max_sessions} sessions at once)"
+        )
+
+    def report(r: dict[str, object]) -> None:
+        if args.json:
+            print(json.dumps(r), flush=True)
+            return
+        line = f"session {r['session']} from {r['peer']}: {r['status']} in {r['seconds']} s"
+        if r["status"] != "ok":
+            line += f" ({r.get('error', '')})"
+        print(line, flush=True)
+
+    options = ServeOptions(
+        max_sessions=args.max_sessions,
+        sessions=args.sessions,
+        session_timeout=args.session_timeout or session_timeout,
+        idle_timeout=args.accept_timeout,
+        limits=_limits(args, timeout, args.max_session_bytes or budget),
+    )
+    return serve(
+        args.host,
+        args.port,
+        protocol,
+        fn,
+        describe=describe,
+        seed=_tcp_seed(args),
+        fxp=fxp,
+        options=options,
+        on_listen=announce,
+        on_report=report,
     )
 
 
 def _party_add(args: argparse.Namespace) -> int:
     fxp = FixedPoint()
-    mine = fxp.encode(np.asarray(_values(args.values or "1,2,3"), dtype=np.float64))
+    values = np.asarray(args.values or [1.0, 2.0, 3.0], dtype=np.float64)
+    check_add_inputs(fxp, values)
+    mine = fxp.encode(values)
+    timeout = ADD_TIMEOUT if args.timeout is None else args.timeout
 
     def run(ctx: PartyContext) -> object:
         ctx.say(f"share_add_reveal on {mine.size} values")
         return share_add_reveal(ctx, mine)
 
-    out, cost = _run_party(
-        args, ADD_PROTOCOL, run, fxp, ADD_TIMEOUT if args.timeout is None else args.timeout
-    )
-    result: dict[str, object] = {"party": "server" if args.command == "serve" else "client"}
+    if args.command == "serve":
+        # Two ring vectors of n elements each way, and the handshake, in 1 MiB of headroom.
+        budget = 64 * mine.size + (1 << 20)
+        return _serve(
+            args, ADD_PROTOCOL, run, lambda out: {}, fxp, timeout, budget, ADD_SESSION_TIMEOUT
+        )
+    out, cost = _run_client(args, ADD_PROTOCOL, run, fxp, timeout)
+    result: dict[str, object] = {"party": "client"}
     if isinstance(out, np.ndarray):
         result["output"] = [float(v) for v in fxp.decode(out)]
     result["cost"] = cost.as_dict()
@@ -330,34 +402,20 @@ def _party_moe(args: argparse.Namespace) -> int:
     timeout = DEMO_TIMEOUT if args.timeout is None else args.timeout
     if args.command == "serve":
         fw = encode_weights(config, weights)
-        out, cost = _run_party(
+        max_tokens = args.max_tokens
+        return _serve(
             args,
             DEMO_PROTOCOL,
-            lambda ctx: demo_server(ctx, config, fw, args.max_tokens),
+            lambda ctx: demo_server(ctx, config, fw, max_tokens),
+            lambda out: {"tokens": out},
             config.fxp,
             timeout,
+            demo_budget(max_tokens),
+            DEMO_SESSION_TIMEOUT,
         )
-        if args.json:
-            print(
-                json.dumps(
-                    {
-                        "party": "server",
-                        "protocol": DEMO_PROTOCOL,
-                        "tokens": out,
-                        "cost": cost.as_dict(),
-                    }
-                )
-            )
-        else:
-            print(f"served {out} token(s) of the secure MoE layer; this party saw only shares")
-            print("and ciphertexts: not the input, not the output, not the routing")
-            print(format_cost(cost))
-        return 0
-    if not 1 <= args.tokens <= MAX_TOKENS:
-        raise SpecError(f"--tokens must be in 1..{MAX_TOKENS}, got {args.tokens}")
     x = default_inputs(config, args.tokens)
     t0 = time.perf_counter()
-    view, cost = _run_party(
+    view, cost = _run_client(
         args, DEMO_PROTOCOL, lambda ctx: demo_client(ctx, config, x), config.fxp, timeout
     )
     wall = time.perf_counter() - t0
@@ -380,6 +438,86 @@ def cmd_party(args: argparse.Namespace) -> int:
     raise SpecError(f"unknown TCP protocol {protocol!r}; known: {DEMO_PROTOCOL}, {ADD_PROTOCOL}")
 
 
+def _party_parser(s: argparse.ArgumentParser, name: str) -> None:
+    """The options of ``secmoe serve`` and ``secmoe client``, each value checked at parse time."""
+    s.add_argument(
+        "--protocol",
+        choices=(DEMO_PROTOCOL, ADD_PROTOCOL),
+        help="moe-demo (the default) or share_add_reveal (the default when --values is given)",
+    )
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument(
+        "--port",
+        type=cli_args.listen_port if name == "serve" else cli_args.port,
+        default=5577,
+        help="TCP port (serve: 0 picks a free one)",
+    )
+    s.add_argument(
+        "--values",
+        type=cli_args.real_list,
+        help=f"share_add_reveal: this party's input, comma-separated reals, |v| < {ADD_BOUND:g}",
+    )
+    if name == "client":
+        s.add_argument(
+            "--tokens",
+            type=cli_args.int_range(1, MAX_TOKENS),
+            default=4,
+            help="moe-demo: default tokens to send (4)",
+        )
+        s.add_argument("--connect-timeout", type=cli_args.seconds, default=10.0)
+    else:
+        s.add_argument(
+            "--max-tokens",
+            type=cli_args.int_range(1, MAX_TOKENS),
+            default=MAX_TOKENS,
+            help=f"moe-demo: refuse more tokens (default and largest {MAX_TOKENS})",
+        )
+        s.add_argument(
+            "--max-sessions",
+            type=cli_args.int_range(1, 256),
+            default=4,
+            help="sessions served at once, each in its own process (default 4)",
+        )
+        s.add_argument(
+            "--sessions",
+            type=cli_args.count,
+            help="exit after serving this many sessions (default: serve until SIGINT/SIGTERM)",
+        )
+        s.add_argument(
+            "--session-timeout",
+            type=cli_args.seconds,
+            help="each session's overall deadline in seconds (default 3600 moe-demo, 120 else)",
+        )
+        s.add_argument(
+            "--accept-timeout",
+            type=cli_args.seconds,
+            help="exit when no session has run for this many seconds (default: never)",
+        )
+        s.add_argument(
+            "--max-session-bytes",
+            type=cli_args.count,
+            help="bytes a client may send in one session (default: from the protocol, spec 4.4.3)",
+        )
+    s.add_argument(
+        "--seed",
+        help="32-byte hex seed, used in every session (needs --insecure-fixed-seed; default: "
+        "fresh OS randomness per session)",
+    )
+    s.add_argument(
+        "--insecure-fixed-seed",
+        action="store_true",
+        help="allow --seed: the peer can then subtract two sessions' inputs (tests only)",
+    )
+    s.add_argument(
+        "--timeout",
+        type=cli_args.seconds,
+        help="seconds per message, one deadline per frame (default 300 moe-demo, 60 otherwise)",
+    )
+    s.add_argument("--json", action="store_true")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_party)
+
+
 # --- entry point --------------------------------------------------------------------------------
 
 
@@ -389,7 +527,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="run the main job on the built-in default model")
     d.add_argument(
-        "--tokens", type=int, default=DEMO_TOKENS, help=f"number of tokens (default {DEMO_TOKENS})"
+        "--tokens",
+        type=cli_args.int_range(1, MAX_TOKENS),
+        default=DEMO_TOKENS,
+        help=f"number of tokens (default {DEMO_TOKENS})",
     )
     d.add_argument("--json", action="store_true", help="print one JSON object")
     d.add_argument(
@@ -399,7 +540,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--plaintext", action="store_true", help="the plaintext fixed-point layer only (no 2PC)"
     )
     d.add_argument(
-        "--timeout", type=float, default=DEMO_TIMEOUT, help="seconds to wait for a message"
+        "--timeout",
+        type=cli_args.seconds,
+        default=DEMO_TIMEOUT,
+        help="seconds to wait for a message",
     )
     d.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     d.add_argument(
@@ -410,14 +554,18 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument(
         "--weights", help="a safetensors checkpoint (file, index or directory, spec 6.8)"
     )
-    d.add_argument("--layer", type=int, help="with --weights: the MoE layer (block) number")
+    d.add_argument(
+        "--layer", type=cli_args.int_range(0), help="with --weights: the MoE layer (block) number"
+    )
     d.add_argument(
         "--family",
         choices=("mixtral", "switch", "qwen2_moe", "deepseek_moe"),
         help="with --weights: the tensor naming (default: detected from the names)",
     )
     d.add_argument("--stack", choices=("encoder", "decoder"), help="with --weights: Switch's stack")
-    d.add_argument("--top-k", type=int, dest="top_k", help="with --weights: experts per token")
+    d.add_argument(
+        "--top-k", type=cli_args.count, dest="top_k", help="with --weights: experts per token"
+    )
     d.set_defaults(func=cmd_demo)
 
     c = sub.add_parser(
@@ -434,7 +582,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="an MoE layer's MoEConfig fields as JSON, inline or a file "
         '(e.g. \'{"d_model": 768, "d_ff": 3072, "n_experts": 64}\')',
     )
-    c.add_argument("--tokens", type=int, help="tokens (default: the demo's 4; otherwise 1)")
+    c.add_argument(
+        "--tokens", type=cli_args.count, help="tokens (default: the demo's 4; otherwise 1)"
+    )
     c.add_argument("--json", action="store_true", help="print one JSON object")
     c.set_defaults(func=cmd_cost)
 
@@ -465,42 +615,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=cmd_bench)
 
     for name, helptext in (
-        ("serve", "run the server party over TCP (default: the secure MoE layer, moe-demo)"),
+        ("serve", "serve the server party over TCP until stopped (default protocol: moe-demo)"),
         ("client", "run the client party over TCP (default: the secure MoE layer, moe-demo)"),
     ):
-        s = sub.add_parser(name, help=helptext)
-        s.add_argument(
-            "--protocol",
-            choices=(DEMO_PROTOCOL, ADD_PROTOCOL),
-            help="moe-demo (the default) or share_add_reveal (the default when --values is given)",
-        )
-        s.add_argument("--host", default="127.0.0.1")
-        s.add_argument("--port", type=int, default=5577)
-        s.add_argument(
-            "--values", help="share_add_reveal: this party's input, comma-separated reals"
-        )
-        if name == "client":
-            s.add_argument(
-                "--tokens", type=int, default=4, help="moe-demo: default tokens to send (4)"
-            )
-        else:
-            s.add_argument(
-                "--max-tokens",
-                type=int,
-                default=MAX_TOKENS,
-                help=f"moe-demo: refuse more tokens ({MAX_TOKENS})",
-            )
-        s.add_argument("--seed", help="32-byte hex seed (default: fresh OS randomness)")
-        s.add_argument(
-            "--timeout",
-            type=float,
-            help="seconds to wait for any message (default 300 for moe-demo, 60 otherwise)",
-        )
-        s.add_argument("--accept-timeout", type=float, default=300.0)
-        s.add_argument("--connect-timeout", type=float, default=10.0)
-        s.add_argument("--json", action="store_true")
-        s.add_argument("--quiet", action="store_true")
-        s.set_defaults(func=cmd_party)
+        _party_parser(sub.add_parser(name, help=helptext), name)
     return p
 
 

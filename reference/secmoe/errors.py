@@ -57,5 +57,13 @@ class ProtocolError(SecmoeError):
         self.detail = detail
         who = party if party is not None else "?"
         where = f" at {label!r}" if label else ""
-        text = f"{kind} (detected by {who}{where})"
+        blame = f"; the {self.at_fault} is at fault" if self.at_fault is not None else ""
+        text = f"{kind} (detected by {who}{where}{blame})"
         super().__init__(f"{text}: {detail}" if detail else text)
+
+    @property
+    def at_fault(self) -> Party | None:
+        """The peer whose messages (or silence) caused the error: the other party."""
+        if self.party is None:
+            return None
+        return "server" if self.party == "client" else "client"

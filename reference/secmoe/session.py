@@ -164,23 +164,61 @@ def handshake(ch: Channel, protocol: str, fxp: FixedPoint) -> None:
         )
 
 
-def _tcp_party(
+HANDSHAKE_TIMEOUT = 10.0  # seconds per frame of the handshake (and of session/done)
+DONE_LABEL = "session/done"
+
+
+@dataclass(frozen=True)
+class SessionLimits:
+    """What one TCP session may take from its peer (spec §4.4.3 `serve`).
+
+    ``timeout``: seconds per frame (one deadline per frame); ``handshake_timeout``: the same for
+    the frames of phases ``handshake`` and ``close``; ``budget``: wire bytes accepted from the
+    peer in the whole session (None: unlimited).
+    """
+
+    timeout: float = DEFAULT_TIMEOUT
+    handshake_timeout: float = HANDSHAKE_TIMEOUT
+    budget: int | None = None
+
+
+def run_tcp_party(
     transport: Transport,
     party: Party,
     protocol: str,
     fn: Callable[[PartyContext], T],
     seed: bytes,
     fxp: FixedPoint,
-    timeout: float,
+    limits: SessionLimits,
     progress: Callable[[str], None] | None,
+    on_stop: Callable[[], None] | None = None,
 ) -> tuple[T, CostRecord]:
-    ch = Channel(transport, party, timeout=timeout)
+    """One party's TCP session: handshake, the protocol, then ``session/done`` (spec §4.4.2).
+
+    The client sends ``session/done`` (empty) once its side of the protocol has returned, and
+    the server receives it: the server so knows that the client got everything, and an end of
+    stream before it is a dead peer (spec §4.4.3). ``on_stop`` runs as soon as the session
+    ends, successfully or not, before the connection is closed.
+    """
+    quick = min(limits.timeout, limits.handshake_timeout)
+    ch = Channel(transport, party, timeout=quick, budget=limits.budget)
     ctx = PartyContext(party, ch, seed, fxp, progress)
+    ok = False
     try:
         handshake(ch, protocol, fxp)
+        ch.timeout = limits.timeout
         out = fn(ctx)
+        ch.timeout = quick
+        with ch.phase("close"):
+            if party == "client":
+                ch.send(DONE_LABEL, b"")
+            else:
+                ch.recv(DONE_LABEL, 0)
+        ok = True
     finally:
-        ch.close()
+        if on_stop is not None:
+            on_stop()
+        ch.close(flush=ok)
     return out, ch.cost
 
 
@@ -196,8 +234,10 @@ def serve_tcp(
     accept_timeout: float = 300.0,
     progress: Callable[[str], None] | None = None,
     on_listen: Callable[[int], None] | None = None,
+    limits: SessionLimits | None = None,
 ) -> tuple[T, CostRecord]:
-    """Listen, accept one client, run the handshake and the server's side of ``protocol``."""
+    """Listen, accept one client, run the handshake and the server's side of ``protocol``
+    in this process (``secmoe serve`` serves many sessions: :mod:`secmoe.serve`)."""
     if not protocol:
         raise SpecError("protocol name is empty")
     srv = tcp_listen(host, port)
@@ -207,8 +247,15 @@ def serve_tcp(
         transport = tcp_accept(srv, accept_timeout)
     finally:
         srv.close()
-    return _tcp_party(
-        transport, "server", protocol, server, seed, fxp or FixedPoint(), timeout, progress
+    return run_tcp_party(
+        transport,
+        "server",
+        protocol,
+        server,
+        seed,
+        fxp or FixedPoint(),
+        limits or SessionLimits(timeout=timeout),
+        progress,
     )
 
 
@@ -223,9 +270,17 @@ def connect_tcp(
     timeout: float = DEFAULT_TIMEOUT,
     connect_timeout: float = 10.0,
     progress: Callable[[str], None] | None = None,
+    limits: SessionLimits | None = None,
 ) -> tuple[T, CostRecord]:
     """Connect, run the handshake and the client's side of ``protocol``."""
     transport = tcp_connect(host, port, connect_timeout)
-    return _tcp_party(
-        transport, "client", protocol, client, seed, fxp or FixedPoint(), timeout, progress
+    return run_tcp_party(
+        transport,
+        "client",
+        protocol,
+        client,
+        seed,
+        fxp or FixedPoint(),
+        limits or SessionLimits(timeout=timeout),
+        progress,
     )

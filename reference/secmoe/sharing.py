@@ -170,6 +170,12 @@ def share_add_reveal(ctx: PartyContext, mine: RingVec) -> RingVec | None:
     """
     mine = ctx.ring.check(np.asarray(mine), "input")
     n = mine.size
+    # The public bound |v| < 2^(l-2) on both inputs: the sum cannot wrap (spec §3.4.1).
+    if np.any(np.abs(ctx.ring.to_signed(mine)) >= 1 << (ctx.ring.bits - 2)):
+        raise SpecError(
+            f"share_add_reveal: every input must be below 2^{ctx.ring.bits - 2} in magnitude "
+            "(signed ring value) so that x + y cannot wrap"
+        )
     # Step 1: the client shares x, then the server shares y.
     x = arith_share(ctx, "client", mine if ctx.party == "client" else None, n)
     y = arith_share(ctx, "server", mine if ctx.party == "server" else None, n)

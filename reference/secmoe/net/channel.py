@@ -30,6 +30,10 @@ from secmoe.net.transport import Transport
 
 RecordMode = Literal["none", "hash", "full"]
 DEFAULT_TIMEOUT = 60.0
+# The largest payload of a message whose length the protocol does not fix in advance
+# (spec §4.2.2): the hello's two length-prefixed strings and two bytes fit in far less.
+LABEL_MAX: dict[str, int] = {"session/hello": 1024}
+MAX_UNSIZED = 1 << 16  # any other label received without an expected length
 
 
 @dataclass
@@ -140,15 +144,20 @@ class Channel:
         timeout: float = DEFAULT_TIMEOUT,
         record: RecordMode = "none",
         max_payload: int = DEFAULT_MAX_PAYLOAD,
+        max_unsized: int = MAX_UNSIZED,
+        budget: int | None = None,
     ) -> None:
-        if timeout <= 0:
-            raise SpecError("timeout must be positive")
+        if not 0 < timeout < float("inf"):
+            raise SpecError(f"timeout must be a positive finite number of seconds, got {timeout}")
         self.transport = transport
         self.party: Party = party
         self.peer: Party = _other(party)
         self.timeout = timeout
         self.record: RecordMode = record
         self.max_payload = max_payload
+        self.max_unsized = max_unsized
+        self.budget = budget  # wire bytes this party accepts from the peer in the session
+        self.received = 0  # wire bytes of the frames received so far
         self.cost = CostRecord()
         self.transcript: list[TranscriptEntry] = []
         self._phase = "main"
@@ -185,9 +194,10 @@ class Channel:
         self._seg_rounds = set()
         self.cost.phase(name)
 
-    def close(self) -> None:
+    def close(self, *, flush: bool = True) -> None:
+        """Close the transport; ``flush`` first delivers what is queued (not after an error)."""
         self._switch(self._phase)
-        self.transport.close()
+        self.transport.close(flush=flush)
 
     # --- accounting ----------------------------------------------------------------------------
 
@@ -222,19 +232,26 @@ class Channel:
         self._last_sent_round = round_
         self._account(self.party, label, round_, payload)
 
-    def recv(self, label: str, length: int | None = None) -> bytes:
-        """Receive the next message, which must carry ``label`` (and ``length`` bytes if given).
+    def recv(
+        self, label: str, length: int | None = None, *, max_length: int | None = None
+    ) -> bytes:
+        """Receive the next message, which must carry ``label`` and ``length`` bytes if given,
+        else at most ``max_length`` (default: ``LABEL_MAX`` of the label, else ``max_unsized``).
+
+        Implements spec §4.2.2 `recv_frame` (spec/04-messages.md#recv_frame): every check on
+        the header (label, round, length, the session's byte budget) runs before a byte of the
+        body is read, and the whole frame must arrive within one timeout.
 
         Raises:
-            ProtocolError: on a malformed frame, another label, another length, a round that
-                breaks causality, a closed peer or a timeout.
+            ProtocolError: on a malformed frame, another label, another length, a payload above
+                the maximum or the budget, a round that breaks causality, a closed peer or a
+                timeout; always naming this party as the detecting one (the peer is at fault).
         """
         t = self.transport
-        first = t.recv_exact(1, self.timeout, label)
-        rest = t.recv_exact(first[0] + 12, self.timeout, label)
+        deadline = time.monotonic() + self.timeout
+        first = t.recv_exact(1, deadline, label)
+        rest = t.recv_exact(first[0] + 12, deadline, label)
         got, round_, n = parse_header(first + rest, party=self.party, max_payload=self.max_payload)
-        body = t.recv_exact(n + 4, self.timeout, label)
-        check_crc(first + rest + body, party=self.party, label=got)
         if got != label:
             raise ProtocolError("unexpected_label", self.party, label, f"received {got!r} instead")
         if round_ < self._last_recv_round or round_ > self._last_sent_round + 1:
@@ -245,11 +262,30 @@ class Channel:
                 f"round {round_} after receiving round {self._last_recv_round} and sending "
                 f"round {self._last_sent_round}",
             )
-        payload = body[:n]
-        if length is not None and n != length:
+        if length is not None:
+            if n != length:
+                raise ProtocolError(
+                    "wrong_length", self.party, label, f"expected {length} bytes, got {n}"
+                )
+        else:
+            limit = max_length if max_length is not None else LABEL_MAX.get(label, self.max_unsized)
+            if n > limit:
+                raise ProtocolError(
+                    "too_large", self.party, label, f"payload of {n} bytes > {limit} for this label"
+                )
+        wire = len(first) + len(rest) + n + 4
+        if self.budget is not None and self.received + wire > self.budget:
             raise ProtocolError(
-                "wrong_length", self.party, label, f"expected {length} bytes, got {n}"
+                "too_large",
+                self.party,
+                label,
+                f"a frame of {wire} bytes would exceed the session's byte budget "
+                f"({self.received} of {self.budget} bytes received)",
             )
+        body = t.recv_exact(n + 4, deadline, label)
+        check_crc(first + rest + body, party=self.party, label=got)
+        self.received += wire
+        payload = body[:n]
         self._last_recv_round = round_
         self._account(self.peer, label, round_, payload)
         return payload
