@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -37,7 +38,5 @@ def start_server(port: int, *extra: str, protocol: str = "") -> subprocess.Popen
 
 def signal_server(proc: subprocess.Popen[str], sig: signal.Signals) -> None:
     """Send ``sig`` to the server and every session process it forked (its process group)."""
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, sig)
-    except ProcessLookupError:
-        pass

@@ -63,7 +63,7 @@ def _seed(text: str | None) -> bytes:
 
 def _tcp_seed(args: argparse.Namespace) -> Callable[[], bytes]:
     """Fresh OS randomness per session; a fixed --seed only with --insecure-fixed-seed
-    (spec §2.3: a seed reused across sessions lets the peer subtract two sessions' inputs)."""
+    (spec §4.5: a seed reused across sessions lets the peer subtract two sessions' inputs)."""
     if args.seed is None:
         if args.insecure_fixed_seed:
             raise SpecError("--insecure-fixed-seed goes with --seed")
@@ -71,7 +71,7 @@ def _tcp_seed(args: argparse.Namespace) -> Callable[[], bytes]:
     if not args.insecure_fixed_seed:
         raise SpecError(
             "--seed fixes this party's randomness in every session, which lets the peer recover "
-            "the difference of two sessions' inputs (spec §2.3); add --insecure-fixed-seed for "
+            "the difference of two sessions' inputs (spec §4.5); add --insecure-fixed-seed for "
             "tests and reproducible runs"
         )
     seed = _seed(args.seed)

@@ -78,13 +78,40 @@ def encode_weights(config: MoEConfig, weights: MoEWeights) -> FixedWeights:
     )
 
 
+# The margin for float64 rounding in the bound below (sums of up to 2^20 terms).
+_WRAP_MARGIN = 1.0 - 2.0**-30
+
+
+def check_no_wrap(fxp: FixedPoint, a: RingVec, b: RingVec, *, matmul: bool) -> None:
+    """SpecError unless every product before truncation is below ``2^(l-2)`` in magnitude.
+
+    The bound is ``|a| @ |b|`` (``|a| * |b|`` element-wise) on the signed values, computed in
+    float64: below ``2^(l-2)`` the ring product equals the integer one (nothing wrapped) and the
+    secure truncation's precondition holds (spec §30.4), so model and protocol agree exactly.
+    Implements the range rule of spec §6.3.0 (spec/06-models.md#fixed-point-ranges).
+    """
+    ring = fxp.ring
+    fa = np.abs(ring.to_signed(np.asarray(a)).astype(np.float64))
+    fb = np.abs(ring.to_signed(np.asarray(b)).astype(np.float64))
+    bound = fa @ fb if matmul else fa * fb
+    limit = 2.0 ** (ring.bits - 2)
+    if bound.size and float(bound.max()) >= limit * _WRAP_MARGIN:
+        raise SpecError(
+            f"a fixed-point product before truncation may reach 2^{ring.bits - 2} "
+            f"(bound 2^{np.log2(float(bound.max())):.1f}): the inputs are outside the range where "
+            "the model's arithmetic is exact (spec §6.3.0)"
+        )
+
+
 def matmul_fixed(fxp: FixedPoint, a: RingVec, b: RingVec) -> RingVec:
     """trunc(a @ b): the exact ring product, then one truncation per output element."""
+    check_no_wrap(fxp, a, b, matmul=True)
     return fxp_trunc(fxp, fxp.ring.matmul(a, np.ascontiguousarray(b)))
 
 
 def mul_fixed(fxp: FixedPoint, a: RingVec, b: RingVec) -> RingVec:
     """Element-wise fixed-point product: trunc(a * b)."""
+    check_no_wrap(fxp, a, b, matmul=False)
     return fxp_trunc(fxp, fxp.ring.mul(a, b))
 
 
@@ -124,9 +151,10 @@ def exp_fixed(fxp: FixedPoint, z: RingVec) -> RingVec:
     ring = fxp.ring
     # Step 1: t = z / 2^5 + 1 (an exact floor shift by 5 bits, then adding 1.0).
     t = ring.add(fxp_trunc(fxp, z, EXP_ITERATIONS), fxp_encode(fxp, 1.0))
-    # Step 2: five squarings, each truncated by f.
+    # Step 2: five squarings, each truncated by f. Unchecked: they stay in [0, 1] for
+    # z >= -14, and below that they may wrap but step 3 discards them (as the protocol does).
     for _ in range(EXP_ITERATIONS):
-        t = mul_fixed(fxp, t, t)
+        t = fxp_trunc(fxp, ring.mul(t, t))
     # Step 3: clip: 0 where signed(z) < signed(enc(-14)).
     below = ring.to_signed(z) < ring.to_signed(fxp_encode(fxp, EXP_CLIP))
     out: RingVec = np.where(below, np.uint64(0), t).astype(np.uint64)

@@ -30,6 +30,7 @@ from secmoe.model.default import default_config, default_inputs, default_weights
 from secmoe.model.fixed import FixedWeights, encode_weights, moe_fixed
 from secmoe.model.plain import moe_float
 from secmoe.moe.layer import moe
+from secmoe.moe.select import X_BITS
 from secmoe.net.channel import CostRecord
 from secmoe.randomness import SEED_BYTES, derive_seed
 from secmoe.session import PartyContext, run_local
@@ -58,6 +59,18 @@ class ClientView:
     gates: RingVec  # (T, k), fixed point
 
 
+def check_input_bound(config: MoEConfig, xe: RingVec) -> None:
+    """The client's check before sharing: ``|enc(x)| < 2^X_BITS`` (spec §40.0), else SpecError."""
+    big = np.abs(config.fxp.ring.to_signed(xe)) >= 1 << X_BITS
+    if np.any(big):
+        bound = 2.0 ** (X_BITS - config.fxp.frac_bits)
+        worst = float(np.abs(config.fxp.decode(xe)).max())
+        raise SpecError(
+            f"an input of magnitude {worst:g} is beyond the public bound |x| < {bound:g} "
+            f"(|enc(x)| < 2^{X_BITS}, spec §40.0): the secure layer would not be exact"
+        )
+
+
 def demo_client(ctx: PartyContext, config: MoEConfig, x: Floats) -> ClientView:
     """The client's side: share the tokens, run ``moe``, receive the server's output shares.
 
@@ -67,6 +80,7 @@ def demo_client(ctx: PartyContext, config: MoEConfig, x: Floats) -> ClientView:
     xe = config.fxp.encode(np.asarray(x, dtype=np.float64))
     if xe.ndim != 2 or not 1 <= xe.shape[0] <= MAX_TOKENS or xe.shape[1] != config.d_model:
         raise SpecError(f"x must have shape (1..{MAX_TOKENS}, {config.d_model}), got {xe.shape}")
+    check_input_bound(config, xe)
     tokens, k = xe.shape[0], config.top_k
     with ctx.channel.phase("input"):
         # The token count is public (it fixes every message length); the tokens are shared.

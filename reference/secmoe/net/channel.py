@@ -238,7 +238,7 @@ class Channel:
         """Receive the next message, which must carry ``label`` and ``length`` bytes if given,
         else at most ``max_length`` (default: ``LABEL_MAX`` of the label, else ``max_unsized``).
 
-        Implements spec §4.2.2 `recv_frame` (spec/04-messages.md#recv_frame): every check on
+        Implements spec §4.2.2 `recv` (spec/04-messages.md#recv): every check on
         the header (label, round, length, the session's byte budget) runs before a byte of the
         body is read, and the whole frame must arrive within one timeout.
 

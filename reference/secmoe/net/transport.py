@@ -6,7 +6,7 @@ so ``send`` never waits for the peer to read: two parties may send large message
 time without deadlock.
 
 Over TCP the reader thread reads ahead of the channel by at most ``READ_AHEAD`` bytes, or by
-the byte count the channel is waiting for if that is larger (spec §4.2.2 `recv_frame`): what a
+the byte count the channel is waiting for if that is larger (spec §4.2.2 `recv`): what a
 peer sends beyond that stays in the kernel's buffers, so a peer cannot make us buffer a body
 the channel has not accepted yet (memory is bounded whatever the peer announces).
 """
