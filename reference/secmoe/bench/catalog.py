@@ -4,4 +4,5 @@ import secmoe.bench.channel
 import secmoe.bench.he
 import secmoe.bench.moe
 import secmoe.bench.nonlinear
-import secmoe.bench.ot  # noqa: F401
+import secmoe.bench.ot
+import secmoe.bench.serve  # noqa: F401
