@@ -301,7 +301,12 @@ def _limits(args: argparse.Namespace, timeout: float, budget: int | None) -> Ses
 
 
 def _run_client(
-    args: argparse.Namespace, protocol: str, fn: TcpProtocol, fxp: FixedPoint, timeout: float
+    args: argparse.Namespace,
+    protocol: str,
+    fn: TcpProtocol,
+    fxp: FixedPoint,
+    timeout: float,
+    budget: int,
 ) -> tuple[object, CostRecord]:
     return connect_tcp(
         args.host,
@@ -312,7 +317,7 @@ def _run_client(
         fxp=fxp,
         connect_timeout=args.connect_timeout,
         progress=_progress(args.quiet),
-        limits=_limits(args, timeout, None),
+        limits=_limits(args, timeout, budget),
     )
 
 
@@ -382,7 +387,7 @@ def _party_add(args: argparse.Namespace) -> int:
         return _serve(
             args, ADD_PROTOCOL, run, lambda out: {}, fxp, timeout, budget, ADD_SESSION_TIMEOUT
         )
-    out, cost = _run_client(args, ADD_PROTOCOL, run, fxp, timeout)
+    out, cost = _run_client(args, ADD_PROTOCOL, run, fxp, timeout, 64 * mine.size + (1 << 20))
     result: dict[str, object] = {"party": "client"}
     if isinstance(out, np.ndarray):
         result["output"] = [float(v) for v in fxp.decode(out)]
@@ -415,8 +420,10 @@ def _party_moe(args: argparse.Namespace) -> int:
         )
     x = default_inputs(config, args.tokens)
     t0 = time.perf_counter()
+    # The client's budget: twice the server-to-client bytes of the cost formula (spec §4.4.3).
+    budget = 2 * int(demo_report(args.tokens)["bytes_s2c"]) + (1 << 20)
     view, cost = _run_client(
-        args, DEMO_PROTOCOL, lambda ctx: demo_client(ctx, config, x), config.fxp, timeout
+        args, DEMO_PROTOCOL, lambda ctx: demo_client(ctx, config, x), config.fxp, timeout, budget
     )
     wall = time.perf_counter() - t0
     assert isinstance(view, ClientView)

@@ -192,7 +192,10 @@ def serve(
     """
     if not protocol:
         raise SpecError("protocol name is empty")
-    srv = tcp_listen(host, port)
+    try:
+        srv = tcp_listen(host, port)
+    except OSError as exc:
+        raise SpecError(f"cannot listen on {host}:{port}: {exc}") from exc
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

@@ -31,6 +31,7 @@ from secmoe.sharing import share_add_reveal
 
 CONCURRENCY = (1, 4, 8)
 SAMPLE_SECONDS = 0.1
+BENCH_TIMEOUT = 3600  # seconds per frame for both parties in the benchmark
 CLI = [sys.executable, "-m", "secmoe.cli"]
 
 
@@ -82,6 +83,7 @@ class _Sampler:
 def _demo_clients(port: int, count: int) -> bool:
     """``count`` ``secmoe client`` processes at once; True if every output is bit-exact."""
     args = [*CLI, "client", "--port", str(port), "--tokens", "4", "--json", "--quiet"]
+    args += ["--timeout", str(BENCH_TIMEOUT)]
     clients = [
         subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for _ in range(count)
@@ -140,6 +142,8 @@ def bench_serve(opts: BenchOptions) -> dict[str, object]:
     quick = opts.quick
     protocol = "share_add_reveal" if quick else "moe-demo"
     args = [*CLI, "serve", "--port", "0", "--json", "--quiet", "--max-sessions", "8"]
+    # Throughput, not deadlines: 8 sessions on a loaded machine can be silent for minutes.
+    args += ["--timeout", str(BENCH_TIMEOUT), "--session-timeout", str(4 * BENCH_TIMEOUT)]
     if quick:
         args += ["--values", "10,20,30"]
     server = subprocess.Popen(
