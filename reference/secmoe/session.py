@@ -197,17 +197,28 @@ def run_tcp_party(
 
     The client sends ``session/done`` (empty) once its side of the protocol has returned, and
     the server receives it: the server so knows that the client got everything, and an end of
-    stream before it is a dead peer (spec §4.4.3). ``on_stop`` runs as soon as the session
-    ends, successfully or not, before the connection is closed.
+    stream before it is a dead peer (spec §4.4.3). ``on_stop`` runs once, as soon as the
+    protocol has returned or raised (before ``session/done`` and before the connection closes).
     """
     quick = min(limits.timeout, limits.handshake_timeout)
     ch = Channel(transport, party, timeout=quick, budget=limits.budget)
     ctx = PartyContext(party, ch, seed, fxp, progress)
     ok = False
+    stopped = False
+
+    def stop() -> None:
+        nonlocal stopped
+        if not stopped and on_stop is not None:
+            on_stop()
+        stopped = True
+
     try:
         handshake(ch, protocol, fxp)
         ch.timeout = limits.timeout
         out = fn(ctx)
+        # Past the protocol only session/done is awaited, and a receive fails at once when
+        # the stream ends: the vanished-peer watcher (on_stop's caller) is no longer needed.
+        stop()
         ch.timeout = quick
         with ch.phase("close"):
             if party == "client":
@@ -216,8 +227,7 @@ def run_tcp_party(
                 ch.recv(DONE_LABEL, 0)
         ok = True
     finally:
-        if on_stop is not None:
-            on_stop()
+        stop()
         ch.close(flush=ok)
     return out, ch.cost
 
