@@ -15,7 +15,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 import numpy as np
 import pytest
@@ -435,6 +435,55 @@ def test_more_clients_than_sessions_wait_their_turn() -> None:
         assert honest_add(server.port) == [11.0, 17.5, -26.75]
         assert time.monotonic() - t0 >= TIMEOUT - 0.5  # served after the silent one was dropped
         silent.close()
+
+
+def test_client_refuses_a_16_gib_frame_from_a_hostile_server() -> None:
+    """The same rules on the client: a server's hello announcing 16 GiB is refused at once."""
+    from secmoe.net.transport import tcp_listen
+    from secmoe.session import connect_tcp
+    from secmoe.sharing import share_add_reveal
+
+    srv = tcp_listen("127.0.0.1", 0)
+    port = srv.getsockname()[1]
+
+    def hostile_server() -> None:
+        conn, _ = srv.accept()
+        conn.recv(1 << 16)
+        head = struct.pack("<B", 13) + b"session/hello" + struct.pack("<IQ", 1, 1 << 34)
+        with suppress(OSError):
+            conn.sendall(head + bytes(4 << 20))
+        conn.close()
+
+    th = threading.Thread(target=hostile_server, daemon=True)
+    th.start()
+    t0 = time.monotonic()
+    with pytest.raises(ProtocolError) as e:
+        connect_tcp(
+            "127.0.0.1",
+            port,
+            ADD,
+            lambda ctx: share_add_reveal(ctx, FXP.encode([1.0])),
+            seed=bytes(32),
+            timeout=5,
+        )
+    assert (e.value.kind, e.value.party, e.value.at_fault) == ("too_large", "client", "server")
+    assert time.monotonic() - t0 < 5
+    th.join(timeout=10)
+    srv.close()
+
+
+def test_sigint_stops_the_server_cleanly_with_a_session_running() -> None:
+    server = Server("--timeout", "30")
+    s = connect(server.port)  # a session waits for this silent client
+    time.sleep(0.5)
+    assert len(server.children()) == 1
+    t0 = time.monotonic()
+    signal_server(server.proc, signal.SIGINT)
+    assert server.proc.wait(timeout=15) == 0
+    assert time.monotonic() - t0 < 10
+    report = server.report(timeout=5)
+    assert report["status"] != "ok"  # the running session was terminated and reported
+    s.close()
 
 
 @pytest.mark.parametrize(
