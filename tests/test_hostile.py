@@ -305,11 +305,12 @@ def test_vanished_client_is_noticed_while_the_server_computes() -> None:
             text=True,
         )
         assert client.stderr is not None
-        # The client's progress: wait until the session is past its set-up.
+        # The client's progress: wait until it has sent its inputs to the expert products, which
+        # the server then computes for seconds (ct x ct at he16384) before it sends anything.
         for line in client.stderr:
-            if "secret-sharing" in line:
+            if "moe: first expert products" in line:
                 break
-        time.sleep(0.5)
+        time.sleep(0.3)
         client.kill()
         t0 = time.monotonic()
         client.wait(timeout=10)
