@@ -9,8 +9,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from bounded import layer_settings
 from costs import assert_cost
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from oblivious import view_shape
 
@@ -47,7 +48,7 @@ def _secure(fxp: FixedPoint, x: np.ndarray, seed: int, record: str = "none") -> 
     )
 
 
-@settings(max_examples=10)
+@layer_settings(10)
 @given(seed=st.integers(0, 255), params=st.sampled_from([(64, 18), (48, 12)]))
 def test_secure_equals_the_oracle_bit_for_bit(seed: int, params: tuple[int, int]) -> None:
     fxp = FixedPoint(Ring(params[0]), params[1])
@@ -92,7 +93,7 @@ def test_the_spec_carries_the_accuracy_figures() -> None:
     assert "0.011910 / 0.001689" in rows[0] and err.max() > 0.0119
 
 
-@settings(max_examples=5)
+@layer_settings(5)
 @given(n=st.integers(1, 12), params=st.sampled_from([(64, 18), (48, 12)]))
 def test_cost_formula(n: int, params: tuple[int, int]) -> None:
     fxp = FixedPoint(Ring(params[0]), params[1])

@@ -8,8 +8,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from bounded import layer_settings
 from costs import assert_cost
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from oblivious import view_shape
 
@@ -47,7 +48,7 @@ def run(fc: Any, fs: Any, record: str = "none") -> RunResult[Any, Any]:
     )
 
 
-@settings(max_examples=4)
+@layer_settings(4)
 @given(
     tokens=st.integers(1, 5),
     d_in=st.integers(1, 24),
@@ -64,7 +65,7 @@ def test_matmul_equals_the_fixed_point_product(
     assert np.array_equal(RING.add(res.client, res.server), matmul_fixed(FXP, x, w.T))
 
 
-@settings(max_examples=4)
+@layer_settings(4)
 @given(a=st.integers(1, 4), b=st.integers(1, 16), c=st.integers(1, 6), seed=st.integers(0, 255))
 def test_matmul_ss_equals_the_fixed_point_product(a: int, b: int, c: int, seed: int) -> None:
     src = Prg(bytes([seed]) * 32, dst("test", "matmul_ss"))

@@ -183,3 +183,26 @@ def test_free_text_section_references_are_checked(
         assert problems == []
     else:
         assert len(problems) == 1 and re.search(problem, problems[0]), problems
+
+
+def test_slow_property_tests_do_not_shrink() -> None:
+    """Guards the test budget: every hypothesis test in the files whose examples are protocol
+    runs uses ``bounded.layer_settings`` (no shrink phase, fixed example count), so a failing
+    layer property reports at once instead of shrinking for minutes."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from bounded import NO_SHRINK, SLOW_FILES, layer_settings
+    from hypothesis import Phase
+
+    assert Phase.shrink not in NO_SHRINK
+    assert Phase.shrink not in layer_settings(1).phases
+    unbounded = []
+    for name in SLOW_FILES:
+        tree = ast.parse((ROOT / "tests" / name).read_text())
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.FunctionDef):
+                continue
+            calls = [d.func for d in node.decorator_list if isinstance(d, ast.Call)]
+            names = {c.id for c in calls if isinstance(c, ast.Name)}
+            if "given" in names and "layer_settings" not in names:
+                unbounded.append(f"{name}::{node.name}")
+    assert not unbounded, f"property tests without layer_settings: {unbounded}"
