@@ -14,6 +14,7 @@ from costs import assert_cost
 from hypothesis import given
 from hypothesis import strategies as st
 from oblivious import view_shape
+from server_view import assert_server_view
 
 from secmoe.encoding import FixedPoint, Ring
 from secmoe.errors import SpecError
@@ -111,7 +112,9 @@ def test_server_view_does_not_depend_on_the_input() -> None:
     views = []
     for vals in ([-6.0, -2.0, 0.5, 4.0], [3.0, 3.0, -5.0, 100.0]):
         x = fxp.encode(np.array(vals))
-        views.append(view_shape(_secure(fxp, x, 9, record="hash").transcript, "server"))
+        res = _secure(fxp, x, 9, record="hash")
+        assert_server_view(res.transcript, "gelu_bumblebee")
+        views.append(view_shape(res.transcript, "server"))
     assert views[0] == views[1]
 
 

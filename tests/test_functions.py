@@ -13,6 +13,7 @@ from costs import assert_cost
 from hypothesis import given
 from hypothesis import strategies as st
 from oblivious import view_shape
+from server_view import assert_server_view
 
 from secmoe.encoding import FixedPoint, Ring, RingVec
 from secmoe.errors import SpecError
@@ -307,7 +308,9 @@ def test_the_servers_view_does_not_depend_on_the_clients_values() -> None:
             zero = np.zeros((1, 4), np.uint64)
             return softmax(ctx, zero), layernorm(ctx, zero, np.zeros(4, np.uint64), zero[0])
 
-        views.append(view_shape(run(client, server, record="hash").transcript, "server"))
+        res = run(client, server, record="hash")
+        assert_server_view(res.transcript, "softmax", "layernorm")
+        views.append(view_shape(res.transcript, "server"))
     assert views[0] == views[1] and len(views[0]) > 0
 
 

@@ -13,6 +13,7 @@ from costs import assert_cost
 from hypothesis import given
 from hypothesis import strategies as st
 from oblivious import view_shape
+from server_view import assert_server_view
 
 from secmoe.encoding import FixedPoint, RingVec
 from secmoe.errors import SpecError
@@ -97,6 +98,7 @@ def test_the_servers_view_does_not_depend_on_the_clients_values() -> None:
             lambda c, xs=xs: matmul(c, xs, w, 4),
             record="hash",
         )
+        assert_server_view(res.transcript, "matmul")
         views.append(view_shape(res.transcript, "server"))
     assert views[0] == views[1]
 

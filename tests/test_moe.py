@@ -12,6 +12,7 @@ from costs import measured_run
 from hypothesis import given
 from hypothesis import strategies as st
 from oblivious import assert_uniform, view_shape
+from server_view import assert_server_view
 
 from secmoe.errors import SpecError
 from secmoe.model.config import MoEConfig
@@ -122,6 +123,7 @@ def test_views_do_not_depend_on_input_routing_or_weights() -> None:
             record="full",
         )
         routes.append(moe_fixed(config, fw, x).experts.tolist())
+        assert_server_view(res.transcript, "moe")
         views.append(view_shape(res.transcript, "server"))
         _uniform_residues(res.transcript, "client")  # what the server receives
         _uniform_residues(res.transcript, "server")  # what the client receives

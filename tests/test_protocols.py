@@ -10,6 +10,7 @@ from bounded import layer_settings
 from hypothesis import given
 from hypothesis import strategies as st
 from oblivious import view_shape
+from server_view import assert_server_view
 
 from secmoe.encoding import FixedPoint, Ring
 from secmoe.errors import SpecError
@@ -100,7 +101,9 @@ def test_server_view_does_not_depend_on_the_clients_values() -> None:
             zero_b, zero_x = np.zeros(16, np.uint8), np.zeros(16, np.uint64)
             return mul(ctx, zero_x, zero_x), b2a(ctx, zero_b), mux(ctx, zero_b, zero_x)
 
-        views.append(view_shape(run(client, server, record="hash").transcript, "server"))
+        res = run(client, server, record="hash")
+        assert_server_view(res.transcript, "mul", "b2a", "mux")
+        views.append(view_shape(res.transcript, "server"))
     assert views[0] == views[1]
 
 
@@ -142,7 +145,9 @@ def test_comparison_view_is_input_independent_and_bad_width_rejected() -> None:
         def server(ctx: PartyContext) -> Any:
             return msb(ctx, np.zeros(16, np.uint64))
 
-        views.append(view_shape(run(client, server, record="hash").transcript, "server"))
+        res = run(client, server, record="hash")
+        assert_server_view(res.transcript, "msb")
+        views.append(view_shape(res.transcript, "server"))
     assert views[0] == views[1]
     with pytest.raises(SpecError):
         run(
@@ -302,6 +307,7 @@ def test_piecewise_server_view_does_not_depend_on_the_input() -> None:
             server_seed=bytes(32),
             record="hash",
         )
+        assert_server_view(res.transcript, "piecewise")
         views.append(view_shape(res.transcript, "server"))
     assert views[0] == views[1]
 

@@ -14,6 +14,7 @@ from costs import assert_cost
 from hypothesis import given
 from hypothesis import strategies as st
 from oblivious import view_shape
+from server_view import assert_server_view
 
 from secmoe.encoding import FixedPoint, Ring, RingVec, bit_vec_decode, ring_vec_decode
 from secmoe.errors import SpecError
@@ -192,7 +193,9 @@ def test_the_servers_view_does_not_depend_on_the_routing() -> None:
             zero = np.zeros((2, 5), np.uint64)
             return argmax(ctx, zero), topk(ctx, zero, 2, True)
 
-        views.append(view_shape(run(client, server, record="hash").transcript, "server"))
+        res = run(client, server, record="hash")
+        assert_server_view(res.transcript, "argmax", "topk")
+        views.append(view_shape(res.transcript, "server"))
     assert views[0] == views[1] and len(views[0]) > 0
 
 
