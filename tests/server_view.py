@@ -52,6 +52,16 @@ def server_table() -> dict[str, Row]:
     return rows
 
 
+def length_rule(row: Row) -> tuple[str, int] | None:
+    """("exact", c) for a length `c`, ("multiple", c) for `c n` or `c padded(n)`; None for the
+    other formulas (their bytes are checked by each protocol's exact cost test)."""
+    if m := re.fullmatch(r"`(\d+)`", row.length):
+        return "exact", int(m.group(1))
+    if m := re.fullmatch(r"`(\d+) (?:n|padded\(n\))`", row.length):
+        return "multiple", int(m.group(1))
+    return None
+
+
 def received_labels(transcript: list[TranscriptEntry]) -> set[str]:
     """The labels of every message the server received (the client sent) in a recorded run."""
     assert transcript, "the run must be recorded (record='hash', 'lengths' or 'full')"
@@ -72,6 +82,12 @@ def assert_server_view(transcript: list[TranscriptEntry], *runs: str) -> None:
         f"the server receives {wrong} in {runs}, which spec §4.6 allows only in "
         f"{[sorted(table[w].runs) for w in wrong]}"
     )
+    for t in transcript:
+        rule = length_rule(table[t.label]) if t.sender == "client" else None
+        if rule is not None:
+            kind, c = rule
+            ok = t.length == c if kind == "exact" else t.length % c == 0 and t.length > 0
+            assert ok, f"{t.label}: {t.length} bytes, spec §4.6 says {table[t.label].length}"
     if len(runs) == 1:
         missing = sorted(
             label for label, row in table.items() if runs[0] in row.runs and label not in got

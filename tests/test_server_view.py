@@ -60,7 +60,7 @@ def test_the_table_is_well_formed() -> None:
 
 
 def _entry(label: str, sender: str = "client") -> TranscriptEntry:
-    return TranscriptEntry(sender, label, 1, 8, None, "", "online")  # type: ignore[arg-type]
+    return TranscriptEntry(sender, label, 1, 128, None, "", "online")  # type: ignore[arg-type]
 
 
 def test_the_check_fails_by_name() -> None:
@@ -72,6 +72,9 @@ def test_the_check_fails_by_name() -> None:
         assert_server_view([*required, _entry("moe/route")], "moe")
     with pytest.raises(AssertionError, match=r"\['moe/insecure/route'\] in \('moe',\)"):
         assert_server_view([*required, _entry("moe/insecure/route")], "moe")
+    with pytest.raises(AssertionError, match=r"ot/base/a: 33 bytes, spec §4.6 says `32`"):
+        bad = TranscriptEntry("client", "ot/base/a", 1, 33, None, "", "offline")
+        assert_server_view([*required, bad], "moe")
     with pytest.raises(AssertionError, match=r"lists \['moe/select'\] for moe"):
         assert_server_view([e for e in required if e.label != "moe/select"], "moe")
 
