@@ -9,10 +9,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from bounded import layer_settings
 from costs import assert_cost
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from oblivious import view_shape
+from server_view import assert_server_view
 
 from secmoe.encoding import FixedPoint, Ring
 from secmoe.errors import SpecError
@@ -47,7 +49,7 @@ def _secure(fxp: FixedPoint, x: np.ndarray, seed: int, record: str = "none") -> 
     )
 
 
-@settings(max_examples=10)
+@layer_settings(10)
 @given(seed=st.integers(0, 255), params=st.sampled_from([(64, 18), (48, 12)]))
 def test_secure_equals_the_oracle_bit_for_bit(seed: int, params: tuple[int, int]) -> None:
     fxp = FixedPoint(Ring(params[0]), params[1])
@@ -92,7 +94,7 @@ def test_the_spec_carries_the_accuracy_figures() -> None:
     assert "0.011910 / 0.001689" in rows[0] and err.max() > 0.0119
 
 
-@settings(max_examples=5)
+@layer_settings(5)
 @given(n=st.integers(1, 12), params=st.sampled_from([(64, 18), (48, 12)]))
 def test_cost_formula(n: int, params: tuple[int, int]) -> None:
     fxp = FixedPoint(Ring(params[0]), params[1])
@@ -110,7 +112,9 @@ def test_server_view_does_not_depend_on_the_input() -> None:
     views = []
     for vals in ([-6.0, -2.0, 0.5, 4.0], [3.0, 3.0, -5.0, 100.0]):
         x = fxp.encode(np.array(vals))
-        views.append(view_shape(_secure(fxp, x, 9, record="hash").transcript, "server"))
+        res = _secure(fxp, x, 9, record="hash")
+        assert_server_view(res.transcript, "gelu_bumblebee")
+        views.append(view_shape(res.transcript, "server"))
     assert views[0] == views[1]
 
 

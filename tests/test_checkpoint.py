@@ -7,6 +7,7 @@ the reader is checked against the format description and not against our own wri
 from __future__ import annotations
 
 import json
+import re
 import struct
 from pathlib import Path
 
@@ -642,3 +643,113 @@ def test_sharded_checkpoint(tmp_path: Path) -> None:
         load_moe_layer(tmp_path / "empty", 1)
     with pytest.raises(SpecError, match="no checkpoint file"):
         load_moe_layer(tmp_path / "absent.safetensors", 1)
+
+
+# --- every loader check, tensor role by tensor role -------------------------------------------
+# The Qwen2-MoE layer has every role (router, routed W1 V W2, shared W1 V W2, shared gate); the
+# shape cases change one tensor's shape, the dtype cases relabel one tensor as an integer type of
+# the same width, and the bias cases add a bias next to a role. Each must be refused with the
+# error that names the tensor: a loader that accepted any of them would load a different model
+# (or, for a (1, d) tensor, broadcast one row into every row) while the oracle tests still pass.
+
+QP = "model.layers.1.mlp."  # qwen2()'s MoE block: d = 6, d_ff = 4, d_ff_shared = 7, E = 5
+ROLES = {
+    "router": QP + "gate.weight",
+    "w1": QP + "experts.2.gate_proj.weight",
+    "v": QP + "experts.2.up_proj.weight",
+    "w2": QP + "experts.2.down_proj.weight",
+    "shared_w1": QP + "shared_expert.gate_proj.weight",
+    "shared_v": QP + "shared_expert.up_proj.weight",
+    "shared_w2": QP + "shared_expert.down_proj.weight",
+    "shared_gate": QP + "shared_expert_gate.weight",
+}
+WRONG_SHAPES = [
+    ("router", (5,), r"gate\.weight' has shape \(5,\), expected \('\*', '\*'\)"),
+    ("router", (4, 6), r"router has 4 rows but the experts present are \[0, 1, 2, 3, 4\]"),
+    ("w1", (4, 7), r"experts\.2\.gate_proj\.weight' has shape \(4, 7\), expected \(4, 6\)"),
+    ("w1", (5, 6), r"experts\.2\.gate_proj\.weight' has shape \(5, 6\), expected \(4, 6\)"),
+    ("v", (5, 6), r"experts\.2\.up_proj\.weight' has shape \(5, 6\), expected \(4, 6\)"),
+    ("v", (1, 6), r"experts\.2\.up_proj\.weight' has shape \(1, 6\), expected \(4, 6\)"),
+    ("v", (4, 5), r"experts\.2\.up_proj\.weight' has shape \(4, 5\), expected \(4, 6\)"),
+    ("w2", (6, 3), r"experts\.2\.down_proj\.weight' has shape \(6, 3\), expected \(6, 4\)"),
+    ("w2", (4, 6), r"experts\.2\.down_proj\.weight' has shape \(4, 6\), expected \(6, 4\)"),
+    (
+        "shared_w1",
+        (7, 5),
+        r"shared_expert\.gate_proj\.weight' has shape \(7, 5\), expected \('\*', 6\)",
+    ),
+    ("shared_v", (6, 6), r"shared_expert\.up_proj\.weight' has shape \(6, 6\), expected \(7, 6\)"),
+    ("shared_v", (1, 6), r"shared_expert\.up_proj\.weight' has shape \(1, 6\), expected \(7, 6\)"),
+    (
+        "shared_w2",
+        (6, 8),
+        r"shared_expert\.down_proj\.weight' has shape \(6, 8\), expected \(6, 7\)",
+    ),
+    ("shared_gate", (2, 6), r"shared_expert_gate\.weight' has shape \(2, 6\), expected \(1, 6\)"),
+    ("shared_gate", (6,), r"shared_expert_gate\.weight' has shape \(6,\), expected \(1, 6\)"),
+]
+
+
+@pytest.mark.parametrize(
+    ("role", "shape", "message"), WRONG_SHAPES, ids=[f"{r}{s}" for r, s, _ in WRONG_SHAPES]
+)
+def test_every_role_with_a_wrong_shape_is_refused(
+    tmp_path: Path, role: str, shape: tuple[int, ...], message: str
+) -> None:
+    """Guards the shape check of step 5 (spec §6.8.3) for each tensor role."""
+    raw = qwen2(np.random.default_rng(12))
+    raw[ROLES[role]] = grid(np.random.default_rng(13), *shape)
+    with pytest.raises(SpecError, match=message):
+        load_moe_layer(save(tmp_path, raw), 1, ignore_shared_gate=True)
+
+
+def with_dtype(path: Path, name: str, dtype: str) -> Path:
+    """The file with tensor ``name`` relabelled as ``dtype`` (same width: offsets stay valid)."""
+    header = read_header(path)
+    data = path.read_bytes()
+    doc = json.loads(data[8 : 8 + struct.unpack("<Q", data[:8])[0]])
+    assert doc[name]["dtype"] == "F32"
+    doc[name]["dtype"] = dtype
+    out = path.with_name(f"{dtype}.safetensors")
+    out.write_bytes(file_bytes(doc, data[header.data_start :]))
+    return out
+
+
+@pytest.mark.parametrize("dtype", ["I32", "U32"])
+@pytest.mark.parametrize("role", sorted(ROLES))
+def test_every_role_with_a_non_float_dtype_is_refused(
+    tmp_path: Path, role: str, dtype: str
+) -> None:
+    """Guards the dtype check (spec §6.8.3 step 5: every tensor has a float dtype) for each role:
+    quantised or integer tensors are refused from the header, never reinterpreted."""
+    path = save(tmp_path, qwen2(np.random.default_rng(14)), "F32")
+    name = re.escape(ROLES[role])
+    with pytest.raises(SpecError, match=rf"tensor '{name}' has dtype {dtype}; only"):
+        load_moe_layer(with_dtype(path, ROLES[role], dtype), 1, ignore_shared_gate=True)
+
+
+BIASES = {
+    "router": (QP + "gate.bias", 5),
+    "w1": (QP + "experts.0.gate_proj.bias", 4),
+    "v": (QP + "experts.4.up_proj.bias", 4),
+    "w2": (QP + "experts.1.down_proj.bias", 6),
+    "shared_w1": (QP + "shared_expert.gate_proj.bias", 7),
+    "shared_v": (QP + "shared_expert.up_proj.bias", 7),
+    "shared_w2": (QP + "shared_expert.down_proj.bias", 6),
+    "shared_gate": (QP + "shared_expert_gate.bias", 1),
+}
+
+
+@pytest.mark.parametrize("dtype", ["F32", "I32"])
+@pytest.mark.parametrize("role", sorted(BIASES))
+def test_every_role_with_a_bias_is_refused(tmp_path: Path, role: str, dtype: str) -> None:
+    """Guards step 4 (spec §6.8.3): a bias next to any role is refused by name, whatever its
+    dtype, never dropped (the model has no place for biases)."""
+    raw = qwen2(np.random.default_rng(15))
+    name, size = BIASES[role]
+    raw[name] = grid(np.random.default_rng(16), size)
+    path = save(tmp_path, raw, "F32")
+    if dtype != "F32":
+        path = with_dtype(path, name, dtype)
+    with pytest.raises(SpecError, match="cannot represent .*" + re.escape(name)):
+        load_moe_layer(path, 1, ignore_shared_gate=True)

@@ -8,10 +8,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from bounded import layer_settings
 from costs import assert_cost
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from oblivious import view_shape
+from server_view import assert_server_view
 
 from secmoe.encoding import FixedPoint, Ring, RingVec
 from secmoe.errors import SpecError
@@ -75,7 +77,7 @@ def opened(res: RunResult[Any, Any]) -> RingVec:
 # --- secure == oracle, bit for bit ------------------------------------------------------------
 
 
-@settings(max_examples=10, deadline=None)
+@layer_settings(10)
 @given(
     z=st.lists(
         st.sampled_from([0.0, -14.0, -14.0 - UNIT, -13.99, -32.0, -1000.0, -UNIT])
@@ -91,7 +93,7 @@ def test_exp_equals_exp_fixed(z: list[float]) -> None:
     assert np.array_equal(opened(res), exp_fixed(FXP, x))
 
 
-@settings(max_examples=10, deadline=None)
+@layer_settings(10)
 @given(bound=st.sampled_from([1, 2, 3, 8, 100, 2**18]), data=st.data())
 def test_reciprocal_equals_reciprocal_fixed(bound: int, data: st.DataObject) -> None:
     one = 1 << FXP.frac_bits
@@ -104,7 +106,7 @@ def test_reciprocal_equals_reciprocal_fixed(bound: int, data: st.DataObject) -> 
     assert np.array_equal(opened(res), reciprocal_fixed(FXP, s, bound))
 
 
-@settings(max_examples=10, deadline=None)
+@layer_settings(10)
 @given(
     rows=st.integers(1, 2),
     n=st.integers(1, 6),
@@ -124,7 +126,7 @@ def test_softmax_equals_softmax_fixed(rows: int, n: int, data: st.DataObject) ->
     assert np.array_equal(opened(res), softmax_fixed(FXP, z))
 
 
-@settings(max_examples=10, deadline=None)
+@layer_settings(10)
 @given(bound=st.sampled_from([1, 5, NORM_BOUND]), data=st.data())
 def test_rsqrt_equals_rsqrt_fixed(bound: int, data: st.DataObject) -> None:
     top = bound << FXP.frac_bits
@@ -147,7 +149,7 @@ def _norm_inputs(data: st.DataObject) -> tuple[RingVec, RingVec, RingVec]:
     return xs, FXP.encode(g), FXP.encode(b)
 
 
-@settings(max_examples=10, deadline=None)
+@layer_settings(10)
 @given(data=st.data())
 def test_layernorm_and_rmsnorm_equal_their_oracles(data: st.DataObject) -> None:
     x, g, b = _norm_inputs(data)
@@ -306,14 +308,16 @@ def test_the_servers_view_does_not_depend_on_the_clients_values() -> None:
             zero = np.zeros((1, 4), np.uint64)
             return softmax(ctx, zero), layernorm(ctx, zero, np.zeros(4, np.uint64), zero[0])
 
-        views.append(view_shape(run(client, server, record="hash").transcript, "server"))
+        res = run(client, server, record="hash")
+        assert_server_view(res.transcript, "softmax", "layernorm")
+        views.append(view_shape(res.transcript, "server"))
     assert views[0] == views[1] and len(views[0]) > 0
 
 
 # --- cost formulas -----------------------------------------------------------------------------
 
 
-@settings(max_examples=3, deadline=None)
+@layer_settings(3)
 @given(
     rows=st.integers(1, 2),
     n=st.integers(1, 5),

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from bounded import layer_settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from secmoe.encoding import Ring
@@ -52,7 +53,7 @@ def small_plain(src: Prg, n: int, count: int, bits: int) -> np.ndarray:
 
 
 @given(seed=st.integers(0, 255))
-@settings(max_examples=10)
+@layer_settings(10)
 def test_ntt_matches_schoolbook(seed: int) -> None:
     primes = TOY.q_primes[:3]
     t = ntt_tables(TOY.n, primes)
@@ -66,7 +67,7 @@ def test_ntt_matches_schoolbook(seed: int) -> None:
     assert np.array_equal(ntt_inverse(ntt_forward(a, t), t), a)
 
 
-@settings(max_examples=12)
+@layer_settings(12)
 @given(seed=st.integers(0, 255))
 def test_bfv_operations_match_plaintext_arithmetic(seed: int) -> None:
     src = prg("ops", seed)
@@ -187,7 +188,7 @@ def test_security_table_is_enforced() -> None:
     assert TOY.insecure and preset("he8192").n == 8192
 
 
-@settings(max_examples=6, deadline=None)
+@layer_settings(6)
 @given(
     seed=st.integers(0, 255),
     tokens=st.integers(1, 5),

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from bounded import layer_settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from secmoe.encoding import Ring
@@ -28,7 +29,7 @@ def expansion_keys(sk: bfv.SecretKey, levels: int, src: Prg) -> dict[int, galois
     }
 
 
-@settings(max_examples=10, deadline=None)
+@layer_settings(10)
 @given(seed=st.integers(0, 255), k=st.sampled_from([3, 5, 17, 33, 63]))
 def test_substitution_is_a_ring_automorphism(seed: int, k: int) -> None:
     src = prg("subst", seed)
@@ -47,7 +48,7 @@ def test_substitution_is_a_ring_automorphism(seed: int, k: int) -> None:
         galois.substitute(a, 2, ps)
 
 
-@settings(max_examples=4, deadline=None)
+@layer_settings(4)
 @given(seed=st.integers(0, 255), levels=st.integers(1, 5))
 def test_expansion_yields_scaled_constants_within_the_bound(seed: int, levels: int) -> None:
     src = prg("expand", seed)
@@ -71,7 +72,7 @@ def test_expansion_yields_scaled_constants_within_the_bound(seed: int, levels: i
         galois.expand_selector(ct, {}, 1)
 
 
-@settings(max_examples=3, deadline=None)
+@layer_settings(3)
 @given(seed=st.integers(0, 255), levels=st.integers(1, 3))
 def test_expansion_with_the_last_levels_key_alone(seed: int, levels: int) -> None:
     # k_i^2 = k_(i-1) mod 2N: the key of k_(L-1) applied 2^(L-1-j) times serves level j.

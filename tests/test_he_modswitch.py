@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from bounded import layer_settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from secmoe.encoding import Ring
@@ -23,7 +24,7 @@ def prg(tag: str, seed: int = 0) -> Prg:
     return Prg(bytes([seed]) * 32, dst("test", tag))
 
 
-@settings(max_examples=8, deadline=None)
+@layer_settings(8)
 @given(seed=st.integers(0, 255), degree=st.sampled_from([1, 2]))
 def test_switched_flooded_response_decrypts_with_margin(seed: int, degree: int) -> None:
     src, server = prg("ms", seed), prg("ms-server", seed)

@@ -8,10 +8,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from bounded import layer_settings
 from costs import assert_cost
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from oblivious import view_shape
+from server_view import assert_server_view
 
 from secmoe.encoding import FixedPoint, RingVec
 from secmoe.errors import SpecError
@@ -47,7 +49,7 @@ def run(fc: Any, fs: Any, record: str = "none") -> RunResult[Any, Any]:
     )
 
 
-@settings(max_examples=4)
+@layer_settings(4)
 @given(
     tokens=st.integers(1, 5),
     d_in=st.integers(1, 24),
@@ -64,7 +66,7 @@ def test_matmul_equals_the_fixed_point_product(
     assert np.array_equal(RING.add(res.client, res.server), matmul_fixed(FXP, x, w.T))
 
 
-@settings(max_examples=4)
+@layer_settings(4)
 @given(a=st.integers(1, 4), b=st.integers(1, 16), c=st.integers(1, 6), seed=st.integers(0, 255))
 def test_matmul_ss_equals_the_fixed_point_product(a: int, b: int, c: int, seed: int) -> None:
     src = Prg(bytes([seed]) * 32, dst("test", "matmul_ss"))
@@ -96,6 +98,7 @@ def test_the_servers_view_does_not_depend_on_the_clients_values() -> None:
             lambda c, xs=xs: matmul(c, xs, w, 4),
             record="hash",
         )
+        assert_server_view(res.transcript, "matmul")
         views.append(view_shape(res.transcript, "server"))
     assert views[0] == views[1]
 

@@ -7,10 +7,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from bounded import layer_settings
 from costs import measured_run
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from oblivious import assert_uniform, view_shape
+from server_view import assert_server_view
 
 from secmoe.errors import SpecError
 from secmoe.model.config import MoEConfig
@@ -70,14 +72,14 @@ def check_exact(config: MoEConfig, fw: FixedWeights, x: np.ndarray, seed: int) -
 VALUES = st.lists(st.floats(-2.0, 2.0, allow_nan=False, width=32), min_size=2 * 8, max_size=2 * 8)
 
 
-@settings(max_examples=2, deadline=None)
+@layer_settings(2)
 @given(values=VALUES, seed=st.integers(0, 255))
 def test_top1_equals_the_fixed_point_model(values: list[float], seed: int) -> None:
     config = CONFIGS["geglu-top1"]
     check_exact(config, weights(config, seed), tokens(config, values), seed)
 
 
-@settings(max_examples=1, deadline=None)
+@layer_settings(1)
 @given(values=VALUES, seed=st.integers(0, 255))
 @pytest.mark.parametrize("name", ["swiglu-top2-shared", "relu-top2"])
 def test_top2_with_and_without_a_shared_expert(name: str, values: list[float], seed: int) -> None:
@@ -121,6 +123,7 @@ def test_views_do_not_depend_on_input_routing_or_weights() -> None:
             record="full",
         )
         routes.append(moe_fixed(config, fw, x).experts.tolist())
+        assert_server_view(res.transcript, "moe")
         views.append(view_shape(res.transcript, "server"))
         _uniform_residues(res.transcript, "client")  # what the server receives
         _uniform_residues(res.transcript, "server")  # what the client receives

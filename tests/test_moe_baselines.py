@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from costs import assert_cost
 from oblivious import view_shape
+from server_view import assert_server_view
 
 from secmoe.encoding import RingVec
 from secmoe.errors import SpecError
@@ -150,6 +151,7 @@ def test_reveal_routing_is_insecure_its_view_holds_the_routing(name: str) -> Non
         # The server receives the client's share of the indices and holds its own: the
         # routing, in the clear.
         assert np.array_equal(_route_messages(res, config), want.reshape(-1))
+        assert_server_view(res.transcript, "moe_reveal_routing")
         views.append(view_shape(res.transcript, "server"))
     if config is GEGLU:  # two used experts against one: even the message shapes differ
         assert views[0] != views[1]
@@ -161,6 +163,7 @@ def test_compute_then_select_view_does_not_depend_on_the_routing() -> None:
     for seed in (ROUTED_APART, ROUTED_TOGETHER):
         res = run(moe_compute_then_select, config, inputs(config, seed), record="lengths")
         assert not [t for t in res.transcript if t.label == ROUTE_LABEL]
+        assert_server_view(res.transcript, "moe_compute_then_select")
         views.append(view_shape(res.transcript, "server"))
     assert views[0] == views[1]
 

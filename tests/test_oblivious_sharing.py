@@ -8,6 +8,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from oblivious import assert_uniform, byte_uniformity_z, received_bytes, view_shape
+from server_view import assert_server_view
 
 from secmoe.encoding import FixedPoint
 from secmoe.session import PartyContext, RunResult, run_local
@@ -34,6 +35,7 @@ def test_server_view_is_input_independent_and_uniform(xs: list[float], seed: byt
     real = run(FXP.encode(xs), y, seed)
     fixed = run(FXP.encode(np.full(400, 7.0)), y, seed)
     assert view_shape(real.transcript, "server") == view_shape(fixed.transcript, "server")
+    assert_server_view(real.transcript, "share_add_reveal")
     assert_uniform(received_bytes(real.transcript, "server"))
 
 

@@ -93,6 +93,20 @@ def test_correlated_ot(n: int, bits: int, seed: int) -> None:
     assert measured(res) == cot_cost(sender, n, bits, fresh=True)
 
 
+@pytest.mark.parametrize("bits", [64, 1])
+def test_correlated_ot_at_scale(bits: int) -> None:
+    """Guards every correlation of a bench-sized batch (2^17 correlated OTs, both directions'
+    roles, one call): x = x0 + c delta holds for each of them, so one OT in 1024 corrupted (or
+    any per-index fault beyond the few hundred the property test draws) fails by its index."""
+    n, ring = 1 << 17, Ring(bits)
+    c = bits_of(3, n)
+    delta = Prg(bytes([4]) * 32, dst("test", "delta")).next_ring(n, bits)
+    res = run(lambda ctx: cot_send(ctx, delta, bits), lambda ctx: cot_recv(ctx, c, bits))
+    wrong = np.flatnonzero(res.server != ring.add(res.client, ring.mul(c.astype(np.uint64), delta)))
+    assert wrong.size == 0, f"{wrong.size} wrong correlations, first at index {wrong[:5].tolist()}"
+    assert measured(res) == cot_cost("client", n, bits, fresh=True)
+
+
 @settings(max_examples=10)
 @given(n=st.integers(1, 60), length=st.integers(1, 40), seed=st.integers(0, 255))
 def test_chosen_ot(n: int, length: int, seed: int) -> None:

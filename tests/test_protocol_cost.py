@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from bounded import layer_settings
 from costs import assert_cost
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from secmoe.encoding import FixedPoint, Ring
@@ -22,7 +23,7 @@ from secmoe.protocols.trunc import trunc
 PW_OFFLINE, PW_ONLINE, PW_ROUNDS = (3100.125, 3100.125), (1888.25, 832.25), 36
 
 
-@settings(max_examples=6)
+@layer_settings(6)
 @given(n=st.integers(1, 20), bits=st.sampled_from([8, 16, 64]))
 def test_products_and_conversions(n: int, bits: int) -> None:
     z, zb = np.zeros(n, np.uint64), np.zeros(n, np.uint8)
@@ -33,7 +34,7 @@ def test_products_and_conversions(n: int, bits: int) -> None:
     assert_cost(cost.mux_cost(n, bits), lambda c: mux(c, zb, z), lambda c: mux(c, zb, z), fxp)
 
 
-@settings(max_examples=6)
+@layer_settings(6)
 @given(n=st.integers(1, 12), bits=st.integers(1, 40), entries=st.integers(2, 20))
 def test_comparisons(n: int, bits: int, entries: int) -> None:
     z = np.zeros(n, np.uint64)
@@ -57,7 +58,7 @@ def test_comparisons(n: int, bits: int, entries: int) -> None:
     )
 
 
-@settings(max_examples=6)
+@layer_settings(6)
 @given(
     n=st.integers(1, 10),
     s=st.integers(1, 30),

@@ -6,9 +6,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from bounded import layer_settings
+from hypothesis import given
 from hypothesis import strategies as st
 from oblivious import view_shape
+from server_view import assert_server_view
 
 from secmoe.encoding import FixedPoint, Ring
 from secmoe.errors import SpecError
@@ -43,7 +45,7 @@ def shares(seed: int, n: int, bits: int) -> tuple[np.ndarray, np.ndarray, np.nda
     return x, c, ring.sub(x, c)
 
 
-@settings(max_examples=10)
+@layer_settings(10)
 @given(n=st.integers(1, 40), bits=st.sampled_from([8, 32, 64]), seed=st.integers(0, 255))
 def test_mul(n: int, bits: int, seed: int) -> None:
     ring = Ring(bits)
@@ -67,7 +69,7 @@ def test_mul_with_dealer_triples_is_one_round() -> None:
     assert res.cost.rounds == 1 and res.cost.total().bytes == 2 * 2 * 8 * 8
 
 
-@settings(max_examples=10)
+@layer_settings(10)
 @given(n=st.integers(1, 60), seed=st.integers(0, 255))
 def test_and_b2a_mux(n: int, seed: int) -> None:
     src = Prg(bytes([seed]) * 32, dst("test", "bits"))
@@ -99,11 +101,13 @@ def test_server_view_does_not_depend_on_the_clients_values() -> None:
             zero_b, zero_x = np.zeros(16, np.uint8), np.zeros(16, np.uint64)
             return mul(ctx, zero_x, zero_x), b2a(ctx, zero_b), mux(ctx, zero_b, zero_x)
 
-        views.append(view_shape(run(client, server, record="hash").transcript, "server"))
+        res = run(client, server, record="hash")
+        assert_server_view(res.transcript, "mul", "b2a", "mux")
+        views.append(view_shape(res.transcript, "server"))
     assert views[0] == views[1]
 
 
-@settings(max_examples=12)
+@layer_settings(12)
 @given(n=st.integers(1, 30), bits=st.integers(1, 64), seed=st.integers(0, 255))
 def test_millionaire(n: int, bits: int, seed: int) -> None:
     src = Prg(bytes([seed]) * 32, dst("test", "mill"))
@@ -113,7 +117,7 @@ def test_millionaire(n: int, bits: int, seed: int) -> None:
     assert np.array_equal(res.client ^ res.server, (u < v).astype(np.uint8))
 
 
-@settings(max_examples=8)
+@layer_settings(8)
 @given(bits=st.sampled_from([2, 8, 33, 64]), seed=st.integers(0, 255))
 def test_msb_and_lt_public(bits: int, seed: int) -> None:
     ring = Ring(bits)
@@ -141,7 +145,9 @@ def test_comparison_view_is_input_independent_and_bad_width_rejected() -> None:
         def server(ctx: PartyContext) -> Any:
             return msb(ctx, np.zeros(16, np.uint64))
 
-        views.append(view_shape(run(client, server, record="hash").transcript, "server"))
+        res = run(client, server, record="hash")
+        assert_server_view(res.transcript, "msb")
+        views.append(view_shape(res.transcript, "server"))
     assert views[0] == views[1]
     with pytest.raises(SpecError):
         run(
@@ -150,7 +156,7 @@ def test_comparison_view_is_input_independent_and_bad_width_rejected() -> None:
         )
 
 
-@settings(max_examples=8)
+@layer_settings(8)
 @given(bits=st.sampled_from([8, 16, 40, 64]), seed=st.integers(0, 255), data=st.data())
 def test_trunc_is_exact(bits: int, seed: int, data: st.DataObject) -> None:
     ring = Ring(bits)
@@ -181,7 +187,7 @@ def test_trunc_rejects_bad_shifts() -> None:
             )
 
 
-@settings(max_examples=6)
+@layer_settings(6)
 @given(
     seed=st.integers(0, 255),
     table=st.sampled_from(["gelu", "silu", "relu"]),
@@ -237,7 +243,7 @@ def test_piecewise_plan_width_and_live_segments() -> None:
         plan(far, fxp)
 
 
-@settings(max_examples=8)
+@layer_settings(8)
 @given(bits=st.sampled_from([8, 33, 64]), seed=st.integers(0, 255), data=st.data())
 def test_msb_and_lt_public_in_a_smaller_ring(bits: int, seed: int, data: st.DataObject) -> None:
     ring = Ring(bits)
@@ -266,7 +272,7 @@ def test_msb_and_lt_public_in_a_smaller_ring(bits: int, seed: int, data: st.Data
             run(lambda ctx, w=bad: msb(ctx, xc, w), lambda ctx, w=bad: msb(ctx, xc, w), bits)
 
 
-@settings(max_examples=6)
+@layer_settings(6)
 @given(entries=st.integers(2, 130), seed=st.integers(0, 255))
 def test_onehot_and_equal(entries: int, seed: int) -> None:
     ring = Ring(64)
@@ -301,6 +307,7 @@ def test_piecewise_server_view_does_not_depend_on_the_input() -> None:
             server_seed=bytes(32),
             record="hash",
         )
+        assert_server_view(res.transcript, "piecewise")
         views.append(view_shape(res.transcript, "server"))
     assert views[0] == views[1]
 

@@ -9,10 +9,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from bounded import layer_settings
 from costs import assert_cost
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from oblivious import view_shape
+from server_view import assert_server_view
 
 from secmoe.encoding import FixedPoint, Ring, RingVec, bit_vec_decode, ring_vec_decode
 from secmoe.errors import SpecError
@@ -71,7 +73,7 @@ def matrices(bound_bits: int) -> st.SearchStrategy[tuple[np.ndarray, int]]:
     return draw()
 
 
-@settings(max_examples=30, deadline=None)
+@layer_settings(30)
 @given(case=matrices(4), data=st.data())
 def test_topk_equals_the_oracle_with_ties(case: Any, data: st.DataObject) -> None:
     x, bits = case
@@ -117,7 +119,7 @@ def test_topk_edge_cases_n_1_and_k_equals_n() -> None:
     assert signed(ring, res.client.indices, res.server.indices).tolist() == [[0, 2, 5, 3, 1, 4]]
 
 
-@settings(max_examples=20, deadline=None)
+@layer_settings(20)
 @given(case=matrices(2))
 def test_maximum_and_argmax(case: Any) -> None:
     x, bits = case
@@ -141,7 +143,7 @@ def test_a_vector_is_one_row() -> None:
     assert signed(ring, res.client[1], res.server[1]).tolist() == [3]
 
 
-@settings(max_examples=8, deadline=None)
+@layer_settings(8)
 @given(bits=st.sampled_from([8, 16, 64]), seed=st.integers(0, 255))
 def test_lt(bits: int, seed: int) -> None:
     top = (1 << (bits - 2)) - 1
@@ -191,11 +193,13 @@ def test_the_servers_view_does_not_depend_on_the_routing() -> None:
             zero = np.zeros((2, 5), np.uint64)
             return argmax(ctx, zero), topk(ctx, zero, 2, True)
 
-        views.append(view_shape(run(client, server, record="hash").transcript, "server"))
+        res = run(client, server, record="hash")
+        assert_server_view(res.transcript, "argmax", "topk")
+        views.append(view_shape(res.transcript, "server"))
     assert views[0] == views[1] and len(views[0]) > 0
 
 
-@settings(max_examples=5, deadline=None)
+@layer_settings(5)
 @given(
     rows=st.integers(1, 3),
     n=st.integers(1, 9),

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from costs import measured_run
 from oblivious import view_shape
+from server_view import assert_server_view
 
 from secmoe.cli import main
 from secmoe.errors import SpecError
@@ -180,6 +181,7 @@ def test_server_view_does_not_depend_on_the_token_ids() -> None:
         )
         assert np.array_equal(res.client, transformer_fixed(ONE_BLOCK, fw, ids))
         assert res.server == 2
+        assert_server_view(res.transcript, "transformer_client")
         views.append(view_shape(res.transcript, "server"))
     assert views[0] == views[1]
     labels = {v[1] for v in views[0]}

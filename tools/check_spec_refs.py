@@ -7,6 +7,15 @@ Rules:
    file exists, ``anchor`` is the anchor of the heading `` `name` `` there, N is its number, and
    the cited ``name`` is the name of the function or class that carries the docstring.
 3. Every algorithm heading is implemented by exactly one function or class.
+4. Every free-text reference ``§N`` (also ``§N-M`` and ``§N-§M``) in a docstring or a comment of
+   reference/, tools/ and tests/ names a section that exists: a numbered heading (``## 20.5 ...``)
+   or an algorithm (``**Algorithm 20.5.1**``). Where the reference says more, that must hold too:
+   - ``spec/FILE.md §N``: section N is in FILE;
+   - ``§N `name` `` or `` `name` (§N``, ``name`` an algorithm: it is section N or lies inside it;
+   - the first ``§N`` in a module docstring's first paragraph, in a module whose functions cite
+     algorithms (rule 2): N contains one of them, or lies inside one's section (a module's title
+     says which part of the spec it implements, so `trunc.py` citing ``§30.6`` for truncation
+     fails).
 
 Exit status 0 when all hold, 1 otherwise (one line per problem).
 """
@@ -14,8 +23,10 @@ Exit status 0 when all hold, 1 otherwise (one line per problem).
 from __future__ import annotations
 
 import ast
+import io
 import re
 import sys
+import tokenize
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +34,14 @@ ROOT = Path(__file__).resolve().parent.parent
 HEADING = re.compile(r"^(#{1,6}) (.*)$")
 ALGO_HEADING = re.compile(r"^### `([A-Za-z_][A-Za-z0-9_]*)`$")
 ALGO_NUMBER = re.compile(r"^\*\*Algorithm ([0-9]+(?:\.[0-9]+)*)\*\*")
+SECTION_HEADING = re.compile(r"^#{1,6} ([0-9]+(?:\.[0-9]+)*)\.? ")
+NUM = r"[0-9]+(?:\.[0-9]+)*"
+FREE_REF = re.compile(
+    rf"(?:(spec/[0-9a-z-]+\.md)(?:#[a-z0-9_-]+)? )?§ ?({NUM})(?: ?- ?§? ?({NUM}))?"
+)
+NAME_AFTER = re.compile(r"^ `([A-Za-z_][A-Za-z0-9_]*)`")
+NAME_BEFORE = re.compile(r"`([A-Za-z_][A-Za-z0-9_]*)` \((?:spec )?$")
+SCANNED = ("reference", "tools", "tests")
 CITATION = re.compile(
     r"Implements spec §([0-9]+(?:\.[0-9]+)*) `([A-Za-z_][A-Za-z0-9_]*)` \(spec/([0-9a-z-]+\.md)#([a-z0-9_-]+)\)"
 )
@@ -82,7 +101,7 @@ def spec_algorithms(spec_dir: Path, problems: list[str]) -> dict[str, Algorithm]
     return found
 
 
-def citations(code_dir: Path) -> list[tuple[str, int, str, str, str, str, str]]:
+def citations(code_dir: Path, root: Path = ROOT) -> list[tuple[str, int, str, str, str, str, str]]:
     """(file, line, object name, number, cited name, spec file, anchor) for every citation."""
     out: list[tuple[str, int, str, str, str, str, str]] = []
     for path in sorted(code_dir.rglob("*.py")):
@@ -95,18 +114,112 @@ def citations(code_dir: Path) -> list[tuple[str, int, str, str, str, str, str]]:
                 continue
             flat = " ".join(doc.split())
             for m in CITATION.finditer(flat):
-                rel = path.relative_to(ROOT).as_posix()
+                rel = path.relative_to(root).as_posix()
                 out.append(
                     (rel, node.lineno, node.name, m.group(1), m.group(2), m.group(3), m.group(4))
                 )
     return out
 
 
+def spec_sections(spec_dir: Path) -> dict[str, str]:
+    """Section number -> spec file, for every numbered heading and every algorithm number."""
+    out: dict[str, str] = {}
+    for path in sorted(spec_dir.glob("*.md")):
+        in_code = False
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.startswith("```"):
+                in_code = not in_code
+            m = None if in_code else SECTION_HEADING.match(line) or ALGO_NUMBER.match(line)
+            if m:
+                out.setdefault(m.group(1), path.name)
+    return out
+
+
+def _inside(inner: str, outer: str) -> bool:
+    """Section ``inner`` is ``outer`` or one of its subsections."""
+    return inner == outer or inner.startswith(outer + ".")
+
+
+def free_texts(path: Path) -> list[tuple[int, str, bool]]:
+    """(line, text, is the module docstring's first line) of every docstring and comment."""
+    source = path.read_text(encoding="utf-8")
+    out: list[tuple[int, str, bool]] = []
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Module | ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            continue
+        body = node.body
+        if not (body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)):
+            continue
+        doc = body[0].value.value
+        if not isinstance(doc, str):
+            continue
+        line = body[0].lineno
+        first, _, rest = doc.partition("\n\n")
+        if isinstance(node, ast.Module):
+            out.append((line, " ".join(first.split()), True))
+            out.append((line, " ".join(rest.split()), False))
+        else:
+            out.append((line, " ".join(doc.split()), False))
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type == tokenize.COMMENT:
+            out.append((tok.start[0], tok.string, False))
+    return out
+
+
+def check_free_references(
+    root: Path, algos: dict[str, Algorithm], cited: dict[str, list[str]]
+) -> list[str]:
+    """Rule 4; ``cited``: file -> the algorithm numbers its functions cite (rule 2)."""
+    problems: list[str] = []
+    sections = spec_sections(root / "spec")
+    for top in SCANNED:
+        for path in sorted((root / top).rglob("*.py")):
+            rel = path.relative_to(root).as_posix()
+            own = cited.get(rel, [])
+            for line, text, is_title in free_texts(path):
+                for k, m in enumerate(FREE_REF.finditer(text)):
+                    where = f"{rel}:{line}"
+                    spec_file, first, last = m.group(1), m.group(2), m.group(3)
+                    missing = [n for n in (first, last) if n is not None and n not in sections]
+                    if missing:
+                        problems.append(f"{where}: §{missing[0]} is no section of the spec")
+                        continue
+                    if spec_file is not None and sections[first] != spec_file.removeprefix("spec/"):
+                        problems.append(
+                            f"{where}: §{first} is in spec/{sections[first]}, not {spec_file}"
+                        )
+                    after = NAME_AFTER.match(text[m.end() :]) if last is None else None
+                    before = NAME_BEFORE.search(text[: m.start()])
+                    for nm in (after, before):
+                        algo = algos.get(nm.group(1)) if nm else None
+                        if algo is not None and not _inside(algo.number, first):
+                            problems.append(
+                                f"{where}: §{first} is not the section of `{algo.name}` "
+                                f"(Algorithm {algo.number})"
+                            )
+                    ends = [n for n in (first, last) if n is not None]
+                    if (
+                        is_title
+                        and k == 0
+                        and own
+                        and not any(_inside(c, n) or _inside(n, c) for c in own for n in ends)
+                    ):
+                        problems.append(
+                            f"{where}: the module's title cites §{first}, but its functions "
+                            f"implement §{', §'.join(sorted(set(own)))}"
+                        )
+    return problems
+
+
 def check(root: Path = ROOT) -> list[str]:
     problems: list[str] = []
     algos = spec_algorithms(root / "spec", problems)
     implemented: dict[str, list[str]] = {}
-    for rel, line, obj, number, name, spec_file, anchor in citations(root / "reference" / "secmoe"):
+    cited: dict[str, list[str]] = {}
+    for rel, line, obj, number, name, spec_file, anchor in citations(
+        root / "reference" / "secmoe", root
+    ):
         where = f"{rel}:{line}"
         algo = algos.get(name)
         if not (root / "spec" / spec_file).exists():
@@ -126,6 +239,7 @@ def check(root: Path = ROOT) -> list[str]:
                 f"{where}: `{obj}` cites `{name}`: the code name must equal the heading"
             )
         implemented.setdefault(name, []).append(where)
+        cited.setdefault(rel, []).append(number)
     for name, algo in sorted(algos.items()):
         sites = implemented.get(name, [])
         if not sites:
@@ -136,6 +250,7 @@ def check(root: Path = ROOT) -> list[str]:
             problems.append(
                 f"spec/{algo.file}:{algo.line}: algorithm `{name}` is implemented twice: {', '.join(sites)}"
             )
+    problems += check_free_references(root, algos, cited)
     return problems
 
 

@@ -351,7 +351,14 @@ def load_moe_layer(
     def stacked(role: str, rows: int, cols: int, sources: list[dict[str, str]]) -> Floats:
         out = np.empty((len(sources), rows, cols), dtype=np.float64)
         for i, parts in enumerate(sources):
-            out[i] = ckpt.read(parts[role])
+            value = ckpt.read(parts[role])
+            # Step 5 checked the header; a data shape that differs (a (1, d) row would broadcast
+            # silently into every row) is refused here, not copied.
+            if value.shape != (rows, cols):
+                raise SpecError(
+                    f"tensor {parts[role]!r} reads as {value.shape}, not {(rows, cols)}"
+                )
+            out[i] = value
         return out
 
     routed = [experts[e] for e in range(n_experts)]
