@@ -464,6 +464,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--plot", help="bench moe: write a PNG of bytes vs experts to this file")
     b.set_defaults(func=cmd_bench)
 
+    from secmoe.trace.command import add_parser as add_trace_parser
+
+    add_trace_parser(sub)
+
     for name, helptext in (
         ("serve", "run the server party over TCP (default: the secure MoE layer, moe-demo)"),
         ("client", "run the client party over TCP (default: the secure MoE layer, moe-demo)"),
