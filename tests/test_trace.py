@@ -205,6 +205,17 @@ def test_demo_page_embeds_the_demo_transcript(pages: dict[str, Path]) -> None:
     assert {m["phase"] for m in data["messages"]} >= {"input", "offline", "online", "output"}
 
 
+def test_transformer_page(tmp_path: Path) -> None:
+    _, data = _trace(tmp_path, "tiny.html", "--transformer", "--tokens", "1")
+    _check_consistent(data)
+    names = [s["name"] for s in data["steps"]]
+    assert names.count("transformer_block") == 2  # the tiny model's two blocks
+    for name in ("embed", "attention", "moe", "route", "layernorm", "select_experts"):
+        assert name in names
+    assert data["transcript"][-1]["label"] == "transformer/output"
+    assert all(m["section"] is not None for m in data["messages"])
+
+
 def test_case_addressing_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SpecError, match="starts with its file's protocol name"):
         main_raw(["trace", "--case", "nothing.here/0", "--out", str(tmp_path / "x.html")])
