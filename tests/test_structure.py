@@ -31,7 +31,8 @@ LAYERS: dict[str, int] = {
     "transformer": 9,
     "vectors": 10,
     "bench": 10,
-    "cli": 11,
+    "trace": 11,
+    "cli": 12,
 }
 
 

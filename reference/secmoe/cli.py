@@ -232,13 +232,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from secmoe.bench.registry import BenchOptions, all_benchmarks, run_bench
 
     opts = BenchOptions(quick=args.quick, progress=_err)
-    from secmoe.bench.moe import ENV_DIMS, ENV_EXPERTS, ENV_PLOT, ENV_VARIANTS
+    from secmoe.bench.moe import ENV_DIMS, ENV_EXPERTS, ENV_VARIANTS
+    from secmoe.bench.plots import PLOTTERS, require_matplotlib, write_plot
 
-    # The moe benchmark's sizes and plot travel as environment variables (BenchOptions has none).
+    if args.plot:
+        if args.name not in PLOTTERS:
+            raise SpecError(f"--plot goes with {' or '.join(PLOTTERS)}, not {args.name}")
+        require_matplotlib()  # before an hour of benchmark, not after
+    # The moe benchmark's sizes travel as environment variables (BenchOptions has none).
     for value, var in (
         (args.experts, ENV_EXPERTS),
         (args.dims, ENV_DIMS),
-        (args.plot, ENV_PLOT),
         (args.variants, ENV_VARIANTS),
     ):
         if value:
@@ -252,6 +256,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for name in names:
         _err(f"bench {name}: running")
         result = run_bench(name, opts)
+        if args.plot:
+            result["plot"] = write_plot(name, result, args.plot)
+            _err(f"bench {name}: plotted {args.plot}")
         text = json.dumps(result, indent=None if args.json else 2)
         if out_dir is not None:
             out_dir.mkdir(parents=True, exist_ok=True)
@@ -618,8 +625,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="bench moe: which to run, e.g. secmoe (the others: formula only; default all)",
     )
     b.add_argument("--dims", help="bench moe: D_MODEL,D_FF (default 768,3072)")
-    b.add_argument("--plot", help="bench moe: write a PNG of bytes vs experts to this file")
+    b.add_argument(
+        "--plot",
+        help="bench moe: a PNG of bytes vs experts; bench nonlinear: bytes per element against "
+        "BumbleBee's GeLU (needs the plot extra: matplotlib)",
+    )
     b.set_defaults(func=cmd_bench)
+
+    from secmoe.trace.command import add_parser as add_trace_parser
+
+    add_trace_parser(sub)
 
     for name, helptext in (
         ("serve", "serve the server party over TCP until stopped (default protocol: moe-demo)"),

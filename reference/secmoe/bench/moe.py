@@ -11,22 +11,18 @@ its output is checked bit for bit against ``moe_fixed``; a wrong output raises.
 Sizes: Switch-Base (``d_model 768``, ``d_ff 3072``, GeGLU, top-1, softmax gate) for 8 to 128
 experts and one token by default; ``--quick`` is tiny. ``SECMOE_BENCH_MOE_EXPERTS=8,16`` and
 ``SECMOE_BENCH_MOE_DIMS=64,256`` (or ``secmoe bench moe --experts 8,16 --dims 64,256``)
-override the sizes; ``SECMOE_BENCH_MOE_PLOT=FILE.png`` (``--plot``) writes bytes vs experts.
+override the sizes; ``secmoe bench moe --plot FILE.png`` draws bytes vs experts (``plots``).
 """
 
 from __future__ import annotations
 
 import hashlib
-import itertools
 import os
-import struct
 import time
-import zlib
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
 from secmoe.bench.registry import BenchOptions, register_bench
 from secmoe.encoding import RingVec
@@ -48,7 +44,6 @@ from secmoe.session import PartyContext, run_local
 
 ENV_EXPERTS = "SECMOE_BENCH_MOE_EXPERTS"
 ENV_DIMS = "SECMOE_BENCH_MOE_DIMS"
-ENV_PLOT = "SECMOE_BENCH_MOE_PLOT"
 ENV_VARIANTS = "SECMOE_BENCH_MOE_VARIANTS"
 FULL_EXPERTS = (8, 16, 32, 64, 128)
 FULL_DIMS = (768, 3072)  # Switch-Base
@@ -62,8 +57,6 @@ VARIANTS: dict[str, Layer] = {
     "compute_then_select": moe_compute_then_select,
     "reveal_routing": moe_reveal_routing,
 }
-COLOURS = {"secmoe": (31, 119, 180), "compute_then_select": (214, 39, 40)}
-COLOURS["reveal_routing"] = (44, 160, 44)
 Entry = dict[str, object]
 # Sizes whose largest working array exceeds this are reported from the formula (24 GiB machine).
 MEMORY_BUDGET = 8 << 30
@@ -209,60 +202,6 @@ def _ratio(num: dict[str, Entry], den: dict[str, Entry], a: str, b: str | None =
     return round(x / y, 4)
 
 
-# --- a tiny PNG writer (matplotlib is not a dependency) -------------------------------------------
-
-
-def _png(path: str, image: NDArray[np.uint8]) -> None:
-    """Write an (h, w, 3) uint8 image as an 8-bit RGB PNG (filter 0 on every row)."""
-    h, w, _ = image.shape
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    raw = b"".join(b"\x00" + image[r].tobytes() for r in range(h))
-    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
-    data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw, 9))
-    with open(path, "wb") as fh:
-        fh.write(data + chunk(b"IEND", b""))
-
-
-def plot(path: str, series: dict[str, dict[str, Entry]], experts: tuple[int, ...]) -> Entry:
-    """Bytes (linear, from 0) against experts (log2 axis), one coloured polyline per variant."""
-    w, h, m = 640, 400, 40
-    img = np.full((h, w, 3), 255, dtype=np.uint8)
-    img[h - m, m : w - m + 1] = 0
-    img[m : h - m + 1, m] = 0
-    top = max(int(e["bytes"]) for s in series.values() for e in s.values())  # type: ignore[call-overload]
-    lo, hi = np.log2(experts[0]), np.log2(experts[-1])
-
-    def xy(e: int, b: int) -> tuple[float, float]:
-        fx = 0.5 if hi == lo else (np.log2(e) - lo) / (hi - lo)
-        fy = b / top if top else 0.0
-        return m + fx * (w - 2 * m), h - m - fy * (h - 2 * m)
-
-    for e in experts:
-        px = round(xy(e, 0)[0])
-        img[m : h - m, px] = np.minimum(img[m : h - m, px], 220)
-    for name, entries in series.items():
-        colour = np.array(COLOURS[name], dtype=np.uint8)
-        pts = [xy(e, int(entries[str(e)]["bytes"])) for e in experts if str(e) in entries]  # type: ignore[call-overload]
-        for (x0, y0), (x1, y1) in itertools.pairwise(pts):
-            for t in np.linspace(0.0, 1.0, 600):
-                px, py = round(x0 + t * (x1 - x0)), round(y0 + t * (y1 - y0))
-                img[py - 1 : py + 2, px - 1 : px + 2] = colour
-        for x0, y0 in pts:
-            px, py = round(x0), round(y0)
-            img[py - 4 : py + 5, px - 4 : px + 5] = colour
-    _png(path, img)
-    return {
-        "file": path,
-        "x": f"experts {list(experts)} (log2 axis, grey lines)",
-        "y": f"total bytes, linear from 0 to {top}",
-        "colours": {k: "#{:02x}{:02x}{:02x}".format(*v) for k, v in COLOURS.items()},
-    }
-
-
 @register_bench(
     "moe",
     "MoE layer: SecMoE (Select-Then-Compute) vs compute-then-select vs the INSECURE "
@@ -343,6 +282,4 @@ def bench_moe(opts: BenchOptions) -> dict[str, object]:
             "default_inputs with the same seed",
         },
     }
-    plot_path = os.environ.get(ENV_PLOT)
-    out["plot"] = plot(plot_path, results, experts) if plot_path else None
     return out

@@ -31,9 +31,9 @@ from secmoe.model.fixed import FixedWeights, encode_weights, moe_fixed
 from secmoe.model.plain import moe_float
 from secmoe.moe.layer import moe
 from secmoe.moe.select import X_BITS
-from secmoe.net.channel import CostRecord
+from secmoe.net.channel import CostRecord, RecordMode
 from secmoe.randomness import SEED_BYTES, derive_seed
-from secmoe.session import PartyContext, run_local
+from secmoe.session import PartyContext, RunResult, run_local
 from secmoe.sharing import arith_reconstruct, arith_share
 
 Floats = NDArray[np.float64]
@@ -197,21 +197,38 @@ def secure_demo(
         weights = default_weights(config)
     else:
         config, weights = model
-    fw = encode_weights(config, weights)
     x = default_inputs(config, tokens)
-    client_seed, server_seed = party_seeds(seed)
     t0 = time.perf_counter()
-    run = run_local(
+    run = demo_run(config, weights, x, seed, progress=progress, timeout=timeout)
+    wall = time.perf_counter() - t0
+    return summarize(config, weights, x, run.client, run.cost, wall, "in-process"), run.cost
+
+
+def demo_run(
+    config: MoEConfig,
+    weights: MoEWeights,
+    x: Floats,
+    seed: bytes = DEMO_SEED,
+    *,
+    progress: Callable[[str], None] | None = None,
+    timeout: float = DEMO_TIMEOUT,
+    record: RecordMode = "none",
+) -> RunResult[ClientView, int]:
+    """One in-process run of ``demo_client`` and ``demo_server`` on tokens ``x`` (floats), the
+    session seeds from ``party_seeds(seed)``; ``record`` keeps the client's transcript (what
+    ``secmoe trace --demo`` draws)."""
+    fw = encode_weights(config, weights)
+    client_seed, server_seed = party_seeds(seed)
+    return run_local(
         lambda ctx: demo_client(ctx, config, x),
         lambda ctx: demo_server(ctx, config, fw),
         client_seed=client_seed,
         server_seed=server_seed,
         fxp=config.fxp,
         timeout=timeout,
+        record=record,
         progress=progress,
     )
-    wall = time.perf_counter() - t0
-    return summarize(config, weights, x, run.client, run.cost, wall, "in-process"), run.cost
 
 
 def format_report(d: dict[str, Any]) -> str:

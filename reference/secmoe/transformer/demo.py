@@ -33,9 +33,9 @@ from secmoe.model.transformer import (
     transformer_float,
 )
 from secmoe.moe.demo import DEMO_SEED, party_seeds
-from secmoe.net.channel import CostRecord
+from secmoe.net.channel import CostRecord, RecordMode
 from secmoe.randomness import Prg, dst
-from secmoe.session import PartyContext, run_local
+from secmoe.session import PartyContext, RunResult, run_local
 from secmoe.sharing import arith_reconstruct
 from secmoe.transformer.model import transformer
 
@@ -176,19 +176,35 @@ def secure_model_demo(
     demo's; the ids are the first sequence of ``model_inputs(config, 1, tokens, TINY_SEED)``."""
     model = load_model(name)
     ids = model_inputs(model.config, 1, tokens, TINY_SEED)[0]
-    client_seed, server_seed = party_seeds(seed)
     t0 = time.perf_counter()
-    run = run_local(
+    run = model_run(model, ids, seed, progress=progress, timeout=timeout)
+    wall = time.perf_counter() - t0
+    return summarize_model(model, ids, run.client, run.cost, wall, "in-process"), run.cost
+
+
+def model_run(
+    model: Model,
+    ids: Ints,
+    seed: bytes = DEMO_SEED,
+    *,
+    progress: Callable[[str], None] | None = None,
+    timeout: float = DEMO_TIMEOUT,
+    record: RecordMode = "none",
+) -> RunResult[RingVec, int]:
+    """One in-process run of ``transformer_client`` and ``transformer_server`` on token ``ids``,
+    the session seeds from ``party_seeds(seed)``; ``record`` keeps the client's transcript
+    (what ``secmoe trace --transformer`` draws)."""
+    client_seed, server_seed = party_seeds(seed)
+    return run_local(
         lambda ctx: transformer_client(ctx, model.config, ids),
         lambda ctx: transformer_server(ctx, model.config, model.fixed),
         client_seed=client_seed,
         server_seed=server_seed,
         fxp=model.config.fxp,
         timeout=timeout,
+        record=record,
         progress=progress,
     )
-    wall = time.perf_counter() - t0
-    return summarize_model(model, ids, run.client, run.cost, wall, "in-process"), run.cost
 
 
 def format_model_report(d: dict[str, Any]) -> str:
