@@ -37,9 +37,11 @@ from secmoe.model.classifier import (
 )
 from secmoe.model.datasets import load_dataset
 from secmoe.model.fixed import FixedWeights, encode_weights
+from secmoe.moe.cost import moe_cost
 from secmoe.moe.demo import party_seeds
 from secmoe.moe.layer import moe
-from secmoe.protocols.linear import matmul
+from secmoe.protocols.cost import Pattern, ring_bytes, send, seq
+from secmoe.protocols.linear import matmul, matmul_cost
 from secmoe.randomness import system_seed
 from secmoe.session import PartyContext, run_local
 from secmoe.sharing import arith_reconstruct, arith_share
@@ -140,6 +142,24 @@ def _classify(
     if head is not None:
         logits = ring.add(logits, head.b_head[None, :])
     return logits
+
+
+def classify_cost(config: ClassifierConfig, batches: Sequence[int]) -> Pattern:
+    """``classify_client`` / ``classify_server`` on batches of the given sizes in a fresh session
+    (spec §60.3.3): per batch its size, the shares, the layer (the OT and HE set-ups in the
+    first), the head, the logits' shares; then the closing 0."""
+    moe_config = config.moe
+    w, d, c = ring_bytes(moe_config.ring_bits), moe_config.d_model, config.n_classes
+    parts: list[Pattern] = []
+    for i, t in enumerate(batches):
+        parts += [
+            send("client", 4, "input"),
+            send("client", t * d * w, "input"),
+            moe_cost(moe_config, t, fresh_he=i == 0, fresh_ot=i == 0),
+            matmul_cost(t, d, c, moe_config.ring_bits, moe_config.frac_bits),
+            send("server", t * c * w, "output"),
+        ]
+    return seq(*parts, send("client", 4, "input"))
 
 
 @dataclass(frozen=True)
@@ -245,7 +265,7 @@ def accuracy_report(
 def ablation_report(dataset: str, arch: str, limit: int | None = None) -> dict[str, Any]:
     """Fixed-point accuracy with each approximation swapped for its exact float version.
 
-    Implements spec §60.5.1 `ablation_report` (spec/60-accuracy.md#ablation_report).
+    Implements spec §60.5.2 `ablation_report` (spec/60-accuracy.md#ablation_report).
     """
     config, weights = load_classifier(model_path(dataset, arch))  # type: ignore[arg-type]
     data = load_dataset(dataset)

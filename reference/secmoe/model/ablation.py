@@ -100,7 +100,7 @@ def classifier_fixed_ablated(
 ) -> RingVec:
     """``classifier_fixed`` with the approximations in ``exact`` swapped for exact versions.
 
-    Implements spec §60.5.2 `classifier_fixed_ablated` (spec/60-accuracy.md#classifier_fixed_ablated).
+    Implements spec §60.5.1 `classifier_fixed_ablated` (spec/60-accuracy.md#classifier_fixed_ablated).
     """
     # Step 1: the layer with the swaps (``exact`` empty: moe_fixed itself).
     y = moe_fixed_ablated(config.moe, encode_weights(config.moe, weights.moe), x, exact)
