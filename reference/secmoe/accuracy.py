@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -219,12 +220,13 @@ def accuracy_report(
     seed: bytes | None = None,
     secure: bool = True,
     verbose: bool = True,
+    models: Path | None = None,
 ) -> dict[str, Any]:
     """The report of one architecture on a data set's test split (its first ``limit`` samples).
 
     Implements spec §60.4.1 `accuracy_report` (spec/60-accuracy.md#accuracy_report).
     """
-    config, weights = load_classifier(model_path(dataset, arch))  # type: ignore[arg-type]
+    config, weights = load_classifier(model_path(dataset, arch, models))  # type: ignore[arg-type]
     data = load_dataset(dataset)
     n = data.x_test.shape[0] if limit is None else min(limit, data.x_test.shape[0])
     if n < 1:
@@ -262,12 +264,14 @@ def accuracy_report(
     return out
 
 
-def ablation_report(dataset: str, arch: str, limit: int | None = None) -> dict[str, Any]:
+def ablation_report(
+    dataset: str, arch: str, limit: int | None = None, models: Path | None = None
+) -> dict[str, Any]:
     """Fixed-point accuracy with each approximation swapped for its exact float version.
 
     Implements spec §60.5.2 `ablation_report` (spec/60-accuracy.md#ablation_report).
     """
-    config, weights = load_classifier(model_path(dataset, arch))  # type: ignore[arg-type]
+    config, weights = load_classifier(model_path(dataset, arch, models))  # type: ignore[arg-type]
     data = load_dataset(dataset)
     n = data.x_test.shape[0] if limit is None else min(limit, data.x_test.shape[0])
     labels = data.y_test[:n]

@@ -178,10 +178,17 @@ def cmd_accuracy(args: argparse.Namespace) -> int:
     exact = True
     for arch in archs:
         if args.ablate:
-            out[arch] = ablation_report(args.dataset, arch, args.limit)
+            out[arch] = ablation_report(args.dataset, arch, args.limit, args.models)
             continue
         rep = accuracy_report(
-            args.dataset, arch, args.limit, args.batch, seed, not args.plaintext, not args.quiet
+            args.dataset,
+            arch,
+            args.limit,
+            args.batch,
+            seed,
+            not args.plaintext,
+            not args.quiet,
+            args.models,
         )
         exact = exact and rep.get("secure_logits_equal_fixed", True) is True
         out[arch] = rep
@@ -477,6 +484,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--dataset", choices=DATASETS, default="digits")
     a.add_argument("--arch", choices=(*ARCHS, "both"), default="both")
     a.add_argument("--limit", type=int, help="only the first N test samples (default: all)")
+    a.add_argument(
+        "--models", type=Path, help="directory of DATASET-ARCH.safetensors (default: the committed)"
+    )
     a.add_argument(
         "--batch", type=int, default=DEFAULT_BATCH, help=f"samples per secure batch ({DEFAULT_BATCH})"
     )

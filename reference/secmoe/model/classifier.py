@@ -256,6 +256,13 @@ def load_classifier(path: Path) -> tuple[ClassifierConfig, ClassifierWeights]:
     return config, weights
 
 
-def model_path(dataset: str, arch: Arch) -> Path:
-    """The committed file of a (data set, architecture): ``trained/{dataset}-{arch}.safetensors``."""
-    return MODEL_DIR / f"{dataset}-{arch}.safetensors"
+def model_path(dataset: str, arch: Arch, directory: Path | None = None) -> Path:
+    """The file of a (data set, architecture): ``{dataset}-{arch}.safetensors`` in ``directory``
+    (default: the committed ``trained/``); ``SpecError`` if it does not exist."""
+    path = (MODEL_DIR if directory is None else Path(directory)) / f"{dataset}-{arch}.safetensors"
+    if not path.is_file():
+        raise SpecError(
+            f"no trained model {path}: python tools/train_classifier.py --dataset {dataset} "
+            f"--arch {arch} --out DIR, then --models DIR"
+        )
+    return path
