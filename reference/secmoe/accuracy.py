@@ -25,6 +25,8 @@ from secmoe.encoding import RingVec
 from secmoe.errors import ProtocolError, SpecError
 from secmoe.model.ablation import APPROXIMATIONS, classifier_fixed_ablated
 from secmoe.model.classifier import (
+    ARCHS,
+    Arch,
     ClassifierConfig,
     ClassifierWeights,
     FixedHead,
@@ -163,6 +165,14 @@ def classify_cost(config: ClassifierConfig, batches: Sequence[int]) -> Pattern:
     return seq(*parts, send("client", 4, "input"))
 
 
+def check_arch(arch: str) -> Arch:
+    """``arch`` as an architecture name, or ``SpecError``."""
+    for a in ARCHS:
+        if arch == a:
+            return a
+    raise SpecError(f"arch must be one of {ARCHS}, got {arch!r}")
+
+
 @dataclass(frozen=True)
 class SecureRun:
     """The client's secure logits (N, n_classes) and the run's cost."""
@@ -226,7 +236,7 @@ def accuracy_report(
 
     Implements spec §60.4.1 `accuracy_report` (spec/60-accuracy.md#accuracy_report).
     """
-    config, weights = load_classifier(model_path(dataset, arch, models))  # type: ignore[arg-type]
+    config, weights = load_classifier(model_path(dataset, check_arch(arch), models))
     data = load_dataset(dataset)
     n = data.x_test.shape[0] if limit is None else min(limit, data.x_test.shape[0])
     if n < 1:
@@ -271,7 +281,7 @@ def ablation_report(
 
     Implements spec §60.5.2 `ablation_report` (spec/60-accuracy.md#ablation_report).
     """
-    config, weights = load_classifier(model_path(dataset, arch, models))  # type: ignore[arg-type]
+    config, weights = load_classifier(model_path(dataset, check_arch(arch), models))
     data = load_dataset(dataset)
     n = data.x_test.shape[0] if limit is None else min(limit, data.x_test.shape[0])
     labels = data.y_test[:n]
