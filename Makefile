@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 k ?=
 
-.PHONY: help setup test demo vectors verify-vectors bench typecheck lint pytest clean
+.PHONY: help setup test demo accuracy vectors verify-vectors bench typecheck lint pytest clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -34,10 +34,16 @@ test: lint typecheck pytest ## ruff, mypy --strict and pytest (the CI job)
 demo: $(STAMP) ## the main job on the built-in default model
 	$(BIN)/secmoe demo
 
+accuracy: $(STAMP) ## the trained classifiers' digits test split: float, fixed point, secure (slow)
+	$(BIN)/secmoe accuracy --json
+
 vectors: $(STAMP) ## regenerate vectors/ (byte-identical when nothing changed)
 	$(BIN)/secmoe vectors generate --out vectors
 
-verify-vectors: $(STAMP) ## check vectors/ against a fresh regeneration
+verify-accuracy: $(STAMP) ## the trained classifiers' digits test split: float, fixed point, secure (slow)
+	$(BIN)/secmoe accuracy --json
+
+vectors: $(STAMP) ## check vectors/ against a fresh regeneration
 	$(BIN)/secmoe vectors verify vectors
 
 bench: $(STAMP) ## run every benchmark, JSON to bench/results/

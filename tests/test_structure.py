@@ -29,6 +29,7 @@ LAYERS: dict[str, int] = {
     "protocols": 7,
     "moe": 8,
     "transformer": 9,
+    "accuracy": 10,
     "vectors": 10,
     "bench": 10,
     "trace": 11,

@@ -13,10 +13,12 @@ from pathlib import Path
 import numpy as np
 
 from secmoe import cli_args
+from secmoe.accuracy import DEFAULT_BATCH, ablation_report, accuracy_report, format_accuracy
 from secmoe.encoding import FixedPoint
 from secmoe.errors import ProtocolError, SecmoeError, SpecError
 from secmoe.he.memory import keep_freed_memory
 from secmoe.model.checkpoint import load_moe_layer
+from secmoe.model.classifier import ARCHS, DATASETS
 from secmoe.model.default import default_config, default_inputs, default_weights
 from secmoe.model.fixed import encode_weights
 from secmoe.moe.demo import (
@@ -178,6 +180,32 @@ def _print_demo(
 
 
 # --- cost -----------------------------------------------------------------------------------------
+
+
+def cmd_accuracy(args: argparse.Namespace) -> int:
+    archs = list(ARCHS) if args.arch == "both" else [args.arch]
+    seed = None if args.seed is None else _seed(args.seed)
+    out: dict[str, object] = {"dataset": args.dataset}
+    exact = True
+    for arch in archs:
+        if args.ablate:
+            out[arch] = ablation_report(args.dataset, arch, args.limit, args.models)
+            continue
+        rep = accuracy_report(
+            args.dataset,
+            arch,
+            args.limit,
+            args.batch,
+            seed,
+            not args.plaintext,
+            not args.quiet,
+            args.models,
+        )
+        exact = exact and rep.get("secure_logits_equal_fixed", True) is True
+        out[arch] = rep
+    print(json.dumps(out, indent=2) if args.json else format_accuracy(out))
+    # A secure logit that differs from the fixed-point model's is a bug: exit 1.
+    return 0 if exact else 1
 
 
 def cmd_cost(args: argparse.Namespace) -> int:
@@ -613,6 +641,29 @@ def build_parser() -> argparse.ArgumentParser:
         x.add_argument("--only", nargs="*", help="protocol names or path prefixes")
         x.add_argument("-v", "--verbose", action="store_true")
     v.set_defaults(func=cmd_vectors)
+
+    a = sub.add_parser(
+        "accuracy", help="a trained MoE classifier's test split: float, fixed point, secure"
+    )
+    a.add_argument("--dataset", choices=DATASETS, default="digits")
+    a.add_argument("--arch", choices=(*ARCHS, "both"), default="both")
+    a.add_argument("--limit", type=int, help="only the first N test samples (default: all)")
+    a.add_argument(
+        "--models", type=Path, help="directory of DATASET-ARCH.safetensors (default: the committed)"
+    )
+    a.add_argument(
+        "--batch", type=int, default=DEFAULT_BATCH, help=f"samples per secure batch ({DEFAULT_BATCH})"
+    )
+    a.add_argument("--plaintext", action="store_true", help="float and fixed point only")
+    a.add_argument(
+        "--ablate",
+        action="store_true",
+        help="fixed point with the activation, exp, reciprocal each made exact (no secure run)",
+    )
+    a.add_argument("--seed", help="32-byte hex seed of the secure run (default: fresh)")
+    a.add_argument("--json", action="store_true")
+    a.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    a.set_defaults(func=cmd_accuracy)
 
     b = sub.add_parser("bench", help="run a benchmark (NAME, 'all' or 'list')")
     b.add_argument("name")
