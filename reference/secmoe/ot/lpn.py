@@ -1,0 +1,149 @@
+"""The primal LPN encoding with a local linear code (spec/11-silent-ot.md#lpn_code).
+
+The code is public: column i of the k x n generator matrix has (up to) d non-zero entries at
+row indices drawn from a PRG with a fixed public seed, so both parties (and every session) use
+the same matrix, which is built once per process and cached. The encoding XORs, for each output
+i, the d rows of a table selected by column i: a gather-and-XOR, in plain numpy
+(:func:`lpn_encode_numpy`, the reference) or in a compiled kernel (:func:`lpn_encode`, tested
+equal to it).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import cast
+
+import numba
+import numpy as np
+from numpy.typing import NDArray
+
+from secmoe.errors import SpecError
+from secmoe.randomness import Prg, dst
+
+Indices = NDArray[np.uint32]  # (n, d)
+
+
+@dataclass(frozen=True)
+class LpnCode:
+    """The public code of one (n, k, d): ``idx[i]`` are column i's d row indices in [0, k)."""
+
+    n: int
+    k: int
+    d: int
+    idx: Indices
+
+
+CODE_SEED = bytes(32)  # public: the code is a fixed public matrix (spec §11.5)
+_CHUNK = 1 << 22  # indices drawn per next_below call (memory bound only; output identical)
+
+
+def code_prg(n: int, k: int, d: int) -> Prg:
+    """``Prg(0^32, dst("ot.ferret", "code"), u64(n) || u64(k) || u64(d))``."""
+    return Prg(CODE_SEED, dst("ot.ferret", "code"), struct.pack("<QQQ", n, k, d))
+
+
+@lru_cache(maxsize=4)
+def lpn_code(n: int, k: int, d: int) -> LpnCode:
+    """The public local code: (n, d) row indices in [0, k), column i in row i.
+
+    Implements spec §11.5.1 `lpn_code` (spec/11-silent-ot.md#lpn_code).
+
+    ``code_prg(n, k, d).next_below(n d, k)`` (spec §2.3.4, rejection sampling), read column by
+    column. Cached: the matrix is public and the same for both parties and every session. The
+    result is read-only.
+    """
+    if not (1 <= d <= k < 1 << 32) or n < 1:
+        raise SpecError("the local code needs n >= 1 and 1 <= d <= k < 2^32")
+    prg = code_prg(n, k, d)
+    total = n * d
+    out = np.empty(total, dtype=np.uint32)
+    # next_below consumes exactly the bytes up to its last acceptance, so drawing in chunks
+    # gives the same sequence as one call (spec §2.3.4).
+    for start in range(0, total, _CHUNK):
+        stop = min(total, start + _CHUNK)
+        out[start:stop] = prg.next_below(stop - start, k)
+    idx = out.reshape(n, d)
+    idx.setflags(write=False)
+    return LpnCode(n, k, d, idx)
+
+
+def lpn_encode_numpy(
+    acc: NDArray[np.uint8], table: NDArray[np.uint8], code: LpnCode
+) -> NDArray[np.uint8]:
+    """The reference: ``out_i = acc_i XOR table[idx[i, 0]] XOR ... XOR table[idx[i, d-1]]``.
+
+    ``acc`` is (n, w) and ``table`` (k, w) uint8 for any row width w (16 for rows, 1 for bits).
+    """
+    _check(acc, table, code)
+    idx = code.idx
+    out = np.array(acc, dtype=np.uint8, copy=True)
+    step = 1 << 20
+    for start in range(0, idx.shape[0], step):
+        block = idx[start : start + step]
+        view = out[start : start + step]
+        for j in range(idx.shape[1]):
+            view ^= table[block[:, j]]
+    return out
+
+
+def _encode_rows_py(acc: NDArray[np.uint64], table: NDArray[np.uint64], idx: Indices) -> None:
+    """In place on (n, 2) words: the loop the compiled kernel runs."""
+    n, d = idx.shape
+    for i in range(n):
+        lo = acc[i, 0]
+        hi = acc[i, 1]
+        for j in range(d):
+            r = idx[i, j]
+            lo ^= table[r, 0]
+            hi ^= table[r, 1]
+        acc[i, 0] = lo
+        acc[i, 1] = hi
+
+
+def _encode_bits_py(acc: NDArray[np.uint8], table: NDArray[np.uint8], idx: Indices) -> None:
+    n, d = idx.shape
+    for i in range(n):
+        b = acc[i]
+        for j in range(d):
+            b ^= table[idx[i, j]]
+        acc[i] = b
+
+
+_Rows = Callable[[NDArray[np.uint64], NDArray[np.uint64], Indices], None]
+_Bits = Callable[[NDArray[np.uint8], NDArray[np.uint8], Indices], None]
+# nogil: both parties run in threads of one process in local runs; the kernels must not
+# serialise them.
+_encode_rows_jit = cast(_Rows, numba.njit(nogil=True, cache=True)(_encode_rows_py))
+_encode_bits_jit = cast(_Bits, numba.njit(nogil=True, cache=True)(_encode_bits_py))
+
+
+def _check(acc: NDArray[np.uint8], table: NDArray[np.uint8], code: LpnCode) -> None:
+    # The compiled kernel does not bounds-check: the table must have exactly k rows.
+    if acc.shape[0] != code.n or table.shape[0] != code.k or acc.shape[1:] != table.shape[1:]:
+        raise SpecError("lpn_encode needs n inputs and a table of k rows of the same width")
+
+
+def lpn_encode(
+    acc: NDArray[np.uint8], table: NDArray[np.uint8], code: LpnCode
+) -> NDArray[np.uint8]:
+    """The LPN encoding by the compiled kernel; equal to :func:`lpn_encode_numpy` (tested).
+
+    Implements spec §11.5.2 `lpn_encode` (spec/11-silent-ot.md#lpn_encode).
+
+    ``acc`` (n, 16) rows with ``table`` (k, 16) rows, or (n,) bits with (k,) bits.
+    """
+    _check(acc, table, code)
+    idx = code.idx
+    if acc.ndim == 2 and acc.shape[1] == 16 and table.ndim == 2 and table.shape[1] == 16:
+        out = np.array(acc, dtype=np.uint8, copy=True, order="C")
+        tab = np.ascontiguousarray(table, dtype=np.uint8)
+        _encode_rows_jit(out.view(np.uint64), tab.view(np.uint64), idx)
+        return out
+    if acc.ndim == 1 and table.ndim == 1:
+        bits = np.array(acc, dtype=np.uint8, copy=True)
+        _encode_bits_jit(bits, np.ascontiguousarray(table, dtype=np.uint8), idx)
+        return bits
+    raise SpecError("lpn_encode takes (n, 16) rows with (k, 16) rows, or (n,) with (k,) bits")
