@@ -138,12 +138,14 @@ def lpn_encode(
     _check(acc, table, code)
     idx = code.idx
     if acc.ndim == 2 and acc.shape[1] == 16 and table.ndim == 2 and table.shape[1] == 16:
+        # Fresh writable copies: numba compiles one specialisation per array signature
+        # (read-only or not), so keep it to one. The table is small (k rows).
         out = np.array(acc, dtype=np.uint8, copy=True, order="C")
-        tab = np.ascontiguousarray(table, dtype=np.uint8)
+        tab = np.array(table, dtype=np.uint8, copy=True, order="C")
         _encode_rows_jit(out.view(np.uint64), tab.view(np.uint64), idx)
         return out
     if acc.ndim == 1 and table.ndim == 1:
         bits = np.array(acc, dtype=np.uint8, copy=True)
-        _encode_bits_jit(bits, np.ascontiguousarray(table, dtype=np.uint8), idx)
+        _encode_bits_jit(bits, np.array(table, dtype=np.uint8, copy=True), idx)
         return bits
     raise SpecError("lpn_encode takes (n, 16) rows with (k, 16) rows, or (n,) with (k,) bits")
