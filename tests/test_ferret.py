@@ -117,14 +117,14 @@ def test_mpcot_is_regular() -> None:
     res = run(lambda ctx: mpcot_recv(ctx, p, t, r, 5), lambda ctx: mpcot_send(ctx, p, delta, q, 5))
     v, positions = res.client
     w = res.server
-    np.testing.assert_array_equal(positions >> p.log_bin, np.arange(p.t))
+    np.testing.assert_array_equal(positions % p.t, np.arange(p.t))
     e = np.zeros(p.n, np.uint8)
     e[positions] = 1
     np.testing.assert_array_equal(v, w ^ (e[:, None] * delta))
     # The noise positions are the complemented tree-COT bits, most significant level first.
     bits = (1 - r.reshape(p.t, p.log_bin)).astype(np.int64)
-    want = (bits << np.arange(p.log_bin - 1, -1, -1)).sum(axis=1)
-    np.testing.assert_array_equal(positions & ((1 << p.log_bin) - 1), want)
+    want = (bits << np.arange(p.log_bin)).sum(axis=1)  # level l gives bit l - 1
+    np.testing.assert_array_equal(positions // p.t, want)
 
 
 @given(st.integers(1, 6), st.integers(1, 5), st.binary(min_size=32, max_size=32))
@@ -134,15 +134,36 @@ def test_ggm_puncture_recovers_all_but_alpha(depth: int, t: int, seed: bytes) ->
     roots = np.frombuffer(src.next_bytes(16 * t), np.uint8).reshape(t, 16)
     leaves, sums = ggm_expand(roots, depth)
     alpha = src.next_below(t, 1 << depth).astype(np.int64)
-    bits = (alpha[:, None] >> np.arange(depth - 1, -1, -1)) & 1
+    bits = (alpha[:, None] >> np.arange(depth)) & 1
     known = sums[np.arange(t)[:, None], np.arange(depth)[None, :], 1 - bits]
     got = ggm_puncture(alpha, known, depth)
-    mask = np.ones((t, 1 << depth), bool)
-    mask[np.arange(t), alpha] = False
+    mask = np.ones((1 << depth, t), bool)
+    mask[alpha, np.arange(t)] = False
     np.testing.assert_array_equal(got[mask], leaves[mask])
     assert not got[~mask].any()
-    # Side sums are the XORs of the even and odd leaves at the last level.
-    np.testing.assert_array_equal(sums[:, -1, 0], np.bitwise_xor.reduce(leaves[:, 0::2], axis=1))
+    # Side sums of the last level: the XOR of the left half's and of the right half's leaves.
+    half = 1 << (depth - 1)
+    np.testing.assert_array_equal(sums[:, -1, 0], np.bitwise_xor.reduce(leaves[:half], axis=0))
+    np.testing.assert_array_equal(sums[:, -1, 1], np.bitwise_xor.reduce(leaves[half:], axis=0))
+
+
+def test_ggm_child_rule() -> None:
+    """Spec §11.1-11.2: node j's children are j (G_L) and j + 2^(l-1) (G_R), G = AES(x) XOR x."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    from secmoe.ot.ggm import KEY_LEFT, KEY_RIGHT
+
+    def g(key: bytes, x: bytes) -> bytes:
+        enc = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
+        y = enc.update(x) + enc.finalize()
+        return bytes(a ^ b for a, b in zip(x, y, strict=True))
+
+    root = bytes(range(16))
+    leaves, _ = ggm_expand(np.frombuffer(root, np.uint8).reshape(1, 16), 2)
+    want = [g(KEY_LEFT, g(KEY_LEFT, root)), g(KEY_LEFT, g(KEY_RIGHT, root))]
+    want += [g(KEY_RIGHT, g(KEY_LEFT, root)), g(KEY_RIGHT, g(KEY_RIGHT, root))]
+    # leaf x: level-1 side = bit 0 of x, level-2 side = bit 1 of x.
+    assert [leaves[x, 0].tobytes() for x in range(4)] == want
 
 
 @pytest.mark.parametrize("params", [TOY, TOY.boot, FERRET_128.boot])

@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from secmoe.encoding import BitVec
 from secmoe.errors import Party, SpecError
 from secmoe.ot.base import POINT_BYTES
-from secmoe.ot.ggm import ggm_expand, ggm_puncture, xor_all
+from secmoe.ot.ggm import ggm_expand, ggm_puncture, xor_nodes
 from secmoe.ot.iknp import (
     KAPPA,
     IknpReceiver,
@@ -116,8 +116,8 @@ def spcot_send(
     Implements spec §11.3.1 `spcot_send` (spec/11-silent-ot.md#spcot_send).
 
     ``roots`` (t, 16), ``q`` (t h, 16): the rows of the t h tree COTs, tree i level l at
-    ``i h + l - 1``. Returns the leaves (t, 2^h, 16), the masked sums (t h, 2, 16) and the
-    corrections (t, 16).
+    ``i h + l - 1``. Returns the leaves (2^h, t, 16) (leaf x of tree i at ``[x, i]``), the masked
+    sums (t h, 2, 16) and the corrections (t, 16).
     """
     t = roots.shape[0]
     h = q.shape[0] // t
@@ -129,14 +129,14 @@ def spcot_send(
     masked[:, 0] = sums.reshape(t * h, 2, ROW)[:, 0] ^ _hash(j, iteration, q)
     masked[:, 1] = sums.reshape(t * h, 2, ROW)[:, 1] ^ _hash(j, iteration, q ^ delta)
     # Step 3: c_i = Delta XOR the sum of all leaves.
-    corr = xor_all(leaves) ^ delta
+    corr = xor_nodes(leaves) ^ delta
     return leaves, masked, corr
 
 
 def spcot_recv(
     masked: Rows, corr: Rows, t_rows: Rows, r: BitVec, iteration: int
 ) -> tuple[NDArray[np.uint8], NDArray[np.int64]]:
-    """The receiver's side of t single-point COTs: leaves (the punctured one corrected) and alpha.
+    """The receiver's side of t single-point COTs: leaves (2^h, t, 16) and the points alpha.
 
     Implements spec §11.3.2 `spcot_recv` (spec/11-silent-ot.md#spcot_recv).
     """
@@ -147,18 +147,18 @@ def spcot_recv(
     b = np.asarray(r, dtype=np.int64)
     known = masked[j, b] ^ _hash(j, iteration, t_rows)
     a = (1 - b).reshape(t, h)
-    alpha = (a << np.arange(h - 1, -1, -1, dtype=np.int64)).sum(axis=1)
+    alpha = (a << np.arange(h, dtype=np.int64)).sum(axis=1)  # level l gives bit l - 1
     # Step 2: every leaf but alpha_i.
     leaves = ggm_puncture(alpha, known.reshape(t, h, ROW), h)
     # Step 3: leaf alpha_i = c_i XOR the sum of the others = the sender's leaf XOR Delta.
-    leaves[np.arange(t), alpha] = corr ^ xor_all(leaves)
+    leaves[alpha, np.arange(t)] = corr ^ xor_nodes(leaves)
     return leaves, alpha
 
 
 def mpcot_send(
     ctx: PartyContext, params: FerretParams, delta: Rows, q: Rows, iteration: int
 ) -> Rows:
-    """Regular multi-point COT, sender: t SPCOTs, one per bin of 2^log_bin; returns w (n, 16).
+    """Regular multi-point COT, sender: t SPCOTs, bin i = positions x t + i; returns w (n, 16).
 
     Implements spec §11.4.1 `mpcot_send` (spec/11-silent-ot.md#mpcot_send).
     """
@@ -183,7 +183,7 @@ def mpcot_recv(
     masked = np.frombuffer(raw, np.uint8).reshape(t * h, 2, ROW)
     corr = np.frombuffer(ctx.channel.recv(LABEL_CORR, ROW * t), np.uint8).reshape(t, ROW)
     leaves, alpha = spcot_recv(masked, corr, t_rows, r, iteration)
-    positions = (np.arange(t, dtype=np.int64) << h) + alpha
+    positions = alpha * t + np.arange(t, dtype=np.int64)
     return leaves.reshape(params.n, ROW), positions
 
 

@@ -1,8 +1,10 @@
 """GGM trees over 16-byte nodes, expanded a whole level at a time (spec/11-silent-ot.md#ggm_expand).
 
-A batch of ``t`` trees of depth ``h`` is an array of shape ``(t, 2^l, 16)`` per level ``l``.
-Each level is computed with two AES-128-ECB calls (one per child side) over every node of every
-tree at once, which is what makes the expansion fast in numpy.
+A batch of ``t`` trees is stored level-major: level ``l`` is an array of shape ``(2^l, t, 16)``
+(node index first, tree second). With the child rule of spec §11.2 (node j's children are
+j and j + 2^l), the next level is simply ``[G_L(level); G_R(level)]``: each half is one
+AES-128-ECB call over every node of every tree, written straight into its half, and the side
+sums are XOR reductions of the halves. No interleaving copy is ever made.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from numpy.typing import NDArray
 
 from secmoe.errors import SpecError
 
-Nodes = NDArray[np.uint8]  # (t, width, 16)
+Nodes = NDArray[np.uint8]  # (width, t, 16)
 
 KEY_LEFT = hashlib.shake_256(b"secmoe/v1/ot.ferret/ggm-left").digest(16)
 KEY_RIGHT = hashlib.shake_256(b"secmoe/v1/ot.ferret/ggm-right").digest(16)
@@ -23,39 +25,39 @@ _LEFT = Cipher(algorithms.AES(KEY_LEFT), modes.ECB())
 _RIGHT = Cipher(algorithms.AES(KEY_RIGHT), modes.ECB())
 
 
-def _mmo(cipher: Cipher[modes.ECB], x: Nodes, out: Nodes) -> None:
-    """out = pi(x) XOR x for every 16-byte node, pi = AES-128 under a fixed public key."""
-    enc = cipher.encryptor()
-    raw = np.ascontiguousarray(x, dtype=np.uint8)
-    # update_into writes straight into numpy memory: an order of magnitude faster than update()
-    # for large inputs; the API wants block_size - 1 bytes of slack.
-    buf = np.empty(raw.size + 15, dtype=np.uint8)
-    enc.update_into(raw.reshape(-1).data, buf.data)
-    np.bitwise_xor(buf[: raw.size].reshape(x.shape), raw, out=out)
-
-
 def ggm_children(parents: Nodes) -> Nodes:
-    """The next level: node j's children are 2j (left, key K_L) and 2j + 1 (right, key K_R)."""
-    t, width, _ = parents.shape
-    out = np.empty((t, width, 2, 16), dtype=np.uint8)
-    _mmo(_LEFT, parents, out[:, :, 0])
-    _mmo(_RIGHT, parents, out[:, :, 1])
-    return out.reshape(t, 2 * width, 16)
+    """The next level (2w, t, 16): node j's children are j (left, G_L) and j + w (right, G_R).
+
+    G_b(x) = pi_b(x) XOR x, pi_b = AES-128 under the fixed public key K_L or K_R. Each half is
+    one ``update_into`` call writing straight into the level's memory (an order of magnitude
+    faster than ``update()`` on large inputs); the API wants 15 spare bytes after the output,
+    hence the slack at the end of the buffer.
+    """
+    width, t, _ = parents.shape
+    src = np.ascontiguousarray(parents, dtype=np.uint8)
+    size = src.size
+    buf = np.empty(2 * size + 15, dtype=np.uint8)
+    # Left half first: its call may use the slack, which the right half then overwrites.
+    _LEFT.encryptor().update_into(src.reshape(-1).data, buf[: size + 15].data)
+    _RIGHT.encryptor().update_into(src.reshape(-1).data, buf[size:].data)
+    level = buf[: 2 * size].reshape(2 * width, t, 16)
+    np.bitwise_xor(level[:width], src, out=level[:width])
+    np.bitwise_xor(level[width:], src, out=level[width:])
+    return level
+
+
+def xor_nodes(nodes: Nodes) -> NDArray[np.uint8]:
+    """(t, 16): the XOR over the node axis, tree by tree."""
+    width, t, _ = nodes.shape
+    words = nodes.reshape(width, t * 16).view(np.uint64)
+    out: NDArray[np.uint64] = np.bitwise_xor.reduce(words, axis=0)
+    return out.view(np.uint8).reshape(t, 16)
 
 
 def side_sums(level: Nodes) -> Nodes:
-    """(t, 2, 16): XOR of the even-index (left) and of the odd-index (right) nodes of a level."""
-    t, width, _ = level.shape
-    words = level.view(np.uint64).reshape(t, width // 2, 2, 2)
-    sums = np.bitwise_xor.reduce(words, axis=1)
-    return np.ascontiguousarray(sums).view(np.uint8).reshape(t, 2, 16)
-
-
-def xor_all(level: Nodes) -> NDArray[np.uint8]:
-    """(t, 16): XOR of every node of each tree."""
-    t, width, _ = level.shape
-    words = level.view(np.uint64).reshape(t, width, 2)
-    return np.ascontiguousarray(np.bitwise_xor.reduce(words, axis=1)).view(np.uint8).reshape(t, 16)
+    """(t, 2, 16): the XOR of the left half (side 0) and of the right half (side 1) of a level."""
+    half = level.shape[0] // 2
+    return np.stack([xor_nodes(level[:half]), xor_nodes(level[half:])], axis=1)
 
 
 def ggm_expand(roots: NDArray[np.uint8], depth: int) -> tuple[Nodes, Nodes]:
@@ -63,8 +65,8 @@ def ggm_expand(roots: NDArray[np.uint8], depth: int) -> tuple[Nodes, Nodes]:
 
     Implements spec §11.2.1 `ggm_expand` (spec/11-silent-ot.md#ggm_expand).
 
-    Returns ``leaves`` (t, 2^h, 16) and ``sums`` (t, h, 2, 16), where ``sums[i, l - 1, b]`` is
-    the XOR of the nodes of level l of tree i whose index has parity b.
+    Returns ``leaves`` (2^h, t, 16), leaf x of tree i at ``[x, i]``, and ``sums``
+    (t, h, 2, 16), ``sums[i, l - 1, b]`` = K_l^b of tree i.
     """
     if depth < 1:
         raise SpecError("a GGM tree has depth at least 1")
@@ -73,9 +75,9 @@ def ggm_expand(roots: NDArray[np.uint8], depth: int) -> tuple[Nodes, Nodes]:
         raise SpecError("roots must have shape (t, 16)")
     t = r.shape[0]
     sums = np.empty((t, depth, 2, 16), dtype=np.uint8)
-    level = r.reshape(t, 1, 16)
+    level = r.reshape(1, t, 16)
     for lvl in range(depth):
-        # Step 2: level l + 1 from level l, both sides in one AES call each.
+        # Step 2: level l + 1 from level l, each side one AES call.
         level = ggm_children(level)
         # Step 3: K_l^0, K_l^1.
         sums[:, lvl] = side_sums(level)
@@ -87,9 +89,9 @@ def ggm_puncture(alpha: NDArray[np.int64], known: Nodes, depth: int) -> Nodes:
 
     Implements spec §11.2.2 `ggm_puncture` (spec/11-silent-ot.md#ggm_puncture).
 
-    ``alpha`` (t,) are the punctured leaves, ``known`` (t, h, 16) holds
-    ``K_l^{1 - a_l}`` for level l = 1..h, a_l being bit h - l of alpha (most significant first).
-    Returns (t, 2^h, 16) with leaf alpha_i of tree i set to zero.
+    ``alpha`` (t,) are the punctured leaves, ``known`` (t, h, 16) holds ``K_l^{1 - a_l}`` for
+    l = 1..h, a_l being bit l - 1 of alpha (least significant first). Returns (2^h, t, 16)
+    with leaf alpha_i of tree i set to zero.
     """
     a = np.asarray(alpha, dtype=np.int64).reshape(-1)
     t = a.size
@@ -98,17 +100,18 @@ def ggm_puncture(alpha: NDArray[np.int64], known: Nodes, depth: int) -> Nodes:
     if np.any(a < 0) or np.any(a >= 1 << depth):
         raise SpecError("alpha out of range")
     trees = np.arange(t)
-    path = np.zeros(t, dtype=np.int64)  # the on-path node of the previous level
-    level = np.zeros((t, 1, 16), dtype=np.uint8)  # the root: unknown, kept as zero
+    path = np.zeros(t, dtype=np.int64)  # the on-path node of the current level
+    level = np.zeros((1, t, 16), dtype=np.uint8)  # the root: unknown, kept as zero
     for lvl in range(depth):
-        bit = (a >> (depth - 1 - lvl)) & 1
+        width = level.shape[0]
+        bit = (a >> lvl) & 1
         # Step 2: expand the known nodes; the unknown on-path node's children are zeroed.
         level = ggm_children(level)
-        level[trees, 2 * path] = 0
-        level[trees, 2 * path + 1] = 0
+        level[path, trees] = 0
+        level[path + width, trees] = 0
         # Step 3: the off-path sibling is K_l^{1-a_l} minus every other node on its side.
         sums = side_sums(level)
         off = 1 - bit
-        level[trees, 2 * path + off] = known[:, lvl] ^ sums[trees, off]
-        path = 2 * path + bit
+        level[path + off * width, trees] = known[:, lvl] ^ sums[trees, off]
+        path = path + bit * width
     return level

@@ -57,7 +57,7 @@ def _toy_params(p: FerretParams) -> Json:
     mode="local",
     header=[
         "GGM expansion of 2 trees of depth 3 and the puncturing of each at alpha_i.",
-        "leaves: tree by tree, leaf 0 first; sums: tree, level 1..h, side 0 then 1.",
+        "leaves: leaf x of tree i at position x t + i; sums: tree, level 1..h, side 0 then 1.",
         "punctured: the receiver's leaves, leaf alpha_i all zero.",
         HEADER_ROWS,
     ],
@@ -69,7 +69,7 @@ def _gen_ggm() -> list[Json]:
     roots = _rows(src, 2)
     alpha = src.next_below(2, 8).astype(np.int64)
     leaves, sums = ggm_expand(roots, 3)
-    bits = (alpha[:, None] >> np.arange(2, -1, -1)) & 1
+    bits = (alpha[:, None] >> np.arange(3)) & 1
     known = sums[np.arange(2)[:, None], np.arange(3)[None, :], 1 - bits]
     case = local_case(
         cid,
@@ -132,7 +132,7 @@ def _gen_spcot() -> list[Json]:
     header=[
         "mpcot_send (server, S) / mpcot_recv (client, R) at ferret-toy-INSECURE, iteration 1,",
         "from the t h tree COTs given as inputs (Delta, q_j, b_j; R's rows t_j = q_j XOR b_j Delta).",
-        "The roots come from the server's PRG instance ot.ferret/ggm 0. positions: i 2^h + alpha_i.",
+        "The roots come from the server's PRG instance ot.ferret/ggm 0. positions: alpha_i t + i.",
         HEADER_ROWS,
     ],
     notes={"Insecure": INSECURE},
