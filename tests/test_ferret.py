@@ -33,7 +33,7 @@ from secmoe.ot.ferret import (
 )
 from secmoe.ot.ggm import ggm_expand, ggm_puncture
 from secmoe.ot.iknp import IknpSender, iknp_setup
-from secmoe.ot.lpn import lpn_code, lpn_encode, lpn_encode_numpy
+from secmoe.ot.lpn import lpn_code, lpn_encode, lpn_encode_numpy, lpn_encode_pair
 from secmoe.randomness import Prg, dst
 from secmoe.session import PartyContext, RunResult, run_local
 
@@ -178,10 +178,11 @@ def test_lpn_kernel_equals_numpy(params: FerretParams | None) -> None:
         lpn_encode(rows, table, code), lpn_encode_numpy(rows, table, code)
     )
     bits, tbits = src.next_bits(params.n), src.next_bits(params.k)
-    np.testing.assert_array_equal(
-        lpn_encode(bits, tbits, code),
-        lpn_encode_numpy(bits[:, None], tbits[:, None], code).reshape(-1),
-    )
+    want_bits = lpn_encode_numpy(bits[:, None], tbits[:, None], code).reshape(-1)
+    np.testing.assert_array_equal(lpn_encode(bits, tbits, code), want_bits)
+    pair = lpn_encode_pair(rows, table, bits, tbits, code)
+    np.testing.assert_array_equal(pair[0], lpn_encode_numpy(rows, table, code))
+    np.testing.assert_array_equal(pair[1], want_bits)
 
 
 def test_lpn_code_is_next_below() -> None:

@@ -29,7 +29,7 @@ from secmoe.ot.iknp import (
     iknp_setup,
     padded,
 )
-from secmoe.ot.lpn import lpn_code, lpn_encode
+from secmoe.ot.lpn import lpn_code, lpn_encode, lpn_encode_pair
 from secmoe.ot.tccr import tccr_hash, tweaks
 from secmoe.session import PartyContext
 
@@ -202,7 +202,8 @@ def _iterate_recv(
     e = np.zeros(params.n, dtype=np.uint8)
     e[positions] = 1
     code = lpn_code(params.n, params.k, params.d)
-    return lpn_encode(v, t_rows[: params.k], code), lpn_encode(e, r[: params.k], code)
+    # z = lpn_encode(v, t'), r = lpn_encode(e, u), in one pass over the code.
+    return lpn_encode_pair(v, t_rows[: params.k], e, r[: params.k], code)
 
 
 def ferret_setup(

@@ -89,8 +89,10 @@ def lpn_encode_numpy(
     return out
 
 
-def _encode_rows_py(acc: NDArray[np.uint64], table: NDArray[np.uint64], idx: Indices) -> None:
-    """In place on (n, 2) words: the loop the compiled kernel runs."""
+def _encode_rows_py(
+    acc: NDArray[np.uint64], table: NDArray[np.uint64], idx: Indices, out: NDArray[np.uint64]
+) -> None:
+    """Rows as (n, 2) words: the loop the compiled kernel runs (one pass, no copy of acc)."""
     n, d = idx.shape
     for i in range(n):
         lo = acc[i, 0]
@@ -99,25 +101,64 @@ def _encode_rows_py(acc: NDArray[np.uint64], table: NDArray[np.uint64], idx: Ind
             r = idx[i, j]
             lo ^= table[r, 0]
             hi ^= table[r, 1]
-        acc[i, 0] = lo
-        acc[i, 1] = hi
+        out[i, 0] = lo
+        out[i, 1] = hi
 
 
-def _encode_bits_py(acc: NDArray[np.uint8], table: NDArray[np.uint8], idx: Indices) -> None:
+def _encode_bits_py(
+    acc: NDArray[np.uint8], table: NDArray[np.uint8], idx: Indices, out: NDArray[np.uint8]
+) -> None:
     n, d = idx.shape
     for i in range(n):
         b = acc[i]
         for j in range(d):
             b ^= table[idx[i, j]]
-        acc[i] = b
+        out[i] = b
 
 
-_Rows = Callable[[NDArray[np.uint64], NDArray[np.uint64], Indices], None]
-_Bits = Callable[[NDArray[np.uint8], NDArray[np.uint8], Indices], None]
+def _encode_both_py(
+    acc: NDArray[np.uint64],
+    table: NDArray[np.uint64],
+    acc_bits: NDArray[np.uint8],
+    table_bits: NDArray[np.uint8],
+    idx: Indices,
+    out: NDArray[np.uint64],
+    out_bits: NDArray[np.uint8],
+) -> None:
+    """Rows and bits with the same code in one pass over the indices (the receiver's case)."""
+    n, d = idx.shape
+    for i in range(n):
+        lo = acc[i, 0]
+        hi = acc[i, 1]
+        b = acc_bits[i]
+        for j in range(d):
+            r = idx[i, j]
+            lo ^= table[r, 0]
+            hi ^= table[r, 1]
+            b ^= table_bits[r]
+        out[i, 0] = lo
+        out[i, 1] = hi
+        out_bits[i] = b
+
+
+_U64 = NDArray[np.uint64]
+_U8 = NDArray[np.uint8]
+_Rows = Callable[[_U64, _U64, Indices, _U64], None]
+_Bits = Callable[[_U8, _U8, Indices, _U8], None]
+_Both = Callable[[_U64, _U64, _U8, _U8, Indices, _U64, _U8], None]
 # nogil: both parties run in threads of one process in local runs; the kernels must not
-# serialise them.
+# serialise them. cache: compiled once per machine, not per process.
 _encode_rows_jit = cast(_Rows, numba.njit(nogil=True, cache=True)(_encode_rows_py))
 _encode_bits_jit = cast(_Bits, numba.njit(nogil=True, cache=True)(_encode_bits_py))
+_encode_both_jit = cast(_Both, numba.njit(nogil=True, cache=True)(_encode_both_py))
+
+
+def _writable(a: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    """``a`` itself if C-contiguous and writable, else a copy: numba compiles one specialisation
+    per array signature (read-only or not), so the kernels always see writable arrays."""
+    if a.flags.c_contiguous and a.flags.writeable and a.dtype == np.uint8:
+        return a
+    return np.array(a, dtype=np.uint8, copy=True, order="C")
 
 
 def _check(acc: NDArray[np.uint8], table: NDArray[np.uint8], code: LpnCode) -> None:
@@ -137,15 +178,40 @@ def lpn_encode(
     """
     _check(acc, table, code)
     idx = code.idx
-    if acc.ndim == 2 and acc.shape[1] == 16 and table.ndim == 2 and table.shape[1] == 16:
-        # Fresh writable copies: numba compiles one specialisation per array signature
-        # (read-only or not), so keep it to one. The table is small (k rows).
-        out = np.array(acc, dtype=np.uint8, copy=True, order="C")
-        tab = np.array(table, dtype=np.uint8, copy=True, order="C")
-        _encode_rows_jit(out.view(np.uint64), tab.view(np.uint64), idx)
+    if acc.ndim == 2 and acc.shape[1] == 16:
+        out = np.empty((code.n, 16), dtype=np.uint8)
+        rows, tab = _writable(acc), _writable(table)
+        _encode_rows_jit(rows.view(np.uint64), tab.view(np.uint64), idx, out.view(np.uint64))
         return out
-    if acc.ndim == 1 and table.ndim == 1:
-        bits = np.array(acc, dtype=np.uint8, copy=True)
-        _encode_bits_jit(bits, np.array(table, dtype=np.uint8, copy=True), idx)
+    if acc.ndim == 1:
+        bits = np.empty(code.n, dtype=np.uint8)
+        _encode_bits_jit(_writable(acc), _writable(table), idx, bits)
         return bits
     raise SpecError("lpn_encode takes (n, 16) rows with (k, 16) rows, or (n,) with (k,) bits")
+
+
+def lpn_encode_pair(
+    rows: NDArray[np.uint8],
+    table: NDArray[np.uint8],
+    bits: NDArray[np.uint8],
+    table_bits: NDArray[np.uint8],
+    code: LpnCode,
+) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
+    """``(lpn_encode(rows, table), lpn_encode(bits, table_bits))`` in one pass (spec §11.5.2)."""
+    _check(rows, table, code)
+    _check(bits, table_bits, code)
+    if rows.ndim != 2 or rows.shape[1] != 16 or bits.ndim != 1:
+        raise SpecError("lpn_encode_pair takes (n, 16) rows and (n,) bits")
+    out = np.empty((code.n, 16), dtype=np.uint8)
+    out_bits = np.empty(code.n, dtype=np.uint8)
+    acc, tab = _writable(rows), _writable(table)
+    _encode_both_jit(
+        acc.view(np.uint64),
+        tab.view(np.uint64),
+        _writable(bits),
+        _writable(table_bits),
+        code.idx,
+        out.view(np.uint64),
+        out_bits,
+    )
+    return out, out_bits
