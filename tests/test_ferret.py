@@ -185,11 +185,33 @@ def test_lpn_kernel_equals_numpy(params: FerretParams | None) -> None:
     np.testing.assert_array_equal(pair[1], want_bits)
 
 
-def test_lpn_code_is_next_below() -> None:
+def test_lpn_code_rule_on_extreme_words() -> None:
+    """The compiled acceptance loop does uint64 arithmetic (w mod k for w near 2^64)."""
+    from secmoe.ot.lpn import _accept_jit, _accept_py
+
+    k = 452_000
+    limit = k * ((1 << 64) // k) - 1
+    words = np.array([2**64 - 1, limit, limit + 1, 2**63 + 12345, 5, 2**64 - 3 * k], np.uint64)
+    want = [int(w) % k for w in words if int(w) <= limit]
+    for fn in (_accept_jit, _accept_py):
+        out = np.zeros(len(want), np.uint32)
+        assert fn(words, np.uint64(limit), np.uint64(k), out, 0) == (len(want), len(words))
+        assert out.tolist() == want
+    # Stops at the last acceptance: the words after it are not examined.
+    out = np.zeros(1, np.uint32)
+    assert _accept_jit(words, np.uint64(limit), np.uint64(k), out, 0) == (1, 2)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [TOY, FERRET_128.boot, FerretParams("odd-k-INSECURE", 8192, 3531, 128, 6, 10, True)],
+)
+def test_lpn_code_is_next_below(params: FerretParams | None) -> None:
     """Spec §11.5.1: the code is code_prg(n, k, d).next_below(n d, k), column by column."""
     from secmoe.ot.lpn import code_prg
 
-    p = TOY
+    assert params is not None
+    p = params
     want = code_prg(p.n, p.k, p.d).next_below(p.n * p.d, p.k).reshape(p.n, p.d)
     np.testing.assert_array_equal(lpn_code(p.n, p.k, p.d).idx, want)
 

@@ -37,12 +37,41 @@ class LpnCode:
 
 
 CODE_SEED = bytes(32)  # public: the code is a fixed public matrix (spec §11.5)
-_CHUNK = 1 << 22  # indices drawn per next_below call (memory bound only; output identical)
+_CHUNK = 1 << 22  # keystream words per step (memory bound only; the output does not depend on it)
 
 
 def code_prg(n: int, k: int, d: int) -> Prg:
     """``Prg(0^32, dst("ot.ferret", "code"), u64(n) || u64(k) || u64(d))``."""
     return Prg(CODE_SEED, dst("ot.ferret", "code"), struct.pack("<QQQ", n, k, d))
+
+
+def _accept_py(
+    words: NDArray[np.uint64],
+    limit: np.uint64,
+    bound: np.uint64,
+    out: NDArray[np.uint32],
+    filled: int,
+) -> tuple[int, int]:
+    """next_below's rule over a run of words (spec §2.3.4): accept w <= limit, output w mod
+    bound, until ``out`` is full. Returns the new fill and the number of words examined.
+
+    ``limit`` and ``bound`` are numpy uint64 so that the compiled loop does the arithmetic in
+    uint64 (a Python int bound would make numba compute ``w % bound`` in float64)."""
+    total = out.shape[0]
+    for used in range(words.shape[0]):
+        if filled == total:
+            return filled, used
+        w = words[used]
+        if w <= limit:
+            out[filled] = w % bound
+            filled += 1
+    return filled, words.shape[0]
+
+
+_Accept = Callable[
+    [NDArray[np.uint64], np.uint64, np.uint64, NDArray[np.uint32], int], tuple[int, int]
+]
+_accept_jit = cast(_Accept, numba.njit(nogil=True, cache=True)(_accept_py))
 
 
 @lru_cache(maxsize=4)
@@ -52,19 +81,23 @@ def lpn_code(n: int, k: int, d: int) -> LpnCode:
     Implements spec §11.5.1 `lpn_code` (spec/11-silent-ot.md#lpn_code).
 
     ``code_prg(n, k, d).next_below(n d, k)`` (spec §2.3.4, rejection sampling), read column by
-    column. Cached: the matrix is public and the same for both parties and every session. The
-    result is read-only.
+    column; computed by a compiled loop over the keystream that applies next_below's rule
+    word by word (tested equal to ``next_below``). Cached: the matrix is public and the same
+    for both parties and every session. The result is read-only.
     """
     if not (1 <= d <= k < 1 << 32) or n < 1:
         raise SpecError("the local code needs n >= 1 and 1 <= d <= k < 2^32")
     prg = code_prg(n, k, d)
     total = n * d
+    limit = np.uint64(k * ((1 << 64) // k) - 1)  # the largest accepted word
     out = np.empty(total, dtype=np.uint32)
-    # next_below consumes exactly the bytes up to its last acceptance, so drawing in chunks
-    # gives the same sequence as one call (spec §2.3.4).
-    for start in range(0, total, _CHUNK):
-        stop = min(total, start + _CHUNK)
-        out[start:stop] = prg.next_below(stop - start, k)
+    filled, position = 0, 0
+    while filled < total:
+        need = total - filled
+        batch = min(need + (need >> 9) + 8, _CHUNK)
+        words = np.frombuffer(prg.keystream(position, 8 * batch), dtype="<u8")
+        filled, used = _accept_jit(words, limit, np.uint64(k), out, filled)
+        position += 8 * used
     idx = out.reshape(n, d)
     idx.setflags(write=False)
     return LpnCode(n, k, d, idx)
