@@ -11,6 +11,7 @@ equal to it).
 from __future__ import annotations
 
 import struct
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -74,7 +75,9 @@ _Accept = Callable[
 _accept_jit = cast(_Accept, numba.njit(nogil=True, cache=True)(_accept_py))
 
 
-@lru_cache(maxsize=4)
+_CODE_LOCK = threading.Lock()
+
+
 def lpn_code(n: int, k: int, d: int) -> LpnCode:
     """The public local code: (n, d) row indices in [0, k), column i in row i.
 
@@ -87,6 +90,13 @@ def lpn_code(n: int, k: int, d: int) -> LpnCode:
     """
     if not (1 <= d <= k < 1 << 32) or n < 1:
         raise SpecError("the local code needs n >= 1 and 1 <= d <= k < 2^32")
+    # Both parties of a local run ask for it at once: build it once, the other waits.
+    with _CODE_LOCK:
+        return _build_code(n, k, d)
+
+
+@lru_cache(maxsize=4)
+def _build_code(n: int, k: int, d: int) -> LpnCode:
     prg = code_prg(n, k, d)
     total = n * d
     limit = np.uint64(k * ((1 << 64) // k) - 1)  # the largest accepted word
