@@ -2,8 +2,9 @@
 (spec/40-moe.md §40.7.3).
 
 For each prime the products of canonical residues are below p^2 < 2^62, so four of them sum below
-2^64 between reductions (one reduction per four terms). The primes are split between threads:
-numpy releases the GIL inside its loops, so the threads run on separate cores.
+2^64 between reductions (one reduction per four terms), in the compiled loop
+``secmoe.he.kernels.mac_rows``. The primes are split between threads: the loop releases the GIL,
+so the threads run on separate cores.
 """
 
 from __future__ import annotations
@@ -17,40 +18,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from secmoe.errors import SpecError
+from secmoe.he.kernels import mac_rows
 
 U64 = NDArray[np.uint64]
 Residues = NDArray[np.uint32] | NDArray[np.uint64]
-PENDING = 4  # products summed between two reductions
 
 
 @cache
 def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="select-mac")
-
-
-def _limbs(w: Residues, s: U64, primes: tuple[int, ...], acc: U64, lo: int, hi: int) -> None:
-    """acc[:, i] = sum_e w[e, i] s[e, :, i] mod p_i for the primes lo .. hi - 1."""
-    experts, parts, n = s.shape[0], s.shape[1], s.shape[3]
-    tmp = np.empty((parts, n), dtype=np.uint64)
-    q = np.empty((parts, n), dtype=np.uint64)
-    run = np.empty((parts, n), dtype=np.uint64)
-    for i in range(lo, hi):
-        p = np.uint64(primes[i])
-        wi = w[:, i].astype(np.uint64)  # (E, N): one conversion, then same-type loops
-        np.multiply(wi[0], s[0, :, i], out=run)
-        pending = 1
-        for e in range(1, experts):
-            if pending == PENDING:
-                np.floor_divide(run, p, out=q)
-                np.multiply(q, p, out=q)
-                np.subtract(run, q, out=run)
-                pending = 1
-            np.multiply(wi[e], s[e, :, i], out=tmp)
-            np.add(run, tmp, out=run)
-            pending += 1
-        np.floor_divide(run, p, out=q)
-        np.multiply(q, p, out=q)
-        np.subtract(run, q, out=acc[:, i])
 
 
 def select_mac(w: Residues, s: U64, primes: tuple[int, ...]) -> U64:
@@ -65,13 +41,16 @@ def select_mac(w: Residues, s: U64, primes: tuple[int, ...]) -> U64:
     if w.shape[1] != len(primes) or w.shape[0] < 1:
         raise SpecError("select_mac: one row per prime and at least one expert")
     lq = len(primes)
+    col = np.array(primes, dtype=np.uint64)
+    wc = np.ascontiguousarray(w)
+    sc = np.ascontiguousarray(s)
     acc = np.empty((s.shape[1], lq, s.shape[3]), dtype=np.uint64)
     workers = min(os.cpu_count() or 1, lq)
     cuts = [lq * k // workers for k in range(workers + 1)]
     if workers == 1:
-        _limbs(w, s, primes, acc, 0, lq)
+        mac_rows(wc, sc, col, acc, 0, lq)
         return acc
-    jobs = [_pool().submit(_limbs, w, s, primes, acc, a, b) for a, b in itertools.pairwise(cuts)]
+    jobs = [_pool().submit(mac_rows, wc, sc, col, acc, a, b) for a, b in itertools.pairwise(cuts)]
     for job in jobs:
         job.result()
     return acc
