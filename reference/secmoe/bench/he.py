@@ -45,20 +45,25 @@ def _ms(fn: Callable[[], Any], repeat: int) -> float:
 
 def _interleaved(
     ours: Callable[[], Any], theirs: Callable[[], Any], repeat: int
-) -> tuple[float, float]:
-    """Medians (ms) of ours and the peer's, run alternately so that both see the same load."""
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Medians (ms) of ours and the peer's, run alternately so that both see the same load:
+    wall time, and the calling thread's CPU time (both operations run on one thread; on a loaded
+    machine a longer operation is preempted more often, which the CPU time does not count)."""
     ours()
     theirs()
-    a, b = [], []
+    wall: tuple[list[float], list[float]] = ([], [])
+    cpu: tuple[list[float], list[float]] = ([], [])
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        ours()
-        t1 = time.perf_counter()
-        theirs()
-        t2 = time.perf_counter()
-        a.append(t1 - t0)
-        b.append(t2 - t1)
-    return round(statistics.median(a) * 1000, 3), round(statistics.median(b) * 1000, 3)
+        for k, fn in enumerate((ours, theirs)):
+            w0, c0 = time.perf_counter(), time.thread_time()
+            fn()
+            cpu[k].append(time.thread_time() - c0)
+            wall[k].append(time.perf_counter() - w0)
+
+    def med(xs: list[float]) -> float:
+        return round(statistics.median(xs) * 1000, 3)
+
+    return (med(wall[0]), med(wall[1])), (med(cpu[0]), med(cpu[1]))
 
 
 def _seal_ops(n: int) -> tuple[str, dict[str, Callable[[], Any]]] | None:
@@ -143,14 +148,18 @@ def bench_he(opts: BenchOptions) -> dict[str, object]:
     }
     seal = None if opts.quick else _seal_ops(p.n)
     peer: dict[str, float] = {}
+    cpu: dict[str, tuple[float, float]] = {}
     for key, fn in ours.items():
         if seal is None:
             out[key] = _ms(fn, repeat)
         else:
-            out[key], peer[key] = _interleaved(fn, seal[1][key], REPEAT)
+            (out[key], peer[key]), cpu[key] = _interleaved(fn, seal[1][key], REPEAT)
     if seal is not None:
-        out["peer"] = {"library": seal[0], **peer}
+        out["peer"] = {"library": seal[0], "repeat": REPEAT, **peer}
         out["ratio"] = {k: round(float(out[k]) / v, 2) for k, v in peer.items()}  # type: ignore[arg-type]
+        out["cpu_ms"] = {k: {"ours": a, "peer": b} for k, (a, b) in cpu.items()}
+        out["ratio_cpu"] = {k: round(a / b, 2) for k, (a, b) in cpu.items()}
+        out["load_average"] = [round(x, 2) for x in os.getloadavg()]
     else:
         out["peer"] = None
         out["ratio"] = None
