@@ -1,9 +1,11 @@
 """Benchmark ``he``: NTT, encryption, ct x pt, ct x ct, and the 768 x 3072 shared matvec.
 
-If TenSEAL (a C++ SEAL binding, an optional benchmark-only dependency) imports, the same
-operations run with it under ``peer`` (BFV with SEAL's 60-bit-max plaintext modulus: SEAL cannot
-use t = 2^64, so the comparison is of the same operations at the same N, not the same scheme
-instance), and ``ratio`` is ours / peer.
+If seal-python (Microsoft SEAL's C++ BFV, the ``bench`` extra) imports, the same operations run
+with it under ``peer``, interleaved with ours (median of 21 each), and ``ratio`` is ours / peer.
+SEAL cannot use t = 2^64 and its default modulus for N = 8192 has five primes of 43-44 bits
+(ours: seven of 31), so the comparison is of the same operations at the same N, not of one
+scheme instance: the NTT of a ciphertext, secret-key encryption, decryption, ct x pt with both
+in NTT form (pointwise), ct x ct without relinearisation.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from secmoe.he.params import preset
 from secmoe.randomness import Prg, dst
 from secmoe.session import run_local
 
+REPEAT = 21  # timed runs per operation (medians), ours and the peer's interleaved
+
 
 def _ms(fn: Callable[[], Any], repeat: int) -> float:
     """Median wall time of ``repeat`` runs after a warm-up (NTT tables, key caches): on a shared
@@ -39,21 +43,59 @@ def _ms(fn: Callable[[], Any], repeat: int) -> float:
     return round(statistics.median(times) * 1000, 3)
 
 
-def _peer(repeat: int) -> dict[str, float] | None:
+def _interleaved(
+    ours: Callable[[], Any], theirs: Callable[[], Any], repeat: int
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Medians (ms) of ours and the peer's, run alternately so that both see the same load:
+    wall time, and the calling thread's CPU time (both operations run on one thread; on a loaded
+    machine a longer operation is preempted more often, which the CPU time does not count)."""
+    ours()
+    theirs()
+    wall: tuple[list[float], list[float]] = ([], [])
+    cpu: tuple[list[float], list[float]] = ([], [])
+    for _ in range(repeat):
+        for k, fn in enumerate((ours, theirs)):
+            w0, c0 = time.perf_counter(), time.thread_time()
+            fn()
+            cpu[k].append(time.thread_time() - c0)
+            wall[k].append(time.perf_counter() - w0)
+
+    def med(xs: list[float]) -> float:
+        return round(statistics.median(xs) * 1000, 3)
+
+    return (med(wall[0]), med(wall[1])), (med(cpu[0]), med(cpu[1]))
+
+
+def _seal_ops(n: int) -> tuple[str, dict[str, Callable[[], Any]]] | None:
+    """SEAL's BFV (seal-python, the ``bench`` extra) at ring degree ``n``: the same operations,
+    timed the same way (the plaintext pre-encoded and in NTT form, the ciphertext in NTT form for
+    ct x pt, no relinearisation after ct x ct); None if it does not import."""
     try:
-        ts: Any = importlib.import_module("tenseal")
+        seal: Any = importlib.import_module("seal")
     except ImportError:
         return None
-    ctx = ts.context(ts.SCHEME_TYPE.BFV, poly_modulus_degree=8192, plain_modulus=1032193)
-    ctx.generate_relin_keys()
-    vals = list(range(8192))
-    a = ts.bfv_vector(ctx, vals)
-    b = ts.bfv_vector(ctx, vals)
-    return {
-        "encrypt_ms": _ms(lambda: ts.bfv_vector(ctx, vals), repeat),
-        "decrypt_ms": _ms(lambda: a.decrypt(), repeat),
-        "ct_pt_mul_ms": _ms(lambda: a * vals, repeat),
-        "ct_ct_mul_ms": _ms(lambda: a * b, repeat),
+    parms = seal.EncryptionParameters(seal.scheme_type.bfv)
+    parms.set_poly_modulus_degree(n)
+    moduli = seal.CoeffModulus.BFVDefault(n)
+    parms.set_coeff_modulus(moduli)
+    parms.set_plain_modulus(seal.PlainModulus.Batching(n, 20))
+    ctx = seal.SEALContext(parms)
+    keys = seal.KeyGenerator(ctx)
+    enc = seal.Encryptor(ctx, keys.secret_key())
+    dec = seal.Decryptor(ctx, keys.secret_key())
+    ev = seal.Evaluator(ctx)
+    pt = seal.BatchEncoder(ctx).encode(list(range(n)))
+    ct = enc.encrypt_symmetric(pt)
+    ct_ntt = ev.transform_to_ntt(ct)
+    pt_ntt = ev.transform_to_ntt(pt, ctx.first_parms_id())
+    bits = "+".join(str(m.bit_count()) for m in moduli)
+    name = f"SEAL {getattr(seal, '__version__', '4.x')} via seal-python, BFV N = {n}, q {bits} bits"
+    return name, {
+        "ntt_ms": lambda: ev.transform_to_ntt(ct),
+        "encrypt_ms": lambda: enc.encrypt_symmetric(pt),
+        "decrypt_ms": lambda: dec.decrypt(ct),
+        "ct_pt_mul_ntt_ms": lambda: ev.multiply_plain(ct_ntt, pt_ntt),
+        "ct_ct_mul_ms": lambda: ev.multiply(ct, ct),
     }
 
 
@@ -62,11 +104,16 @@ def _peer(repeat: int) -> dict[str, float] | None:
     "BFV (t = 2^64) at N = 8192: NTT, encrypt/decrypt, ct x pt, ct x ct, 768 x 3072 matvec",
     (
         "ntt_ms",
+        "encrypt_ms",
+        "decrypt_ms",
         "ct_pt_mul_ms",
+        "ct_pt_mul_ntt_ms",
         "ct_ct_mul_ms",
         "matvec_768x3072_s",
         "matvec_768x3072_bytes",
         "params",
+        "peer",
+        "ratio",
     ),
 )
 def bench_he(opts: BenchOptions) -> dict[str, object]:
@@ -84,16 +131,38 @@ def bench_he(opts: BenchOptions) -> dict[str, object]:
     ca = bfv.encrypt_sk(sk, small.view(np.uint64), src)
     sk_big = bfv.keygen(big, src)
     cb = bfv.encrypt_sk(sk_big, np.zeros(big.n, np.uint64), src)
+    ct_ntt = rns.ntt_forward(np.stack(ct.parts), t)
+    w_ntt = rns.ntt_forward(bfv.plain_poly(p, w), t)
+    ours: dict[str, Callable[[], Any]] = {
+        "ntt_ms": lambda: rns.ntt_forward(np.stack(ct.parts), t),
+        "encrypt_ms": lambda: bfv.encrypt_sk(sk, m, src),
+        "decrypt_ms": lambda: bfv.decrypt(sk, ct),
+        "ct_pt_mul_ntt_ms": lambda: rns.mul_eval(ct_ntt, w_ntt, p.q_primes),
+        "ct_ct_mul_ms": lambda: bfv.ct_mul(ca, ca),
+    }
     opts.say(f"bench he: single operations at N = {p.n}")
     out: dict[str, object] = {
         "params": {**p.as_dict(), "ct_ct_params": big.as_dict()},
-        "ntt_ms": _ms(lambda: rns.ntt_forward(ct.parts[0], t), repeat),
-        "encrypt_ms": _ms(lambda: bfv.encrypt_sk(sk, m, src), repeat),
-        "decrypt_ms": _ms(lambda: bfv.decrypt(sk, ct), repeat),
         "ct_pt_mul_ms": _ms(lambda: bfv.ct_mul_plain(ct, w), repeat),
-        "ct_ct_mul_ms": _ms(lambda: bfv.ct_mul(ca, ca), max(1, repeat // 2)),
-        "ct_ct_mul_he16384_ms": _ms(lambda: bfv.ct_mul(cb, cb), 1),
+        "ct_ct_mul_he16384_ms": _ms(lambda: bfv.ct_mul(cb, cb), max(1, repeat // 2)),
     }
+    seal = None if opts.quick else _seal_ops(p.n)
+    peer: dict[str, float] = {}
+    cpu: dict[str, tuple[float, float]] = {}
+    for key, fn in ours.items():
+        if seal is None:
+            out[key] = _ms(fn, repeat)
+        else:
+            (out[key], peer[key]), cpu[key] = _interleaved(fn, seal[1][key], REPEAT)
+    if seal is not None:
+        out["peer"] = {"library": seal[0], "repeat": REPEAT, **peer}
+        out["ratio"] = {k: round(float(out[k]) / v, 2) for k, v in peer.items()}  # type: ignore[arg-type]
+        out["cpu_ms"] = {k: {"ours": a, "peer": b} for k, (a, b) in cpu.items()}
+        out["ratio_cpu"] = {k: round(a / b, 2) for k, (a, b) in cpu.items()}
+        out["load_average"] = [round(x, 2) for x in os.getloadavg()]
+    else:
+        out["peer"] = None
+        out["ratio"] = None
     d_in, d_out = (24, 40) if opts.quick else (768, 3072)
     shape = packing.matmul_shape(p, 1, d_in, d_out)
     weights = (src.next_below(d_in * d_out, 1 << 19).astype(np.int64) - (1 << 18)).reshape(
@@ -130,10 +199,4 @@ def bench_he(opts: BenchOptions) -> dict[str, object]:
             "cores": os.cpu_count() or 1,
         }
     )
-    peer = None if opts.quick else _peer(repeat)
-    if peer is not None:
-        out["peer"] = {"library": "tenseal (SEAL BFV, N = 8192, t = 1032193)", **peer}
-        out["ratio"] = {k: round(float(out[k]) / v, 2) for k, v in peer.items() if k in out}  # type: ignore[arg-type]
-    else:
-        out["peer"] = None
     return out

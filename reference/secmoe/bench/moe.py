@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import statistics
 import time
 from collections.abc import Callable
 from typing import Any
@@ -32,10 +33,11 @@ from secmoe.he.params import preset
 from secmoe.model.config import MoEConfig
 from secmoe.model.default import default_inputs, default_weights
 from secmoe.model.fixed import FixedWeights, encode_weights, moe_fixed
-from secmoe.moe import baseline, select
+from secmoe.moe import baseline, prepare, select
 from secmoe.moe.baseline import moe_compute_then_select, moe_reveal_routing
 from secmoe.moe.cost import moe_cost
 from secmoe.moe.layer import MoeShares, moe
+from secmoe.moe.mac import plain_multiply_add, select_mac
 from secmoe.ot.iknp import ot_setup
 from secmoe.protocols.cost import Pattern, ot_setup_pattern, seq
 from secmoe.protocols.linear import DEFAULT_HE
@@ -125,9 +127,54 @@ def formula_entry(name: str, config: MoEConfig) -> Entry:
     }
 
 
-def _selection_seconds(ctx: PartyContext) -> float:
-    got = ctx.store.get(select.SELECTION_TIMER)
-    return got if isinstance(got, float) else 0.0
+TIMERS = {
+    "selection_s": select.SELECTION_TIMER,
+    "selection_mac_s": select.MAC_TIMER,
+    "selection_read_s": select.READ_TIMER,
+    "selection_build_s": select.BUILD_TIMER,
+}
+
+
+def _selection_seconds(ctx: PartyContext) -> dict[str, float]:
+    out = {}
+    for name, key in TIMERS.items():
+        got = ctx.store.get(key)
+        out[name] = got if isinstance(got, float) else 0.0
+    return out
+
+
+def _split(sel: dict[str, float]) -> Entry:
+    """The selection seconds and their parts; ``selection_other_s`` is the rest (the selector
+    expansion and the inverse transforms of the selected blocks)."""
+    parts = {k: round(v, 3) for k, v in sel.items()}
+    rest = sel["selection_s"] - sel["selection_mac_s"] - sel["selection_read_s"]
+    parts["selection_other_s"] = round(rest - sel["selection_build_s"], 3)
+    return dict(parts)
+
+
+def mac_roofline(block: NDArray[np.uint32], repeat: int = 7) -> Entry:
+    """``select_mac`` against a plain numpy multiply-add of the same arrays (one block of the
+    prepared W1 and uniform selectors of its shape), interleaved, medians."""
+    p = select.select_params()
+    rng = np.random.default_rng(0)
+    col = np.array(p.q_primes, dtype=np.uint64).reshape(1, 1, -1, 1)
+    sel = rng.integers(0, 1 << 31, (block.shape[0], 2, *block.shape[1:]), dtype=np.uint64) % col
+    ours, plain = [], []
+    select_mac(block, sel, p.q_primes)
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        select_mac(block, sel, p.q_primes)
+        t1 = time.perf_counter()
+        plain_multiply_add(block, sel)
+        t2 = time.perf_counter()
+        ours.append(t1 - t0)
+        plain.append(t2 - t1)
+    mac, ref = statistics.median(ours), statistics.median(plain)
+    return {
+        "mac_ms": round(mac * 1e3, 3),
+        "plain_ms": round(ref * 1e3, 3),
+        "ratio": round(ref / mac, 3),
+    }
 
 
 def measure(
@@ -189,7 +236,7 @@ def measure(
         "online_s": round(max(wall_c - off_c, wall_s - off_s), 3),
         "offline_s": round(max(off_c, off_s), 3),
         "wall_s": round(max(wall_c, wall_s), 3),
-        "selection_s": round(sel_s, 3),
+        **_split(sel_s),
     }
 
 
@@ -200,6 +247,24 @@ def _ratio(num: dict[str, Entry], den: dict[str, Entry], a: str, b: str | None =
     x, y = num[a]["bytes"], den[b]["bytes"]
     assert isinstance(x, int) and isinstance(y, int)
     return round(x / y, 4)
+
+
+def _time_ratio(entries: dict[str, Entry], a: str, b: str) -> Any:
+    x, y = (entries.get(k, {}).get("online_s") for k in (a, b))
+    if not isinstance(x, float) or not isinstance(y, float) or y == 0:
+        return None
+    return round(x / y, 3)
+
+
+def _prepared_entry(model: prepare.PreparedModel) -> Entry:
+    stats = model.read_stats()
+    return {
+        "prepare_s": round(model.prepare_s, 3),
+        "prepare_built": model.built,
+        "prepared_bytes": model.nbytes,
+        "prepared_memory_bytes": model.memory_bytes,
+        "prepared_read_bytes": stats.bytes_read,
+    }
 
 
 @register_bench(
@@ -215,6 +280,8 @@ def _ratio(num: dict[str, Entry], den: dict[str, Entry], a: str, b: str | None =
         "d_ff",
         "ratio_cts_over_secmoe_128",
         "secmoe_bytes_128_over_16",
+        "online_s_128_over_16",
+        "mac_roofline_ratio",
     ),
 )
 def bench_moe(opts: BenchOptions) -> dict[str, object]:
@@ -225,6 +292,7 @@ def bench_moe(opts: BenchOptions) -> dict[str, object]:
         if not chosen <= set(VARIANTS):
             raise SpecError(f"{ENV_VARIANTS}: variants are {', '.join(VARIANTS)}")
     results: dict[str, dict[str, Entry]] = {name: {} for name in VARIANTS}
+    roofline: dict[str, Entry] = {}
     for n_exp in experts:
         config = MoEConfig(d_model=d, d_ff=d_ff, n_experts=n_exp, top_k=1, expert_kind="geglu")
         fw = fixed_weights(config)
@@ -238,8 +306,20 @@ def bench_moe(opts: BenchOptions) -> dict[str, object]:
                     )
                 results[name][str(n_exp)] = formula_entry(name, config)
                 continue
+            prepared = None
+            if name == "secmoe":
+                opts.say(f"bench moe: preparing the {n_exp} experts' weight blocks")
+                prepared = prepare.prepare_model(config, fw)
             opts.say(f"bench moe: {name}, {n_exp} experts, d_model {d}, d_ff {d_ff}")
-            entry = measure(layer, config, fw, x, None if opts.quick else opts.progress)
+            try:
+                entry = measure(layer, config, fw, x, None if opts.quick else opts.progress)
+                if prepared is not None:
+                    entry.update(_prepared_entry(prepared))
+                    first = next(prepared.stacks["w1"].blocks())[2]
+                    roofline[str(n_exp)] = mac_roofline(np.array(first))
+            finally:
+                prepare.forget(fw)
+                del prepared
             want = formula_entry(name, config)
             if (entry["bytes_c2s"], entry["bytes_s2c"], entry["rounds"]) != (
                 want["bytes_c2s"],
@@ -263,6 +343,9 @@ def bench_moe(opts: BenchOptions) -> dict[str, object]:
         "ratio_cts_over_secmoe_128": _ratio(cts, ours, "128"),
         "secmoe_bytes_128_over_16": _ratio(ours, ours, "128", "16"),
         "ratio_cts_over_secmoe": {e: _ratio(cts, ours, e) for e in ours},
+        "online_s_128_over_16": _time_ratio(ours, "128", "16"),
+        "mac_roofline": roofline,
+        "mac_roofline_ratio": min((float(v["ratio"]) for v in roofline.values()), default=None),  # type: ignore[arg-type]
         "notes": {
             "measured": "true: a two-party run, whose bytes and rounds the benchmark checks "
             "against the formula; false: the formula alone (variants not chosen, or sizes whose "
@@ -277,6 +360,25 @@ def bench_moe(opts: BenchOptions) -> dict[str, object]:
             "selection_s": "secmoe: the server's local selection compute (selector expansion and "
             "sum_e W_e [[t_e]]); compute_then_select: the multiplexing step (mux, interactive); "
             "reveal_routing: grouping the opened rows by expert (local)",
+            "selection_mac_s": "secmoe: the part of selection_s in select_mac (the "
+            "multiply-accumulate over the experts, both cores)",
+            "selection_read_s": "secmoe: the part of selection_s spent waiting for prepared "
+            "blocks from the cache file (reads not hidden behind the compute)",
+            "selection_build_s": "secmoe: the part of selection_s building weight blocks in the "
+            "call (0 when the weights are prepared)",
+            "selection_other_s": "secmoe: the rest of selection_s: the selector expansion and "
+            "the inverse transforms of the selected blocks",
+            "prepare_s": "secmoe: seconds of prepare_model before the run (building the NTT-form "
+            "blocks, or hashing and checking an existing cache file: prepare_built false); not "
+            "part of online_s",
+            "prepared_bytes": "secmoe: bytes of the prepared blocks (prepared_memory_bytes of "
+            "them in memory, the rest in cache files under $SECMOE_CACHE_DIR, read once per "
+            "token: prepared_read_bytes)",
+            "mac_roofline_ratio": "the smallest over the expert counts of mac_roofline[E].ratio: "
+            "a plain single-thread numpy multiply-add over one prepared W1 block and uniform "
+            "selectors (no reduction) divided by select_mac on the same arrays, medians of 7 "
+            "interleaved runs",
+            "online_s_128_over_16": "secmoe online_s at 128 experts over that at 16",
             "reveal_routing": "INSECURE: reveals every token's routing to the server",
             "weights": "default_weights(config, SHA-256('secmoe/v1/bench.moe')), inputs "
             "default_inputs with the same seed",

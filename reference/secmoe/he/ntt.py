@@ -19,6 +19,7 @@ from functools import cache
 import numpy as np
 from numpy.typing import NDArray
 
+from secmoe.he.kernels import forward_rows, inverse_rows
 from secmoe.he.modp import BUFSIZE, Moduli, moduli, reduce_into
 
 U64 = NDArray[np.uint64]
@@ -226,13 +227,82 @@ def _rows_of(tables: NttTables, lo: int, hi: int) -> NttTables:
     )
 
 
+@dataclass(frozen=True, eq=False)
+class KernelTables:
+    """The compiled transforms' twiddles for one (N, primes) pair, (L, N) each: psi^rev(k) and
+    psi^-rev(k) with their Shoup companions floor(w 2^32 / p), and N^-1 with its companion."""
+
+    primes: U64  # (L,)
+    fwd: U64
+    fwd_shoup: U64
+    inv: U64
+    inv_shoup: U64
+    n_inv: U64  # (L,)
+    n_inv_shoup: U64
+
+
+def _shoup(w: U64, primes: U64) -> U64:
+    out: U64 = (w << np.uint64(32)) // primes  # w < p < 2^31: w 2^32 < 2^63
+    return out
+
+
+@cache
+def kernel_tables(n: int, primes: tuple[int, ...]) -> KernelTables:
+    m = moduli(primes)
+    psi = np.array([_primitive_2n_root(p, n) for p in primes], dtype=np.uint64)
+    psi_inv = np.array([pow(int(x), -1, p) for x, p in zip(psi, primes, strict=True)], np.uint64)
+    rev = _bit_reverse(n)
+    fwd = np.ascontiguousarray(_powers(psi, n, m)[:, rev])
+    inv = np.ascontiguousarray(_powers(psi_inv, n, m)[:, rev])
+    col = m.col
+    n_inv = np.array([pow(n, -1, p) for p in primes], dtype=np.uint64)
+    flat = np.array(primes, dtype=np.uint64)
+    return KernelTables(
+        flat, fwd, _shoup(fwd, col), inv, _shoup(inv, col), n_inv, _shoup(n_inv, flat)
+    )
+
+
+def _rows(a: U64, n: int) -> U64:
+    """A fresh C-contiguous uint64 copy of ``a`` as (rows, N): the kernels work in place."""
+    return np.array(a, dtype=np.uint64, order="C", copy=True).reshape(-1, n)
+
+
 def ntt_forward(a: U64, tables: NttTables) -> U64:
     """Evaluation form of each row, in bit-reversed order: entry rev(k) is a(psi^(2k+1)) =
     sum_j a_j psi^j omega^(jk).
 
     Implements spec §20.2.1 `ntt_forward` (spec/20-he.md#ntt_forward). ``a`` is (L, N) or
-    (K, L, N) (K polynomials transformed together).
+    (K, L, N) (K polynomials transformed together), canonical residues. Computed by the compiled
+    loops of spec §20.2.3 (the same residues as :func:`ntt_forward_numpy`).
     """
+    k = kernel_tables(tables.n, tables.mod.primes[: _basis_rows(tables)])
+    out = _rows(a, tables.n)
+    if out.shape[0] % k.primes.shape[0]:
+        raise ValueError("the rows of a batch are whole copies of the basis")
+    forward_rows(out, k.fwd, k.fwd_shoup, k.primes)
+    return out.reshape(np.shape(a))
+
+
+def ntt_inverse(a: U64, tables: NttTables) -> U64:
+    """Inverse of :func:`ntt_forward`.
+
+    Implements spec §20.2.2 `ntt_inverse` (spec/20-he.md#ntt_inverse).
+    """
+    k = kernel_tables(tables.n, tables.mod.primes[: _basis_rows(tables)])
+    out = _rows(a, tables.n)
+    if out.shape[0] % k.primes.shape[0]:
+        raise ValueError("the rows of a batch are whole copies of the basis")
+    inverse_rows(out, k.inv, k.inv_shoup, k.primes, k.n_inv, k.n_inv_shoup)
+    return out.reshape(np.shape(a))
+
+
+def _basis_rows(tables: NttTables) -> int:
+    return int(tables.primes.shape[0])
+
+
+def ntt_forward_numpy(a: U64, tables: NttTables) -> U64:
+    """:func:`ntt_forward` in numpy operations only (the reference the kernels are tested
+    against)."""
     # A small ufunc buffer keeps numpy on its unbuffered loops, where a per-prime divisor that
     # is constant along a row takes the vectorised division path.
     old = np.setbufsize(BUFSIZE)
@@ -242,11 +312,8 @@ def ntt_forward(a: U64, tables: NttTables) -> U64:
         np.setbufsize(old)
 
 
-def ntt_inverse(a: U64, tables: NttTables) -> U64:
-    """Inverse of :func:`ntt_forward`.
-
-    Implements spec §20.2.2 `ntt_inverse` (spec/20-he.md#ntt_inverse).
-    """
+def ntt_inverse_numpy(a: U64, tables: NttTables) -> U64:
+    """:func:`ntt_inverse` in numpy operations only."""
     old = np.setbufsize(BUFSIZE)
     try:
         return _chunked(a, tables, _inverse)

@@ -16,6 +16,7 @@ from secmoe.encoding import RingVec
 from secmoe.errors import SpecError
 from secmoe.model.config import MoEConfig
 from secmoe.model.fixed import ACTIVATION_TABLES, FixedWeights
+from secmoe.moe.prepare import PreparedStack, lookup
 from secmoe.moe.select import I64, expert_matmul, select_experts
 from secmoe.ot.iknp import ot_setup
 from secmoe.protocols.b2a import b2a, mux
@@ -126,8 +127,11 @@ def moe(
     # Step 5: u = trunc(W1_r x), g = trunc(V_r x) from one upload of x (ct x ct).
     ctx.say("moe: first expert products")
     n_first = 2 if config.gated else 1
-    first: list[I64] | None = None
-    if fw is not None:
+    prepared = None if fw is None else lookup(fw)  # the server's preparation (spec §40.7)
+    first: list[I64 | PreparedStack] | None = None
+    if prepared is not None:
+        first = [prepared.stacks[name] for name in ("w1", "v")[:n_first]]
+    elif fw is not None:
         first = [ring.to_signed(fw.w1)]
         if config.gated:
             assert fw.v is not None
@@ -140,7 +144,11 @@ def moe(
     h = trunc(ctx, mul(ctx, act, u[1])) if config.gated else act
     # Step 7: out = trunc(W2_r h): h is uploaded, the selection reused.
     ctx.say("moe: second expert product")
-    second = None if fw is None else [ring.to_signed(fw.w2)]
+    second: list[I64 | PreparedStack] | None = None
+    if prepared is not None:
+        second = [prepared.stacks["w2"]]
+    elif fw is not None:
+        second = [ring.to_signed(fw.w2)]
     out = trunc(
         ctx, expert_matmul(ctx, sel, h, list(range(rows)), second, config.d_model)[0], shift
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +26,8 @@ from secmoe.he.modswitch import mod_switch, response_keep, switch_key, switched_
 from secmoe.he.params import HeParams, preset
 from secmoe.he.privacy import decrypt_share, mask_and_flood
 from secmoe.he.serialize import ct_bytes, ct_decode, ct_encode, gk_bytes, gk_decode, gk_encode
+from secmoe.moe.mac import select_mac
+from secmoe.moe.prepare import PreparedStack
 from secmoe.session import PartyContext
 
 U64 = NDArray[np.uint64]
@@ -35,13 +38,21 @@ X_BITS = 30  # public bound |x_j| < 2^30 on the encoded inputs of an expert prod
 # Benchmark instrumentation: a layer adds its selection time (seconds; for moe the server's
 # expansion of the selectors and sum_e W_e [[2^L t_e]]) to ctx.store under this key.
 SELECTION_TIMER = "moe/selection_seconds"
+# Its parts in expert_matmul: the multiply-accumulate, waiting for prepared blocks from the cache
+# file, and building blocks in the call (weights not prepared); the rest is the expansion.
+MAC_TIMER = "moe/selection_mac_seconds"
+READ_TIMER = "moe/selection_read_seconds"
+BUILD_TIMER = "moe/selection_build_seconds"
 
 
-def clock_selection(ctx: PartyContext, since: float) -> None:
-    """Add the seconds since ``since`` (``time.perf_counter``) to the selection timer."""
-    got = ctx.store.get(SELECTION_TIMER)
-    prev = got if isinstance(got, float) else 0.0
-    ctx.store[SELECTION_TIMER] = prev + time.perf_counter() - since
+def clock_selection(ctx: PartyContext, since: float, part: str | None = None) -> None:
+    """Add the seconds since ``since`` (``time.perf_counter``) to the selection timer (and to
+    the timer ``part`` of it)."""
+    took = time.perf_counter() - since
+    for key in (SELECTION_TIMER,) if part is None else (SELECTION_TIMER, part):
+        got = ctx.store.get(key)
+        prev = got if isinstance(got, float) else 0.0
+        ctx.store[key] = prev + took
 
 
 def select_params() -> HeParams:
@@ -153,7 +164,14 @@ def select_experts(ctx: PartyContext, onehot: RingVec) -> Selection:
     return Selection(rows, experts, keys.levels, out)
 
 
+def expert_shape(p: HeParams, d_in: int, d_out: int) -> packing.MatmulShape:
+    """The block shape of an expert product: one token per product (spec §40.2.1)."""
+    return packing.matmul_shape(p, 1, d_in, d_out)
+
+
 def _block_ntt(p: HeParams, shape: packing.MatmulShape, w: I64, bo: int, bi: int) -> U64:
+    """One expert's weight block (b_o, b_i) in NTT form: the one builder of weight blocks (the
+    preparation of spec §40.7 builds through it)."""
     t = rns.tables(p.n, p.q_primes)
     poly = rns.from_signed(packing.encode_weights(p, shape, w, bo, bi), p.q_primes)
     return rns.ntt_forward(poly, t)
@@ -176,7 +194,7 @@ def expert_matmul(
     sel: Selection,
     x: RingVec,
     row_input: list[int],
-    weights: list[I64] | None,
+    weights: list[I64 | PreparedStack] | None,
     d_out: int,
     stacks: int = 1,
 ) -> list[RingVec]:
@@ -188,7 +206,8 @@ def expert_matmul(
         sel: the rows' selectors (``select_experts``).
         x: this party's shares of the inputs, (inputs, d_in); row r multiplies x[row_input[r]].
         weights: the server's stacks (E, d_out, d_in) of signed encoded weights, one per
-            product sharing the input (W1 and V of a gated expert); None on the client.
+            product sharing the input (W1 and V of a gated expert), each either the array or
+            its preparation (spec §40.7); None on the client.
         d_out: the output width (public).
         stacks: the number of weight stacks (public).
 
@@ -206,7 +225,7 @@ def expert_matmul(
     ):
         raise SpecError("x must be (inputs, d_in) with one valid input index per selected row")
     d_in = xs.shape[1]
-    shape = packing.matmul_shape(p, 1, d_in, d_out)
+    shape = expert_shape(p, d_in, d_out)
     keys = select_setup(ctx, sel.experts)
     keep = response_keep(p, 2)
     small = switched_params(p, keep)
@@ -247,12 +266,7 @@ def expert_matmul(
             return outs
         if weights is None or len(weights) != stacks:
             raise SpecError(f"the server needs {stacks} weight stack(s)")
-        stacks_w = [np.asarray(w, dtype=np.int64) for w in weights]
-        for w in stacks_w:
-            if w.shape != (sel.experts, d_out, d_in):
-                raise SpecError(f"a weight stack must be ({sel.experts}, {d_out}, {d_in})")
-            if np.any(np.abs(w) >= 1 << W_BITS):
-                raise SpecError(f"expert weights must be below 2^{W_BITS} in magnitude")
+        sources = [_block_source(p, shape, sel.experts, w) for w in weights]
         assert sel.cts is not None
         # Step 2: the inputs under encryption, the server's shares added.
         data = ctx.channel.recv("moe/matmul/x", inputs * n_in * up)
@@ -274,27 +288,30 @@ def expert_matmul(
         prg = ctx.prg("moe.matmul", "mask")
         payload: list[bytes] = []
         outs = []
-        for m, w in enumerate(stacks_w):
+        for m, source in enumerate(sources):
             acc: list[list[bfv.Ciphertext | None]] = [[None] * n_out for _ in range(sel.rows)]
-            # Step 3: per weight block, every expert's block in NTT form (once per call, for all
-            # rows), the selection sum_e W_e [[2^L t_e]], and its product with the input block.
-            for bo in range(n_out):
-                for bi in range(n_in):
-                    ctx.say(
-                        f"expert product {m + 1}/{len(stacks_w)}: block {bo * n_in + bi + 1}/{n_out * n_in}"
-                    )
+            # Step 3: per weight block, every expert's block in NTT form (prepared, or built
+            # once per call for all rows), the selection sum_e W_e [[2^L t_e]], and its product
+            # with the input block.
+            t0 = time.perf_counter()
+            for bo, bi, wblock in source:
+                clock_selection(
+                    ctx, t0, READ_TIMER if isinstance(weights[m], PreparedStack) else BUILD_TIMER
+                )
+                ctx.say(
+                    f"expert product {m + 1}/{len(sources)}: block {bo * n_in + bi + 1}/{n_out * n_in}"
+                )
+                for r in range(sel.rows):
                     t0 = time.perf_counter()
-                    wblock = np.stack(
-                        [_block_ntt(p, shape, w[e], bo, bi) for e in range(sel.experts)]
-                    )
+                    summed = select_mac(wblock, sel.cts[r], p.q_primes)
+                    clock_selection(ctx, t0, MAC_TIMER)
+                    t0 = time.perf_counter()
+                    selected = packing.from_ntt_parts(p, summed)
                     clock_selection(ctx, t0)
-                    for r in range(sel.rows):
-                        t0 = time.perf_counter()
-                        selected = packing.dot_ntt(p, wblock, sel.cts[r])
-                        clock_selection(ctx, t0)
-                        prod = bfv.ct_mul(selected, x_cts[row_input[r]][bi])
-                        prev = acc[r][bo]
-                        acc[r][bo] = prod if prev is None else bfv.ct_add(prev, prod)
+                    prod = bfv.ct_mul(selected, x_cts[row_input[r]][bi])
+                    prev = acc[r][bo]
+                    acc[r][bo] = prod if prev is None else bfv.ct_add(prev, prod)
+                t0 = time.perf_counter()
             # Step 4: mask, re-randomise, flood, switch down; the server keeps -r.
             res = np.zeros((sel.rows, d_out), dtype=np.uint64)
             for r in range(sel.rows):
@@ -308,3 +325,30 @@ def expert_matmul(
             outs.append(res)
         ctx.channel.send("moe/matmul/y", b"".join(payload))
         return outs
+
+
+def _block_source(
+    p: HeParams, shape: packing.MatmulShape, experts: int, w: I64 | PreparedStack
+) -> Iterator[tuple[int, int, NDArray[np.uint32] | U64]]:
+    """The weight blocks (b_o, b_i, (E, L, N) NTT form) of one stack, b_i fastest: read from its
+    preparation, or built here through ``_block_ntt`` (checked first: shape and W_BITS)."""
+    if isinstance(w, PreparedStack):
+        if w.params != p or w.shape != shape or w.experts != experts:
+            raise SpecError("the prepared stack was built for another shape or parameter set")
+        return w.blocks()
+    arr = np.asarray(w, dtype=np.int64)
+    if arr.shape != (experts, shape.d_out, shape.d_in):
+        raise SpecError(f"a weight stack must be ({experts}, {shape.d_out}, {shape.d_in})")
+    if np.any(np.abs(arr) >= 1 << W_BITS):
+        raise SpecError(f"expert weights must be below 2^{W_BITS} in magnitude")
+
+    def build() -> Iterator[tuple[int, int, U64]]:
+        for bo in range(shape.out_blocks):
+            for bi in range(shape.in_blocks):
+                yield (
+                    bo,
+                    bi,
+                    np.stack([_block_ntt(p, shape, arr[e], bo, bi) for e in range(experts)]),
+                )
+
+    return build()

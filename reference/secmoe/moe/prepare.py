@@ -1,0 +1,410 @@
+"""Prepared expert weights: every expert's weight blocks in NTT form, built once per model and
+reused for every token (spec/40-moe.md §40.7).
+
+A stack (W1, V or W2 of every expert) is ``out_blocks x in_blocks x E x L x N`` residues below
+2^31, stored as uint32: in memory while the model's memory budget allows, otherwise in a cache
+file read block by block (``(b_o, b_i)`` in the order ``expert_matmul`` uses them, so the file is
+read front to back once per token). A file is named and checked by a key that hashes the HE
+parameters, the block shape, the block layout (the output of the block builder on a fixed probe)
+and the weights; a file whose header does not match, or whose size is wrong, is rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import queue
+import shutil
+import struct
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from secmoe.errors import SpecError
+from secmoe.he import packing
+from secmoe.he.params import HeParams
+from secmoe.model.config import MoEConfig
+from secmoe.model.fixed import FixedWeights
+
+U32 = NDArray[np.uint32]
+U64 = NDArray[np.uint64]
+I64 = NDArray[np.int64]
+BlockFn = Callable[[HeParams, packing.MatmulShape, I64, int, int], U64]
+
+MAGIC = b"SECMOE.PREPARED1"  # 16 bytes
+VERSION = 1
+HEADER_BYTES = 4096  # the data starts page-aligned
+WORD_BYTES = 4
+KEY_DOMAIN = b"secmoe/v1/moe.prepare"
+DISK_MARGIN = 1 << 30  # free space kept beyond the file itself
+ENV_DIR = "SECMOE_CACHE_DIR"
+ENV_MEMORY = "SECMOE_PREPARED_MEMORY_GIB"
+DEFAULT_MEMORY_GIB = 8.0
+STACK_NAMES = ("w1", "v", "w2")
+W_BITS = 20  # = secmoe.moe.select.W_BITS (the public bound on encoded expert weights)
+
+
+def default_cache_dir() -> Path:
+    """``$SECMOE_CACHE_DIR``, else ``$XDG_CACHE_HOME/secmoe``, else ``~/.cache/secmoe``."""
+    if os.environ.get(ENV_DIR):
+        return Path(os.environ[ENV_DIR])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "secmoe"
+
+
+def default_memory_budget() -> int:
+    """Bytes of prepared blocks kept in memory: ``$SECMOE_PREPARED_MEMORY_GIB`` (default 8)."""
+    text = os.environ.get(ENV_MEMORY, "")
+    try:
+        gib = float(text) if text else DEFAULT_MEMORY_GIB
+    except ValueError:
+        raise SpecError(f"{ENV_MEMORY} must be a number of GiB, got {text!r}") from None
+    if gib < 0:
+        raise SpecError(f"{ENV_MEMORY} must not be negative")
+    return int(gib * (1 << 30))
+
+
+def probe_weights(shape: packing.MatmulShape) -> I64:
+    """The fixed probe of the layout digest: W_ij = ((7919 i + 104729 j) mod 2^20) - 2^19."""
+    i = np.arange(shape.d_out, dtype=np.int64)[:, None]
+    j = np.arange(shape.d_in, dtype=np.int64)[None, :]
+    out: I64 = ((7919 * i + 104729 * j) % (1 << 20)) - (1 << 19)
+    return out
+
+
+def layout_digest(p: HeParams, shape: packing.MatmulShape, block: BlockFn) -> bytes:
+    """SHA-256 of the builder's blocks (0, 0) and (last, last) of the probe (uint64 LE): a change
+    of the block layout changes every key."""
+    w = probe_weights(shape)
+    h = hashlib.sha256()
+    for bo, bi in ((0, 0), (shape.out_blocks - 1, shape.in_blocks - 1)):
+        h.update(np.ascontiguousarray(block(p, shape, w, bo, bi), dtype="<u8").tobytes())
+    return h.digest()
+
+
+def _u32(*values: int) -> bytes:
+    return struct.pack(f"<{len(values)}I", *values)
+
+
+def stack_key(p: HeParams, shape: packing.MatmulShape, w: I64, block: BlockFn) -> bytes:
+    """The 32-byte key of a prepared stack (spec §40.7.1).
+
+    Implements spec §40.7.1 `stack_key` (spec/40-moe.md#stack_key).
+    """
+    experts = w.shape[0]
+    name = p.name.encode()
+    h = hashlib.sha256()
+    h.update(KEY_DOMAIN + _u32(VERSION, len(name)) + name)
+    h.update(_u32(p.n, len(p.q_primes)) + struct.pack(f"<{len(p.q_primes)}Q", *p.q_primes))
+    h.update(_u32(shape.tokens, shape.d_in, shape.d_out, shape.n_t, shape.n_i, shape.n_o))
+    h.update(_u32(experts) + layout_digest(p, shape, block))
+    digest = hashlib.sha256()
+    for e in range(experts):  # expert by expert: no copy of the whole stack
+        digest.update(np.ascontiguousarray(w[e], dtype="<i8").data)
+    h.update(digest.digest())
+    return h.digest()
+
+
+def header(key: bytes, dims: tuple[int, int, int, int, int]) -> bytes:
+    """MAGIC, key, u32 out_blocks, in_blocks, E, L, N, word bytes, 0; zeros to 4096 bytes."""
+    head = MAGIC + key + _u32(*dims, WORD_BYTES, 0)
+    return head + bytes(HEADER_BYTES - len(head))
+
+
+@dataclass
+class ReadStats:
+    """Seconds spent waiting for cache-file reads (not hidden behind the compute)."""
+
+    wait_s: float = 0.0
+    bytes_read: int = 0
+
+
+@dataclass(eq=False)
+class PreparedStack:
+    """One weight stack's NTT-form blocks, (out_blocks, in_blocks, E, L, N) uint32."""
+
+    params: HeParams
+    shape: packing.MatmulShape
+    experts: int
+    key: bytes
+    data: U32 | None  # in memory, or None when the blocks are in ``path``
+    path: Path | None
+    built: bool  # False: an existing cache file was reused
+    stats: ReadStats = field(default_factory=ReadStats)
+
+    @property
+    def dims(self) -> tuple[int, int, int, int, int]:
+        p, s = self.params, self.shape
+        return (s.out_blocks, s.in_blocks, self.experts, len(p.q_primes), p.n)
+
+    @property
+    def block_words(self) -> int:
+        _, _, e, lq, n = self.dims
+        return e * lq * n
+
+    @property
+    def nbytes(self) -> int:
+        o, i, *_ = self.dims
+        return o * i * self.block_words * WORD_BYTES
+
+    @property
+    def in_memory(self) -> bool:
+        return self.data is not None
+
+    def blocks(self) -> Iterator[tuple[int, int, U32]]:
+        """(b_o, b_i, the (E, L, N) block) in file order; a file is read one block ahead by a
+        reader thread, and the time the caller waits for it is added to ``stats``."""
+        o, i, e, lq, n = self.dims
+        if self.data is not None:
+            for bo in range(o):
+                for bi in range(i):
+                    yield bo, bi, self.data[bo, bi]
+            return
+        assert self.path is not None
+        yield from self._stream(o, i, (e, lq, n))
+
+    def _stream(
+        self, o: int, i: int, block: tuple[int, int, int]
+    ) -> Iterator[tuple[int, int, U32]]:
+        size = self.block_words * WORD_BYTES
+        ready: queue.Queue[U32 | BaseException | None] = queue.Queue(maxsize=2)
+        stop = threading.Event()
+        assert self.path is not None
+        path = self.path
+
+        def reader() -> None:
+            try:
+                with open(path, "rb", buffering=0) as fh:
+                    fd = fh.fileno()
+                    for k in range(o * i):
+                        if stop.is_set():
+                            break
+                        buf = np.empty(block, dtype=np.uint32)
+                        got = os.preadv(fd, [buf.data.cast("B")], HEADER_BYTES + k * size)
+                        if got != size:
+                            raise SpecError(f"prepared cache {path} is truncated")
+                        ready.put(buf)
+                ready.put(None)
+            except BaseException as exc:  # handed to the consumer
+                ready.put(exc)
+
+        thread = threading.Thread(target=reader, name="prepared-reader", daemon=True)
+        thread.start()
+        try:
+            for k in range(o * i):
+                t0 = time.perf_counter()
+                item = ready.get()
+                self.stats.wait_s += time.perf_counter() - t0
+                if isinstance(item, BaseException):
+                    raise item
+                assert item is not None
+                self.stats.bytes_read += size
+                yield k // i, k % i, item
+        finally:
+            stop.set()
+            while thread.is_alive():  # unblock a reader waiting on a full queue
+                try:
+                    ready.get_nowait()
+                except queue.Empty:
+                    thread.join(0.01)
+
+
+def _check_file(path: Path, key: bytes, dims: tuple[int, int, int, int, int]) -> bool:
+    words = int(np.prod(dims))
+    try:
+        if path.stat().st_size != HEADER_BYTES + words * WORD_BYTES:
+            return False
+        with open(path, "rb") as fh:
+            return fh.read(HEADER_BYTES) == header(key, dims)
+    except OSError:
+        return False
+
+
+def _build(
+    p: HeParams,
+    shape: packing.MatmulShape,
+    w: I64,
+    block: BlockFn,
+    put: Callable[[int, int, U32], None],
+) -> None:
+    """Every (b_o, b_i) block of every expert through ``block``, two blocks at a time (one per
+    core: numpy releases the GIL inside the transforms)."""
+    experts = w.shape[0]
+    lq, n = len(p.q_primes), p.n
+
+    def one(k: int) -> None:
+        bo, bi = divmod(k, shape.in_blocks)
+        out = np.empty((experts, lq, n), dtype=np.uint32)
+        for e in range(experts):
+            out[e] = block(p, shape, w[e], bo, bi)
+        put(bo, bi, out)
+
+    total = shape.out_blocks * shape.in_blocks
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        for _ in pool.map(one, range(total)):
+            pass
+
+
+def prepare_stack(
+    p: HeParams,
+    shape: packing.MatmulShape,
+    w: I64,
+    block: BlockFn,
+    in_memory: bool,
+    cache_dir: Path | None = None,
+) -> PreparedStack:
+    """The NTT-form blocks of one stack, in memory or in the cache file of its key.
+
+    Implements spec §40.7.2 `prepare_stack` (spec/40-moe.md#prepare_stack).
+    """
+    if w.ndim != 3 or w.shape[1:] != (shape.d_out, shape.d_in):
+        raise SpecError(f"a weight stack must be (E, {shape.d_out}, {shape.d_in})")
+    experts = w.shape[0]
+    for e in range(experts):  # expert by expert: no temporary of the whole stack
+        if np.any(np.abs(w[e]) >= 1 << W_BITS):
+            raise SpecError(f"expert weights must be below 2^{W_BITS} in magnitude")
+    key = stack_key(p, shape, w, block)
+    dims = (shape.out_blocks, shape.in_blocks, experts, len(p.q_primes), p.n)
+    if in_memory:
+        data = np.empty(dims, dtype=np.uint32)
+
+        def keep(bo: int, bi: int, blk: U32) -> None:
+            data[bo, bi] = blk
+
+        _build(p, shape, w, block, keep)
+        return PreparedStack(p, shape, experts, key, data, None, True)
+    folder = (cache_dir or default_cache_dir()) / "prepared"
+    path = folder / f"{key.hex()}.bin"
+    if _check_file(path, key, dims):
+        return PreparedStack(p, shape, experts, key, None, path, False)
+    folder.mkdir(parents=True, exist_ok=True)
+    size = HEADER_BYTES + int(np.prod(dims)) * WORD_BYTES
+    free = shutil.disk_usage(folder).free
+    if free < size + DISK_MARGIN:
+        raise SpecError(
+            f"prepared weights need {size / 2**30:.2f} GiB (+1 GiB margin) in {folder}, "
+            f"only {free / 2**30:.2f} GiB free; set {ENV_DIR} to a larger disk"
+        )
+    partial = path.with_suffix(".partial")
+    block_bytes = int(np.prod(dims[2:])) * WORD_BYTES
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.pwrite(fd, bytes(HEADER_BYTES), 0)  # the header is written last
+
+        def write(bo: int, bi: int, blk: U32) -> None:
+            offset = HEADER_BYTES + (bo * shape.in_blocks + bi) * block_bytes
+            view = np.ascontiguousarray(blk, dtype="<u4").data.cast("B")
+            if os.pwrite(fd, view, offset) != block_bytes:
+                raise SpecError(f"short write to {partial}")
+
+        _build(p, shape, w, block, write)
+        os.pwrite(fd, header(key, dims), 0)
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        partial.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    os.replace(partial, path)
+    return PreparedStack(p, shape, experts, key, None, path, True)
+
+
+@dataclass(eq=False)
+class PreparedModel:
+    """The prepared stacks of one model's experts, by name (``w1``, ``v`` for gated kinds,
+    ``w2``), with the seconds the preparation took."""
+
+    stacks: dict[str, PreparedStack]
+    prepare_s: float
+
+    @property
+    def nbytes(self) -> int:
+        return sum(s.nbytes for s in self.stacks.values())
+
+    @property
+    def memory_bytes(self) -> int:
+        return sum(s.nbytes for s in self.stacks.values() if s.in_memory)
+
+    @property
+    def built(self) -> bool:
+        return any(s.built for s in self.stacks.values())
+
+    def read_stats(self) -> ReadStats:
+        out = ReadStats()
+        for s in self.stacks.values():
+            out.wait_s += s.stats.wait_s
+            out.bytes_read += s.stats.bytes_read
+        return out
+
+    def reset_stats(self) -> None:
+        for s in self.stacks.values():
+            s.stats = ReadStats()
+
+
+# The server's prepared models, by the identity of the weights object they were built from.
+_REGISTRY: dict[int, tuple[weakref.ref[object], PreparedModel]] = {}
+
+
+def register(weights: object, model: PreparedModel) -> None:
+    """Make ``model`` the preparation of ``weights`` (looked up by :func:`lookup`)."""
+    _REGISTRY[id(weights)] = (weakref.ref(weights), model)
+
+
+def lookup(weights: object) -> PreparedModel | None:
+    """The prepared model registered for this very weights object, if any."""
+    got = _REGISTRY.get(id(weights))
+    if got is None or got[0]() is not weights:
+        return None
+    return got[1]
+
+
+def forget(weights: object) -> None:
+    _REGISTRY.pop(id(weights), None)
+
+
+def prepare_model(
+    config: MoEConfig,
+    weights: FixedWeights,
+    cache_dir: Path | None = None,
+    memory_budget: int | None = None,
+) -> PreparedModel:
+    """The server's preparation of a model's expert stacks, registered for ``weights``.
+
+    Implements spec §40.7.4 `prepare_model` (spec/40-moe.md#prepare_model): W1, then V (gated
+    kinds), then W2, each at the block shape ``expert_matmul`` uses; a stack stays in memory
+    while the stacks kept so far and it fit in ``memory_budget`` bytes (default
+    ``$SECMOE_PREPARED_MEMORY_GIB``, 8 GiB), otherwise it goes to its cache file.
+    """
+    # select imports this module for PreparedStack: the block builder is imported here.
+    from secmoe.moe.select import _block_ntt, expert_shape, select_params
+
+    ring = config.fxp.ring
+    budget = default_memory_budget() if memory_budget is None else memory_budget
+    p = select_params()
+    plan: list[tuple[str, object, int, int]] = [("w1", weights.w1, config.d_model, config.d_ff)]
+    if config.gated:
+        plan.append(("v", weights.v, config.d_model, config.d_ff))
+    plan.append(("w2", weights.w2, config.d_ff, config.d_model))
+    t0 = time.perf_counter()
+    stacks: dict[str, PreparedStack] = {}
+    kept = 0
+    for name, arr, d_in, d_out in plan:
+        if arr is None:
+            raise SpecError(f"the weights have no {name}")
+        shape = expert_shape(p, d_in, d_out)
+        w = ring.to_signed(np.asarray(arr))
+        size = shape.out_blocks * shape.in_blocks * w.shape[0] * len(p.q_primes) * p.n * WORD_BYTES
+        in_memory = kept + size <= budget
+        stacks[name] = prepare_stack(p, shape, w, _block_ntt, in_memory, cache_dir)
+        kept += size if in_memory else 0
+        del w
+    model = PreparedModel(stacks, time.perf_counter() - t0)
+    register(weights, model)
+    return model

@@ -1,0 +1,139 @@
+"""Prepared expert weights (spec/40-moe.md §40.7): the multiply-accumulate equals dot_ntt's sum,
+the prepared layer is bit-identical to the unprepared one (same transcript, same outputs), and
+the cache file is keyed, checked and rebuilt."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from costs import measured_run
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from secmoe.errors import SpecError
+from secmoe.he import modp
+from secmoe.he.params import preset
+from secmoe.model.config import MoEConfig
+from secmoe.model.default import default_weights
+from secmoe.model.fixed import FixedWeights, encode_weights, moe_fixed
+from secmoe.moe import prepare
+from secmoe.moe.layer import moe
+from secmoe.moe.mac import plain_multiply_add, select_mac
+from secmoe.moe.select import _block_ntt, expert_shape, select_params
+from secmoe.randomness import Prg, dst
+
+CONFIG = MoEConfig(d_model=8, d_ff=16, n_experts=4)
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(1, 9), st.integers(1, 3), st.integers(0, 2**32 - 1))
+def test_select_mac_equals_the_exact_sum(experts: int, parts: int, seed: int) -> None:
+    p = preset("toy")
+    rng = np.random.default_rng(seed)
+    col = np.array(p.q_primes, dtype=np.uint64).reshape(1, -1, 1)
+    w = (rng.integers(0, 2**31, (experts, len(p.q_primes), p.n), dtype=np.uint64) % col).astype(
+        np.uint32
+    )
+    s = rng.integers(0, 2**31, (experts, parts, len(p.q_primes), p.n), dtype=np.uint64) % col
+    got = select_mac(w, s, p.q_primes)
+    want = modp.dot(w.astype(np.uint64)[:, None], s, modp.moduli(p.q_primes))
+    assert np.array_equal(got, want)
+    exact = (w.astype(object)[:, None] * s.astype(object)).sum(axis=0) % col.astype(object)
+    assert np.array_equal(got.astype(object), exact)
+    assert plain_multiply_add(w, s).shape == got.shape
+
+
+def test_select_mac_refuses_mismatched_shapes() -> None:
+    p = preset("toy")
+    w = np.zeros((2, len(p.q_primes), p.n), dtype=np.uint32)
+    with pytest.raises(SpecError):
+        select_mac(w, np.zeros((3, 2, len(p.q_primes), p.n), dtype=np.uint64), p.q_primes)
+
+
+def fixed(seed: int) -> FixedWeights:
+    return encode_weights(CONFIG, default_weights(CONFIG, bytes([seed]) * 32))
+
+
+def run(fw: FixedWeights, x: np.ndarray) -> tuple[np.ndarray, list[tuple[str, int, str]]]:
+    ring = CONFIG.fxp.ring
+    xc = Prg(bytes(32), dst("test", "prepare")).next_ring(x.size).reshape(x.shape)
+    xs = ring.sub(x, xc)
+    _, res = measured_run(
+        lambda c: moe(c, CONFIG, xc, None),
+        lambda c: moe(c, CONFIG, xs, fw),
+        CONFIG.fxp,
+        record="hash",
+    )
+    y = ring.add(res.client.y, res.server.y)
+    return y, [(e.label, e.length, e.sha256) for e in res.transcript]
+
+
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_prepared_layer_is_bit_identical(tmp_path: Path, in_memory: bool) -> None:
+    fw = fixed(5)
+    x = CONFIG.fxp.encode(np.linspace(-1.0, 1.0, CONFIG.d_model).reshape(1, -1))
+    y0, t0 = run(fw, x)
+    model = prepare.prepare_model(CONFIG, fw, tmp_path, 1 << 40 if in_memory else 0)
+    try:
+        assert prepare.lookup(fw) is model
+        assert all(s.in_memory == in_memory for s in model.stacks.values())
+        y1, t1 = run(fw, x)
+    finally:
+        prepare.forget(fw)
+    assert np.array_equal(y0, y1)
+    assert np.array_equal(y1, moe_fixed(CONFIG, fw, x).y)
+    assert t0 == t1
+    files = sorted((tmp_path / "prepared").glob("*.bin")) if not in_memory else []
+    assert len(files) == (0 if in_memory else 3)
+    if not in_memory:
+        assert model.read_stats().bytes_read == model.nbytes
+        assert sum(f.stat().st_size for f in files) == model.nbytes + 3 * prepare.HEADER_BYTES
+
+
+def test_cache_file_is_reused_keyed_and_rebuilt(tmp_path: Path) -> None:
+    p = select_params()
+    shape = expert_shape(p, CONFIG.d_model, CONFIG.d_ff)
+    w = CONFIG.fxp.ring.to_signed(fixed(6).w1)
+    first = prepare.prepare_stack(p, shape, w, _block_ntt, False, tmp_path)
+    assert first.built and first.path is not None
+    again = prepare.prepare_stack(p, shape, w, _block_ntt, False, tmp_path)
+    assert not again.built and again.path == first.path
+    blocks = [b.copy() for _, _, b in first.blocks()]
+    mem = prepare.prepare_stack(p, shape, w, _block_ntt, True)
+    assert mem.key == first.key
+    assert all(np.array_equal(a, b) for a, (_, _, b) in zip(blocks, mem.blocks(), strict=True))
+    want = np.stack([_block_ntt(p, shape, w[e], 0, 0) for e in range(w.shape[0])])
+    assert np.array_equal(blocks[0], want)
+    # Other weights: another key, another file.
+    w2 = w.copy()
+    w2[0, 0, 0] += 1
+    other = prepare.prepare_stack(p, shape, w2, _block_ntt, False, tmp_path)
+    assert other.key != first.key and other.built
+    # A damaged header is rebuilt.
+    assert first.path is not None
+    with open(first.path, "r+b") as fh:
+        fh.write(b"X")
+    rebuilt = prepare.prepare_stack(p, shape, w, _block_ntt, False, tmp_path)
+    assert rebuilt.built
+    assert all(np.array_equal(a, b) for a, (_, _, b) in zip(blocks, rebuilt.blocks(), strict=True))
+
+    # Another layout (a block builder that differs) changes the key.
+    def shifted(*args: object) -> np.ndarray:
+        return np.roll(_block_ntt(*args), 1, axis=1)  # type: ignore[arg-type]
+
+    assert prepare.stack_key(p, shape, w, shifted) != first.key  # type: ignore[arg-type]
+
+
+def test_refuses_weights_out_of_range_and_a_full_disk(tmp_path: Path) -> None:
+    p = select_params()
+    shape = expert_shape(p, CONFIG.d_model, CONFIG.d_ff)
+    w = np.zeros((2, CONFIG.d_ff, CONFIG.d_model), dtype=np.int64)
+    w[1, 2, 3] = 1 << 20
+    with pytest.raises(SpecError, match="2\\^20"):
+        prepare.prepare_stack(p, shape, w, _block_ntt, True)
+    big = np.zeros((1 << 18, 1, 1), dtype=np.int64)
+    huge = expert_shape(p, 1, 1)
+    with pytest.raises(SpecError, match="GiB"):
+        prepare.prepare_stack(p, huge, big, _block_ntt, False, tmp_path)
