@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from secmoe.bench.registry import BenchOptions, register_bench
 from secmoe.encoding import RingVec
