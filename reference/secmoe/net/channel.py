@@ -29,7 +29,7 @@ from secmoe.net.frame import (
 from secmoe.net.transport import Transport
 
 RecordMode = Literal["none", "hash", "full"]
-DEFAULT_TIMEOUT = 60.0
+DEFAULT_TIMEOUT = 600.0  # a packed expert product keeps the client waiting minutes (spec §4.4)
 
 
 @dataclass
