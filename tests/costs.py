@@ -45,6 +45,9 @@ def measured_run(
         server_seed=bytes([1]) * 32,
         fxp=fxp,
         record=record,
+        # A packed expert product keeps the client waiting for the server's ct x ct products,
+        # relinearisations and key switches: minutes on a loaded 2-core machine.
+        timeout=900,
     )
     before = res.client[0]
     phases = {}

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 
 from secmoe.encoding import Ring
 from secmoe.errors import ProtocolError, SpecError
-from secmoe.he import bfv, noise, packing, rns
-from secmoe.he.matmul import he_matmul
-from secmoe.he.modswitch import response_keep, switched_params
+from secmoe.he import bfv, galois, noise, packing, respack, rns
+from secmoe.he.matmul import he_matmul, he_matmul_bytes, he_setup_messages
+from secmoe.he.modswitch import mod_switch, switch_key, switched_params
 from secmoe.he.ntt import ntt_forward, ntt_inverse, ntt_tables
 from secmoe.he.params import (
     HE_STANDARD_128,
@@ -115,7 +115,7 @@ def test_deepest_circuit_128_experts_at_he16384() -> None:
     sk = bfv.keygen(p, src)
     keys = ClientKeys(bfv.public_key(sk, src, 1), bfv.public_key(sk, src, 2))
     d_in, d_out, experts, chosen = 8, 4, 128, 77
-    shape = packing.matmul_shape(p, 1, d_in, d_out)
+    shape = packing.unpacked_shape(p, 1, d_in, d_out)
     weights = [
         (server.next_below(d_in * d_out, 1 << 18).astype(np.int64) - (1 << 17)).reshape(d_out, d_in)
         for _ in range(experts)
@@ -215,17 +215,85 @@ def test_matmul_protocol(seed: int, tokens: int, d_in: int, d_out: int) -> None:
     assert np.array_equal(RING.add(res.client, res.server), want)
     t = res.cost.total()
     n_in = shape.token_blocks * shape.in_blocks
-    n_out = shape.token_blocks * shape.out_blocks
-    assert t.bytes_c2s == n_in * ct_bytes(TOY, 1, True) + ct_bytes(TOY, 1, True)  # + pk
-    small = switched_params(TOY, response_keep(TOY, 1))
-    assert t.bytes_s2c == n_out * ct_bytes(small, 1) < n_out * ct_bytes(TOY, 1)
+    up, down = he_matmul_bytes(TOY, tokens, d_in, d_out, 20)
+    assert up == n_in * ct_bytes(TOY, 1, True)
+    assert t.bytes_c2s == up + sum(he_setup_messages(TOY))  # + pk and the Galois keys
+    assert t.bytes_s2c == down
+    # One packed response per group of products, each smaller than one unpacked response.
+    plan = packing.pack_plan_for(TOY, shape)
+    groups = plan.groups(shape.token_blocks * shape.out_blocks)
+    small = switched_params(TOY, plan.keep)
+    assert down == sum(4 * plan.keep * TOY.n for _ in groups) + 4 * plan.keep * tokens * d_out
+    assert (
+        down < shape.token_blocks * shape.out_blocks * ct_bytes(small, 1) + 4 * len(groups) * TOY.n
+    )
     assert res.cost.phases["main"].rounds == 2
+
+
+@settings(max_examples=3, deadline=None)
+@given(seed=st.integers(0, 255), tokens=st.integers(1, 3), d_in=st.integers(1, 9))
+def test_matmul_protocol_64_bit_multipliers(seed: int, tokens: int, d_in: int) -> None:
+    """w_max_bits = 64 (a share as the multiplier): four 20-bit digits, recombined exactly."""
+    src = prg("matmul64", seed)
+    d_out = 3
+    w = src.next_u64(d_in * d_out).view(np.int64).reshape(d_out, d_in)
+    xc = src.next_ring(tokens * d_in).reshape(tokens, d_in)
+    xs = src.next_ring(tokens * d_in).reshape(tokens, d_in)
+    shape = packing.matmul_shape(TOY, tokens, d_in, d_out)
+    res = run_local(
+        lambda ctx: he_matmul(ctx, TOY, shape, xc, None, 64),
+        lambda ctx: he_matmul(ctx, TOY, shape, xs, w, 64),
+        client_seed=bytes([seed]) * 32,
+        server_seed=bytes(32),
+    )
+    x = RING.add(xc, xs).view(np.int64).astype(object)
+    want = np.array(
+        [[int(v) % 2**64 for v in row] for row in x @ w.T.astype(object)], dtype=np.uint64
+    )
+    assert np.array_equal(RING.add(res.client, res.server), want)
+    assert res.cost.phases["main"].bytes_s2c == he_matmul_bytes(TOY, tokens, d_in, d_out, 64)[1]
+
+
+def test_weight_digits_recombine() -> None:
+    src = prg("digits")
+    w = src.next_u64(200).view(np.int64)
+    digits = respack.weight_digits(w, 4)
+    assert all(np.all(np.abs(d) <= 1 << 20) for d in digits)
+    total = sum((d.view(np.uint64) << np.uint64(20 * i)) for i, d in enumerate(digits))
+    assert np.array_equal(total, w.view(np.uint64))
+    with pytest.raises(SpecError):
+        respack.weight_digits(w, 2)
+
+
+def test_pack_group_places_and_removes() -> None:
+    """pack_group: 2^a times coefficient m 2^a of ct_k at m 2^a + k g, zero elsewhere."""
+    src = prg("pack")
+    sk = bfv.keygen(TOY, src)
+    keys = {k: galois.galois_keygen(sk, k, src) for k in respack.pack_elements(TOY)}
+    a = 3
+    for count in (1, 3, 8):
+        ms = [src.next_u64(TOY.n) for _ in range(count)]
+        cts = [
+            respack.add_plain_scaled(bfv.encrypt_sk(sk, np.zeros(TOY.n, np.uint64), src), m, a)
+            for m in ms
+        ]
+        dec = bfv.decrypt(sk, respack.pack_group(cts, a, keys))
+        g = (1 << a) >> (count - 1).bit_length()
+        want = np.zeros(TOY.n, dtype=np.uint64)
+        for k, m in enumerate(ms):
+            want[np.arange(0, TOY.n, 1 << a) + k * g] = m[:: 1 << a]
+        assert np.array_equal(dec, want)
+    with pytest.raises(SpecError):
+        respack.pack_group(cts + cts, a, keys)
 
 
 def test_matmul_shape_for_the_switch_ffn() -> None:
     s = packing.matmul_shape(preset("he8192"), 1, 768, 3072)
-    assert (s.n_t, s.n_i, s.n_o, s.in_blocks, s.out_blocks) == (1, 64, 128, 12, 24)
-    s = packing.matmul_shape(preset("he8192"), 8, 768, 3072)
+    assert (s.n_t, s.n_i, s.n_o, s.in_blocks, s.out_blocks) == (1, 1024, 8, 1, 384)
+    plan = packing.pack_plan_for(preset("he8192"), s)
+    assert (plan.max_ell, plan.flood_bits, plan.keep) == (10, 99, 4)
+    assert he_matmul_bytes(preset("he8192"), 1, 768, 3072, 20) == (229_408, 180_224)
+    s = packing.unpacked_shape(preset("he8192"), 8, 768, 3072)
     assert (s.n_t, s.n_i, s.n_o, s.token_blocks * (s.in_blocks + s.out_blocks)) == (8, 16, 64, 96)
 
 
@@ -273,3 +341,65 @@ def test_crt_round_trip() -> None:
     vals = [0, 1, -1, TOY.q // 2, -(TOY.q // 2) + 1, 12345678901234567890]
     res = rns.from_int(vals, TOY.q_primes)
     assert [int(v) for v in rns.to_int(res, TOY.q_primes)] == vals
+
+
+def test_packed_matmul_noise_within_the_plan() -> None:
+    """The server's steps of he_matmul by hand at he8192: the packed ciphertext's measured noise
+    stays below pack_plan's bound, which leaves >= MARGIN bits (spec §20.13.1)."""
+    p = preset("he8192")
+    src = prg("packed-noise")
+    sk = bfv.keygen(p, src)
+    pk = bfv.public_key(sk, src, 1)
+    shape = packing.matmul_shape(p, 1, 64, 96)
+    plan = packing.pack_plan_for(p, shape)
+    a = shape.n_i.bit_length() - 1
+    needed = respack.pack_elements(p)[:a]
+    keys = {k: galois.galois_keygen(sk, k, src) for k in needed}
+    w = (src.next_below(96 * 64, 1 << 21).astype(np.int64) - (1 << 20)).reshape(96, 64)
+    x = src.next_u64(64)
+    zero = np.zeros(p.n, dtype=np.uint64)
+    ct = respack.add_plain_scaled(
+        bfv.encrypt_sk(sk, zero, src), packing.encode_input(p, shape, x, 0, 0), a
+    )
+    cts = np.stack([packing.ntt_parts(ct)])
+    wn = packing.weights_ntt(p, shape, w)
+    members = [
+        respack.flood(
+            respack.shift_outputs(packing.dot_ntt(p, wn[bo], cts), shape.n_i),
+            pk,
+            src,
+            plan.flood_bits,
+        )
+        for bo in range(shape.out_blocks)
+    ]
+    packed = respack.pack_group(members, a, keys)
+    want_vals = (w.astype(object) @ x.astype(object)) % 2**64
+    ell = (len(members) - 1).bit_length()
+    g = shape.n_i >> ell
+    want = np.zeros(p.n, dtype=np.uint64)
+    for bo in range(shape.out_blocks):
+        for i in range(shape.n_o):
+            want[i * shape.n_i + bo * g] = int(want_vals[bo * shape.n_o + i])
+    got = bfv.decrypt(sk, packed)
+    positions = np.flatnonzero(
+        np.isin(
+            np.arange(p.n),
+            [i * shape.n_i + bo * g for bo in range(shape.out_blocks) for i in range(shape.n_o)],
+        )
+    )
+    assert np.array_equal(got[positions], want[positions])
+    measured = bfv.noise_bits(sk, packed, got)
+    assert measured <= plan.final_bits <= noise.capacity_bits(p) - noise.MARGIN
+    small = mod_switch(packed, plan.keep)
+    assert np.array_equal(bfv.decrypt(switch_key(sk, small.params), small), got)
+
+
+def test_packed_decode_rejects_bad_residues() -> None:
+    positions = np.arange(4, dtype=np.intp)
+    wire = bytearray(respack.packed_bytes(TOY, 4))
+    respack.packed_decode(TOY, bytes(wire), positions, label="y", party="client")
+    wire[:4] = (TOY.q_primes[0]).to_bytes(4, "little")
+    with pytest.raises(ProtocolError, match="out_of_range"):
+        respack.packed_decode(TOY, bytes(wire), positions, label="y", party="client")
+    with pytest.raises(ProtocolError, match="wrong_length"):
+        respack.packed_decode(TOY, bytes(wire) + b"\0", positions, label="y", party="client")

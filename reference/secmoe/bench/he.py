@@ -170,7 +170,8 @@ def bench_he(opts: BenchOptions) -> dict[str, object]:
     )
     xc, xs = src.next_ring(d_in), src.next_ring(d_in)
     opts.say(
-        f"bench he: {d_out} x {d_in} matvec, {shape.in_blocks} + {shape.out_blocks} ciphertexts"
+        f"bench he: {d_out} x {d_in} matvec, {shape.in_blocks} input ciphertext(s), "
+        f"{shape.out_blocks} products packed"
     )
     t0 = time.perf_counter()
     res = run_local(

@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from secmoe.errors import SpecError
-from secmoe.he import modp, rns
+from secmoe.he import modp, noise, respack, rns
 from secmoe.he.bfv import Ciphertext
 from secmoe.he.params import HeParams
 
@@ -53,37 +53,81 @@ class MatmulShape:
         return self.n_i * self.n_o
 
 
-def _powers(limit: int, n: int, extra: int) -> list[int]:
-    cands = {1 << k for k in range(n.bit_length()) if (1 << k) <= min(limit, n)}
-    if extra <= n:
-        cands.add(extra)
-    return sorted(cands)
+def _powers(limit: int, n: int) -> list[int]:
+    return [1 << k for k in range(n.bit_length()) if (1 << k) <= min(limit, n)]
+
+
+def circuit_bits(n_i: int, n_o: int, in_blocks: int) -> float:
+    """Noise bound of one output block of a packed product before re-randomisation: an
+    encrypted share plus the server's share, times weight blocks of |w| <= 2^DIGIT_BITS
+    (||w||_1 <= n_i n_o 2^DIGIT_BITS), summed over the input blocks."""
+    fresh = noise.add_bits(noise.fresh_sk_bits(), 0)
+    w_l1 = float(n_i * n_o) * 2.0**respack.DIGIT_BITS
+    return noise.mul_plain_bits(fresh, w_l1) + math.log2(in_blocks)
+
+
+def pack_plan_for(params: HeParams, shape: MatmulShape) -> respack.PackPlan:
+    """The packing plan of a product of this shape (spec §20.13.1)."""
+    if shape.n_i & (shape.n_i - 1):
+        raise SpecError(f"a packed product needs n_i a power of two, got {shape.n_i}")
+    bits = circuit_bits(shape.n_i, shape.n_o, shape.in_blocks)
+    return respack.pack_plan(params, shape.n_i.bit_length() - 1, bits)
 
 
 def matmul_shape(params: HeParams, tokens: int, d_in: int, d_out: int) -> MatmulShape:
-    """Choose (n_t, n_i, n_o) with n_t n_i n_o <= N minimising the ciphertexts each way.
+    """Choose (n_t, n_i, n_o) with n_t n_i n_o <= N: the fewest ciphertexts each way, then the
+    fewest products.
 
     Implements spec §20.6.1 `matmul_shape` (spec/20-he.md#matmul_shape): n_i ranges over the
-    powers of two up to min(d_in, N) and d_in itself (if <= N), n_t likewise for the tokens,
-    n_o = min(d_out, N // (n_t n_i)) (skipped if 0); the cost is token_blocks (in_blocks +
-    out_blocks); ties go to the larger n_i, then the larger n_t.
+    powers of two up to N (the smallest one >= d_in included), n_t over the powers of two up
+    to min(tokens, N) and tokens itself, n_o = min(d_out, N // (n_t n_i)) (skipped if 0); the
+    cost is (token_blocks in_blocks + ceil(K / 2^l_max), K) with K = token_blocks out_blocks
+    products and l_max from ``pack_plan``; ties go to the larger n_i, then the larger n_t.
     """
     if min(tokens, d_in, d_out) < 1:
         raise SpecError("matrix dimensions must be positive")
     n = params.n
-    best: tuple[int, int, int, int, int] | None = None
-    for n_i in _powers(d_in, n, d_in):
-        for n_t in _powers(tokens, n, tokens):
+    best: tuple[tuple[int, int, int, int], MatmulShape] | None = None
+    for n_i in _powers(1 << (d_in - 1).bit_length(), n):
+        for n_t in sorted({*_powers(tokens, n), *([tokens] if tokens <= n else [])}):
             n_o = min(d_out, n // (n_t * n_i))
             if n_o < 1:
                 continue
-            cost = math.ceil(tokens / n_t) * (math.ceil(d_in / n_i) + math.ceil(d_out / n_o))
-            key = (cost, -n_i, -n_t)
-            if best is None or key < best[:3]:
-                best = (cost, -n_i, -n_t, n_i, n_t)
+            shape = MatmulShape(tokens, d_in, d_out, n_t, n_i, n_o)
+            products = shape.token_blocks * shape.out_blocks
+            plan = pack_plan_for(params, shape)
+            cts = shape.token_blocks * shape.in_blocks + len(plan.groups(products))
+            key = (cts, products, -n_i, -n_t)
+            if best is None or key < best[0]:
+                best = (key, shape)
     assert best is not None
-    n_i, n_t = best[3], best[4]
-    return MatmulShape(tokens, d_in, d_out, n_t, n_i, min(d_out, n // (n_t * n_i)))
+    return best[1]
+
+
+def unpacked_shape(params: HeParams, tokens: int, d_in: int, d_out: int) -> MatmulShape:
+    """Choose (n_t, n_i, n_o) for products whose every output block travels on its own.
+
+    Implements spec §20.6.3 `unpacked_shape` (spec/20-he.md#unpacked_shape): n_i ranges over
+    the powers of two up to min(d_in, N) and d_in itself if d_in <= N, n_t likewise over the
+    powers of two up to min(tokens, N) and tokens itself; n_o = min(d_out, N // (n_t n_i))
+    (skipped if 0). Choose the pair minimising token_blocks (in_blocks + out_blocks), ties to
+    the larger n_i, then the larger n_t.
+    """
+    if min(tokens, d_in, d_out) < 1:
+        raise SpecError("matrix dimensions must be positive")
+    n = params.n
+    best: tuple[tuple[int, int, int], MatmulShape] | None = None
+    for n_i in sorted({*_powers(d_in, n), *([d_in] if d_in <= n else [])}):
+        for n_t in sorted({*_powers(tokens, n), *([tokens] if tokens <= n else [])}):
+            n_o = min(d_out, n // (n_t * n_i))
+            if n_o < 1:
+                continue
+            shape = MatmulShape(tokens, d_in, d_out, n_t, n_i, n_o)
+            key = (shape.token_blocks * (shape.in_blocks + shape.out_blocks), -n_i, -n_t)
+            if best is None or key < best[0]:
+                best = (key, shape)
+    assert best is not None
+    return best[1]
 
 
 def encode_input(params: HeParams, shape: MatmulShape, x: U64, b_tok: int, b_in: int) -> U64:

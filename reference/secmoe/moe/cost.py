@@ -6,13 +6,12 @@ bytes per phase and direction and, by the causal rule of spec §4.2, the rounds.
 
 from __future__ import annotations
 
-from secmoe.he import packing
 from secmoe.he.galois import keys_needed
-from secmoe.he.modswitch import response_keep, switched_params
+from secmoe.he.respack import pack_elements
 from secmoe.he.serialize import ct_bytes, gk_bytes, poly_bytes
 from secmoe.model.config import MoEConfig
 from secmoe.model.fixed import ACTIVATION_TABLES
-from secmoe.moe.select import levels_for, select_params
+from secmoe.moe.select import expert_matmul_bytes, levels_for, pack_params, select_params
 from secmoe.protocols.cost import (
     Pattern,
     b2a_cost,
@@ -30,14 +29,18 @@ from secmoe.protocols.softmax import exp_cost, reciprocal_cost, softmax_cost
 from secmoe.protocols.topk import topk_cost
 
 
-def select_setup_cost(experts: int) -> Pattern:
-    """``select_setup`` in a fresh session: pk and pk2 at he16384, then the Galois keys."""
+def select_setup_cost(experts: int, fresh_pack: bool = True) -> Pattern:
+    """``select_setup`` in a fresh session: pk at he16384, the selector's Galois keys, then
+    (once per session) the relinearisation key and the packing's Galois keys."""
     p = select_params()
-    key = 32 + poly_bytes(p)
-    parts = [send("client", key, "offline"), send("client", key, "offline")]
+    parts = [send("client", 32 + poly_bytes(p), "offline")]
     count = len(keys_needed(p, levels_for(experts)))
     if count:
         parts.append(send("client", count * gk_bytes(p), "offline"))
+    if fresh_pack:
+        small = pack_params()
+        parts.append(send("client", gk_bytes(p), "offline"))
+        parts.append(send("client", len(pack_elements(small)) * gk_bytes(small), "offline"))
     return seq(parts)
 
 
@@ -46,14 +49,11 @@ def select_experts_cost(rows: int) -> Pattern:
     return send("client", rows * ct_bytes(select_params(), 1, seeded=True), "online")
 
 
-def expert_matmul_cost(rows: int, inputs: int, d_in: int, d_out: int, stacks: int) -> Pattern:
-    """``expert_matmul``: the inputs' seeded blocks up, one switched degree-2 result per
-    (stack, row, output block) down."""
-    p = select_params()
-    shape = packing.matmul_shape(p, 1, d_in, d_out)
-    small = switched_params(p, response_keep(p, 2))
-    up = inputs * shape.in_blocks * ct_bytes(p, 1, seeded=True)
-    down = stacks * rows * shape.out_blocks * ct_bytes(small, 2)
+def expert_matmul_cost(
+    rows: int, inputs: int, d_in: int, d_out: int, stacks: int, experts: int
+) -> Pattern:
+    """``expert_matmul``: the inputs' seeded blocks up, the packed responses down."""
+    up, down = expert_matmul_bytes(rows, inputs, d_in, d_out, stacks, experts)
     return seq(send("client", up, "online"), send("server", down, "online"))
 
 
@@ -99,46 +99,69 @@ def route_cost(config: MoEConfig, tokens: int) -> Pattern:
     )
 
 
-def moe_cost(
+Step = tuple[str, Pattern]
+
+
+def moe_steps(
     config: MoEConfig, tokens: int, fresh_he: bool = True, fresh_ot: bool = False
-) -> Pattern:
-    """``moe`` on ``tokens`` tokens: OT set-up when ``fresh_ot``, HE keys when ``fresh_he``."""
+) -> list[Step]:
+    """``moe`` on ``tokens`` tokens as named steps in call order (spec §40.4, key ``steps`` of
+    ``secmoe cost --json``); ``moe_cost`` is their sequential composition."""
     l, f = config.ring_bits, config.frac_bits
     d, d_ff, e, k = config.d_model, config.d_ff, config.n_experts, config.top_k
     rows = tokens * k
     shift = f + levels_for(e)
     stacks = 2 if config.gated else 1
-    parts = [ot_setup_pattern()] if fresh_ot else []
+    steps: list[Step] = [("ot_setup", ot_setup_pattern())] if fresh_ot else []
     if fresh_he:
-        parts.append(he_setup_cost())
-    parts += [route_cost(config, tokens), b2a_cost(rows * e, l)]
+        steps.append(("he_setup", he_setup_cost()))
+    steps += [("route", route_cost(config, tokens)), ("b2a", b2a_cost(rows * e, l))]
     if fresh_he:
-        parts.append(select_setup_cost(e))
-    parts += [
-        select_experts_cost(rows),
-        expert_matmul_cost(rows, tokens, d, d_ff, stacks),
-        trunc_cost(stacks * rows * d_ff, l, shift),
-        _activation_cost(config, rows * d_ff),
+        steps.append(("select_setup", select_setup_cost(e)))
+    steps += [
+        ("select_experts", select_experts_cost(rows)),
+        ("expert_matmul_in", expert_matmul_cost(rows, tokens, d, d_ff, stacks, e)),
+        ("trunc_in", trunc_cost(stacks * rows * d_ff, l, shift)),
+        ("activation", _activation_cost(config, rows * d_ff)),
     ]
     if config.gated:
-        parts += [mul_cost(rows * d_ff, l), trunc_cost(rows * d_ff, l, f)]
-    parts += [
-        expert_matmul_cost(rows, rows, d_ff, d, 1),
-        trunc_cost(rows * d, l, shift),
-        mul_cost(rows * d, l),
-        trunc_cost(rows * d, l, f),
+        steps.append(("gating", seq(mul_cost(rows * d_ff, l), trunc_cost(rows * d_ff, l, f))))
+    steps += [
+        ("expert_matmul_out", expert_matmul_cost(rows, rows, d_ff, d, 1, e)),
+        ("trunc_out", trunc_cost(rows * d, l, shift)),
+        ("gate_product", seq(mul_cost(rows * d, l), trunc_cost(rows * d, l, f))),
     ]
-    parts += [shared_ffn_cost(config, tokens) for _ in range(config.n_shared_experts)]
-    return seq(parts)
+    steps += [
+        (f"shared_ffn_{j}", shared_ffn_cost(config, tokens)) for j in range(config.n_shared_experts)
+    ]
+    return steps
+
+
+def moe_cost(
+    config: MoEConfig, tokens: int, fresh_he: bool = True, fresh_ot: bool = False
+) -> Pattern:
+    """``moe`` on ``tokens`` tokens: OT set-up when ``fresh_ot``, HE keys when ``fresh_he``."""
+    return seq(p for _, p in moe_steps(config, tokens, fresh_he, fresh_ot))
+
+
+def demo_steps(config: MoEConfig, tokens: int) -> list[Step]:
+    """``demo_client`` / ``demo_server`` (spec §40.5) in a fresh session as named steps: the
+    token count and the client's shares, the layer with every set-up, the server's output."""
+    w = ring_bytes(config.ring_bits)
+    return [
+        (
+            "input",
+            seq(send("client", 4, "input"), send("client", tokens * config.d_model * w, "input")),
+        ),
+        *moe_steps(config, tokens, fresh_he=True, fresh_ot=True),
+        (
+            "output",
+            send("server", (tokens * config.d_model + 2 * tokens * config.top_k) * w, "output"),
+        ),
+    ]
 
 
 def demo_cost(config: MoEConfig, tokens: int) -> Pattern:
     """``demo_client`` / ``demo_server`` (spec §40.5) in a fresh session: the token count and
     the client's shares, the layer with every set-up, the server's output shares."""
-    w = ring_bytes(config.ring_bits)
-    return seq(
-        send("client", 4, "input"),
-        send("client", tokens * config.d_model * w, "input"),
-        moe_cost(config, tokens, fresh_he=True, fresh_ot=True),
-        send("server", (tokens * config.d_model + 2 * tokens * config.top_k) * w, "output"),
-    )
+    return seq(p for _, p in demo_steps(config, tokens))

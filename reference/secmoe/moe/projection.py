@@ -14,8 +14,8 @@ from typing import Any
 from secmoe.errors import SpecError
 from secmoe.model.config import MoEConfig
 from secmoe.model.default import default_config
-from secmoe.moe.cost import demo_cost, moe_cost
-from secmoe.protocols.cost import Pattern, summary
+from secmoe.moe.cost import Step, demo_steps, moe_steps
+from secmoe.protocols.cost import Pattern, seq, summary
 
 # Published shapes of one MoE layer (d_model, d_ff per routed expert, experts, top-k, ...).
 # Switch-Base as the paper evaluates it (GeGLU experts, top-1); Mixtral-8x7B (Mistral AI, 2024:
@@ -46,7 +46,23 @@ PRESETS: dict[str, MoEConfig] = {
 }
 
 
-def _report(name: str, config: MoEConfig, tokens: int, pattern: Pattern) -> dict[str, Any]:
+def step_report(steps: list[Step]) -> dict[str, dict[str, Any]]:
+    """Per named step (call order): bytes each way, by phase, and the step's own rounds."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, p in steps:
+        s = summary(p)
+        out[name] = {
+            "bytes_c2s": p.c2s,
+            "bytes_s2c": p.s2c,
+            "bytes": p.c2s + p.s2c,
+            "rounds": s.rounds,
+            "phases": {k: {"bytes_c2s": c, "bytes_s2c": v} for k, (c, v) in s.bytes.items()},
+        }
+    return out
+
+
+def _report(name: str, config: MoEConfig, tokens: int, steps: list[Step]) -> dict[str, Any]:
+    pattern: Pattern = seq(p for _, p in steps)
     s = summary(pattern)
     return {
         "name": name,
@@ -56,6 +72,7 @@ def _report(name: str, config: MoEConfig, tokens: int, pattern: Pattern) -> dict
         "bytes_s2c": pattern.s2c,
         "rounds": s.rounds,
         "phases": {k: {"bytes_c2s": c, "bytes_s2c": v} for k, (c, v) in s.bytes.items()},
+        "steps": step_report(steps),
     }
 
 
@@ -64,7 +81,7 @@ def demo_report(tokens: int) -> dict[str, Any]:
     if tokens < 1:
         raise SpecError("tokens must be positive")
     config = default_config()
-    return _report("demo", config, tokens, demo_cost(config, tokens))
+    return _report("demo", config, tokens, demo_steps(config, tokens))
 
 
 def preset_report(name: str, tokens: int = 1) -> dict[str, Any]:
@@ -74,7 +91,7 @@ def preset_report(name: str, tokens: int = 1) -> dict[str, Any]:
     if tokens < 1:
         raise SpecError("tokens must be positive")
     config = PRESETS[name]
-    return _report(name, config, tokens, moe_cost(config, tokens, fresh_he=True, fresh_ot=True))
+    return _report(name, config, tokens, moe_steps(config, tokens, fresh_he=True, fresh_ot=True))
 
 
 def config_report(spec: str, tokens: int = 1) -> dict[str, Any]:
@@ -93,7 +110,9 @@ def config_report(spec: str, tokens: int = 1) -> dict[str, Any]:
         raise SpecError(f"--config: {exc}") from exc
     if tokens < 1:
         raise SpecError("tokens must be positive")
-    return _report("config", config, tokens, moe_cost(config, tokens, fresh_he=True, fresh_ot=True))
+    return _report(
+        "config", config, tokens, moe_steps(config, tokens, fresh_he=True, fresh_ot=True)
+    )
 
 
 def format_reports(reports: list[dict[str, Any]]) -> str:

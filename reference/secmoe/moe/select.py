@@ -13,18 +13,19 @@ import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from secmoe.encoding import RingVec
+from secmoe.encoding import Ring, RingVec
 from secmoe.errors import SpecError
-from secmoe.he import bfv, galois, noise, packing, rns
+from secmoe.he import bfv, galois, noise, packing, relin, respack, rns
 from secmoe.he.galois import GaloisKey
 from secmoe.he.matmul import HeSession, he_setup
-from secmoe.he.modswitch import mod_switch, response_keep, switch_key, switched_params
-from secmoe.he.params import HeParams, preset
-from secmoe.he.privacy import decrypt_share, mask_and_flood
+from secmoe.he.modswitch import mod_switch, switch_key, switched_params
+from secmoe.he.params import T_BITS, HeParams, preset
+from secmoe.he.privacy import decrypt_share
 from secmoe.he.serialize import ct_bytes, ct_decode, ct_encode, gk_bytes, gk_decode, gk_encode
 from secmoe.moe.mac import select_mac
 from secmoe.moe.prepare import PreparedStack
@@ -66,13 +67,43 @@ def levels_for(experts: int) -> int:
     return (experts - 1).bit_length()
 
 
+PACK_PRIMES = 6  # the expert products are switched to the first 6 primes, then packed there
+
+
+def pack_params() -> HeParams:
+    """The set the expert products are packed at (spec §40.2): he16384's first PACK_PRIMES."""
+    return switched_params(select_params(), PACK_PRIMES)
+
+
 @dataclass(frozen=True)
 class SelectKeys:
-    """The session's keys for selection: the HE session (with pk2) and the Galois keys."""
+    """The session's keys for selection: the HE session, the Galois keys of the selector's
+    expansion, the relinearisation key, and the packing's Galois keys (at ``pack_params``)."""
 
     session: HeSession
     levels: int
     galois: dict[int, GaloisKey]
+    relin: GaloisKey | None = None
+    pack: dict[int, GaloisKey] | None = None
+
+
+def _send_keys(
+    ctx: PartyContext, label: str, params: HeParams, elements: tuple[int, ...], make: Any
+) -> dict[int, GaloisKey]:
+    """Client: make and send the keys of ``elements`` (in order); server: receive them."""
+    if ctx.party == "client":
+        keys: dict[int, GaloisKey] = {k: make(k) for k in elements}
+        if elements:
+            ctx.channel.send(label, b"".join(gk_encode(keys[k]) for k in elements))
+        return keys
+    if not elements:
+        return {}
+    size = gk_bytes(params)
+    data = ctx.channel.recv(label, size * len(elements))
+    return {
+        k: gk_decode(params, data[i * size : (i + 1) * size], k, label=label, party="server")
+        for i, k in enumerate(elements)
+    }
 
 
 def select_setup(ctx: PartyContext, experts: int) -> SelectKeys:
@@ -86,28 +117,44 @@ def select_setup(ctx: PartyContext, experts: int) -> SelectKeys:
     got = ctx.store.get(key)
     if isinstance(got, SelectKeys):
         return got
-    # Step 1: pk and pk2 at he16384 (pk2 re-randomises the degree-2 results, spec §20.5.1).
-    session = he_setup(ctx, p, with_pk2=True)
-    elements = galois.keys_needed(p, levels)
-    keys: dict[int, GaloisKey] = {}
-    # Step 2: the Galois keys that reach every level (one while 2^(2L-1) <= N), increasing k.
+    # Step 1: pk at he16384 (every expert product is relinearised before it is re-randomised).
+    session = he_setup(ctx, p, pack_keys=False)
+    sk = session.sk
+    small = pack_params()
     with ctx.channel.phase("offline"):
-        if ctx.party == "client":
-            assert session.sk is not None
-            prg = ctx.prg("moe.keys", "galois")
-            keys = {k: galois.galois_keygen(session.sk, k, prg) for k in elements}
-            if elements:
-                ctx.channel.send("moe/keys/galois", b"".join(gk_encode(keys[k]) for k in elements))
-        elif elements:
-            size = gk_bytes(p)
-            data = ctx.channel.recv("moe/keys/galois", size * len(elements))
-            keys = {
-                k: gk_decode(
-                    p, data[i * size : (i + 1) * size], k, label="moe/keys/galois", party="server"
-                )
-                for i, k in enumerate(elements)
-            }
-    out = SelectKeys(session, levels, keys)
+        # Step 2: the Galois keys that reach every level (one while 2^(2L-1) <= N), increasing k.
+        prg = ctx.prg("moe.keys", "galois") if sk is not None else None
+        keys = _send_keys(
+            ctx,
+            "moe/keys/galois",
+            p,
+            galois.keys_needed(p, levels),
+            lambda k: galois.galois_keygen(sk, k, prg),  # type: ignore[arg-type]
+        )
+        # Steps 3-4, once per session: the relinearisation key and the packing's Galois keys.
+        packed = ctx.store.get("moe.pack")
+        if isinstance(packed, tuple):
+            relin_key, pack_keys = packed
+        else:
+            rprg = ctx.prg("moe.keys", "relin") if sk is not None else None
+            relin_key = _send_keys(
+                ctx,
+                "moe/keys/relin",
+                p,
+                (relin.RELIN_ELEMENT,),
+                lambda _: relin.relin_keygen(sk, rprg),  # type: ignore[arg-type]
+            )[relin.RELIN_ELEMENT]
+            pprg = ctx.prg("moe.keys", "pack") if sk is not None else None
+            small_sk = switch_key(sk, small) if sk is not None else None
+            pack_keys = _send_keys(
+                ctx,
+                "moe/keys/pack",
+                small,
+                respack.pack_elements(small),
+                lambda k: galois.galois_keygen(small_sk, k, pprg),  # type: ignore[arg-type]
+            )
+            ctx.store["moe.pack"] = (relin_key, pack_keys)
+    out = SelectKeys(session, levels, keys, relin_key, pack_keys)
     ctx.store[key] = out
     return out
 
@@ -164,11 +211,6 @@ def select_experts(ctx: PartyContext, onehot: RingVec) -> Selection:
     return Selection(rows, experts, keys.levels, out)
 
 
-def expert_shape(p: HeParams, d_in: int, d_out: int) -> packing.MatmulShape:
-    """The block shape of an expert product: one token per product (spec §40.2.1)."""
-    return packing.matmul_shape(p, 1, d_in, d_out)
-
-
 def _block_ntt(p: HeParams, shape: packing.MatmulShape, w: I64, bo: int, bi: int) -> U64:
     """One expert's weight block (b_o, b_i) in NTT form: the one builder of weight blocks (the
     preparation of spec §40.7 builds through it)."""
@@ -177,16 +219,75 @@ def _block_ntt(p: HeParams, shape: packing.MatmulShape, w: I64, bo: int, bi: int
     return rns.ntt_forward(poly, t)
 
 
+def expert_shape(p: HeParams, d_in: int, d_out: int) -> packing.MatmulShape:
+    """One token per product, n_i the smallest power of two >= d_in (at most N), so that an
+    input travels in ceil(d_in / n_i) ciphertexts; n_o = min(d_out, N / n_i) (spec §40.2)."""
+    n_i = min(1 << (d_in - 1).bit_length(), p.n)
+    return packing.MatmulShape(1, d_in, d_out, 1, n_i, min(d_out, p.n // n_i))
+
+
 def product_noise_bits(p: HeParams, shape: packing.MatmulShape, experts: int, levels: int) -> float:
-    """The analytic noise of one output block of ``expert_matmul`` before flooding (spec §40.2)."""
+    """The analytic noise of one output block of ``expert_matmul`` after relinearisation and
+    before re-randomisation (spec §40.2.2)."""
     fresh = noise.add_bits(noise.fresh_sk_bits(), 0)  # encrypted share plus the server's share
     plan = galois.automorphism_plan(p, levels, galois.keys_needed(p, levels))
     selector = noise.expand_bits(p, fresh, levels, [m for _, m in plan])
     selected = noise.mul_plain_bits(selector, float(shape.stride) * 2.0**W_BITS) + math.log2(
         max(experts, 1)
     )
-    one = noise.mul_bits(p, selected, fresh, W_BITS + levels, X_BITS)
-    return one + math.log2(shape.in_blocks)
+    # The input is encoded at q / 2^(64 + a): its message is the integer sum of the shares.
+    one = noise.mul_bits(p, selected, fresh, W_BITS + levels, T_BITS + 1)
+    summed = one + math.log2(shape.in_blocks)
+    return noise.add_bits(summed, noise.key_switch_bits(p))
+
+
+@dataclass(frozen=True)
+class ExpertLayout:
+    """Where the products of ``expert_matmul`` travel: K = stacks out_blocks rows products in
+    order (stack, output block, row), row fastest, cut into groups of 2^l_max."""
+
+    shape: packing.MatmulShape
+    plan: respack.PackPlan
+    groups: list[range]
+    positions: list[NDArray[np.intp]]  # per group: kept coefficients, increasing
+    outputs: list[NDArray[np.intp]]  # per group: flat index (stack, row, output), same order
+
+
+def expert_layout(
+    rows: int, d_in: int, d_out: int, stacks: int, experts: int, levels: int
+) -> ExpertLayout:
+    p = select_params()
+    shape = expert_shape(p, d_in, d_out)
+    a = shape.n_i.bit_length() - 1
+    plan = respack.pack_plan(p, a, product_noise_bits(p, shape, experts, levels), pack_params())
+    count = stacks * shape.out_blocks * rows
+    groups = plan.groups(count)
+    positions, outputs = [], []
+    for group in groups:
+        g = shape.n_i >> (len(group) - 1).bit_length()
+        pos, idx = [], []
+        for k, kappa in enumerate(group):
+            m, rest = divmod(kappa, shape.out_blocks * rows)
+            bo, r = divmod(rest, rows)
+            i = np.arange(min(shape.n_o, d_out - bo * shape.n_o))
+            pos.append(i * shape.n_i + k * g)
+            idx.append((m * rows + r) * d_out + bo * shape.n_o + i)
+        p_all, i_all = np.concatenate(pos), np.concatenate(idx)
+        order = np.argsort(p_all, kind="stable")
+        positions.append(p_all[order].astype(np.intp))
+        outputs.append(i_all[order].astype(np.intp))
+    return ExpertLayout(shape, plan, groups, positions, outputs)
+
+
+def expert_matmul_bytes(
+    rows: int, inputs: int, d_in: int, d_out: int, stacks: int, experts: int
+) -> tuple[int, int]:
+    """(client to server, server to client) bytes of ``expert_matmul``."""
+    lay = expert_layout(rows, d_in, d_out, stacks, experts, levels_for(experts))
+    p = select_params()
+    small = switched_params(pack_params(), lay.plan.keep)
+    up = inputs * lay.shape.in_blocks * ct_bytes(p, 1, seeded=True)
+    return up, sum(respack.packed_bytes(small, pos.size) for pos in lay.positions)
 
 
 def expert_matmul(
@@ -225,50 +326,52 @@ def expert_matmul(
     ):
         raise SpecError("x must be (inputs, d_in) with one valid input index per selected row")
     d_in = xs.shape[1]
-    shape = expert_shape(p, d_in, d_out)
     keys = select_setup(ctx, sel.experts)
-    keep = response_keep(p, 2)
-    small = switched_params(p, keep)
-    up, down = ct_bytes(p, 1, seeded=True), ct_bytes(small, 2)
+    lay = expert_layout(sel.rows, d_in, d_out, stacks, sel.experts, sel.levels)
+    shape = lay.shape
+    a = shape.n_i.bit_length() - 1
+    mid = pack_params()
+    small = switched_params(mid, lay.plan.keep)
+    up = ct_bytes(p, 1, seeded=True)
     n_in, n_out = shape.in_blocks, shape.out_blocks
     inputs = xs.shape[0]
+    flat = np.zeros(stacks * sel.rows * d_out, dtype=np.uint64)
+
+    def split(values: U64) -> list[RingVec]:
+        per = values.reshape(stacks, sel.rows, d_out)
+        return [np.ascontiguousarray(per[m]) for m in range(stacks)]
+
     with ctx.channel.phase("online"):
         if ctx.party == "client":
             assert keys.session.sk is not None
-            # Step 1: encrypt every input's blocks (seeded).
+            # Step 1: encrypt every input's blocks (seeded) at the scale q / 2^(64 + a).
             prg = ctx.prg("moe.matmul", "encrypt")
-            blocks = [
-                bfv.encrypt_sk(keys.session.sk, packing.encode_input(p, shape, xs[i], 0, bi), prg)
-                for i in range(inputs)
-                for bi in range(n_in)
-            ]
+            zero = np.zeros(p.n, dtype=np.uint64)
+            blocks = []
+            for i in range(inputs):
+                for bi in range(n_in):
+                    ct = bfv.encrypt_sk(keys.session.sk, zero, prg)
+                    plain = packing.encode_input(p, shape, xs[i], 0, bi)
+                    scaled = respack.add_plain_scaled(ct, plain, a)
+                    blocks.append(bfv.Ciphertext(p, scaled.parts, ct.seed))
             ctx.channel.send("moe/matmul/x", b"".join(ct_encode(c, seeded=True) for c in blocks))
-            # Step 5: decrypt every (stack, row, output block) response.
-            data = ctx.channel.recv("moe/matmul/y", stacks * sel.rows * n_out * down)
+            # Step 6: decrypt every packed response at its kept positions.
+            sizes = [respack.packed_bytes(small, pos.size) for pos in lay.positions]
+            data = ctx.channel.recv("moe/matmul/y", sum(sizes))
             sk_small = switch_key(keys.session.sk, small)
-            outs = []
-            pos = 0
-            for _ in range(stacks):
-                res = np.zeros((sel.rows, d_out), dtype=np.uint64)
-                for r in range(sel.rows):
-                    for bo in range(n_out):
-                        ct = ct_decode(
-                            small,
-                            data[pos : pos + down],
-                            degree=2,
-                            label="moe/matmul/y",
-                            party="client",
-                        )
-                        pos += down
-                        vals = packing.decode_output(shape, decrypt_share(sk_small, ct), 0, bo)
-                        res[r, bo * shape.n_o : bo * shape.n_o + vals.shape[1]] = vals[0]
-                outs.append(res)
-            return outs
+            offset = 0
+            for pos, idx, size in zip(lay.positions, lay.outputs, sizes, strict=True):
+                ct = respack.packed_decode(
+                    small, data[offset : offset + size], pos, label="moe/matmul/y", party="client"
+                )
+                offset += size
+                flat[idx] = decrypt_share(sk_small, ct)[pos]
+            return split(flat)
         if weights is None or len(weights) != stacks:
             raise SpecError(f"the server needs {stacks} weight stack(s)")
         sources = [_block_source(p, shape, sel.experts, w) for w in weights]
-        assert sel.cts is not None
-        # Step 2: the inputs under encryption, the server's shares added.
+        assert sel.cts is not None and keys.relin is not None and keys.pack is not None
+        # Step 2: the inputs under encryption, the server's shares added at the same scale.
         data = ctx.channel.recv("moe/matmul/x", inputs * n_in * up)
         x_cts = []
         for i in range(inputs):
@@ -282,17 +385,16 @@ def expert_matmul(
                     label="moe/matmul/x",
                     party="server",
                 )
-                row.append(bfv.ct_add_plain(ct, packing.encode_input(p, shape, xs[i], 0, bi)))
+                plain = packing.encode_input(p, shape, xs[i], 0, bi)
+                row.append(respack.add_plain_scaled(ct, plain, a))
             x_cts.append(row)
-        bound = product_noise_bits(p, shape, sel.experts, sel.levels)
         prg = ctx.prg("moe.matmul", "mask")
-        payload: list[bytes] = []
-        outs = []
+        members: list[bfv.Ciphertext] = []
         for m, source in enumerate(sources):
-            acc: list[list[bfv.Ciphertext | None]] = [[None] * n_out for _ in range(sel.rows)]
-            # Step 3: per weight block, every expert's block in NTT form (prepared, or built
-            # once per call for all rows), the selection sum_e W_e [[2^L t_e]], and its product
-            # with the input block.
+            acc: list[bfv.Ciphertext | None] = [None] * sel.rows
+            # Step 3: per weight block (b_o, b_i), b_i fastest: every expert's block in NTT form
+            # (prepared, or built once per call for all rows), the selection
+            # sum_e W_e [[2^L t_e]], its product with the input block, summed over the b_i.
             t0 = time.perf_counter()
             for bo, bi, wblock in source:
                 clock_selection(
@@ -309,22 +411,31 @@ def expert_matmul(
                     selected = packing.from_ntt_parts(p, summed)
                     clock_selection(ctx, t0)
                     prod = bfv.ct_mul(selected, x_cts[row_input[r]][bi])
-                    prev = acc[r][bo]
-                    acc[r][bo] = prod if prev is None else bfv.ct_add(prev, prod)
+                    prev = acc[r]
+                    acc[r] = prod if prev is None else bfv.ct_add(prev, prod)
+                if bi == n_in - 1:
+                    # Step 4: relinearise, move the outputs to the multiples of n_i,
+                    # re-randomise, flood, switch to the packing set.
+                    for r in range(sel.rows):
+                        ct_sum = acc[r]
+                        assert ct_sum is not None
+                        one = respack.shift_outputs(
+                            relin.relinearise(ct_sum, keys.relin), shape.n_i
+                        )
+                        flooded = respack.flood(one, keys.session.keys.pk, prg, lay.plan.flood_bits)
+                        members.append(mod_switch(flooded, PACK_PRIMES))
+                    acc = [None] * sel.rows
                 t0 = time.perf_counter()
-            # Step 4: mask, re-randomise, flood, switch down; the server keeps -r.
-            res = np.zeros((sel.rows, d_out), dtype=np.uint64)
-            for r in range(sel.rows):
-                for bo in range(n_out):
-                    ct_sum = acc[r][bo]
-                    assert ct_sum is not None
-                    masked, share = mask_and_flood(ct_sum, keys.session.keys, prg, bound)
-                    payload.append(ct_encode(mod_switch(masked, keep)))
-                    vals = packing.decode_output(shape, share, 0, bo)
-                    res[r, bo * shape.n_o : bo * shape.n_o + vals.shape[1]] = vals[0]
-            outs.append(res)
+        # Step 5: per group, pack, mask, switch down; the server keeps -r.
+        payload: list[bytes] = []
+        for group, pos, idx in zip(lay.groups, lay.positions, lay.outputs, strict=True):
+            packed = respack.pack_group([members[k] for k in group], a, keys.pack)
+            r_mask = prg.next_ring(p.n, 64)
+            packed = bfv.ct_add_plain(packed, r_mask)
+            payload.append(respack.packed_encode(mod_switch(packed, lay.plan.keep), pos))
+            flat[idx] = Ring(64).neg(r_mask)[pos]
         ctx.channel.send("moe/matmul/y", b"".join(payload))
-        return outs
+        return split(flat)
 
 
 def _block_source(

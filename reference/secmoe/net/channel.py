@@ -29,7 +29,7 @@ from secmoe.net.frame import (
 from secmoe.net.transport import Transport
 
 RecordMode = Literal["none", "hash", "full"]
-DEFAULT_TIMEOUT = 60.0
+DEFAULT_TIMEOUT = 600.0  # a packed expert product keeps the client waiting minutes (spec §4.4)
 # The largest payload of a message whose length the protocol does not fix in advance
 # (spec §4.2.2): the hello's two length-prefixed strings and two bytes fit in far less.
 LABEL_MAX: dict[str, int] = {"session/hello": 1024}

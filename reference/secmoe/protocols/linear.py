@@ -11,10 +11,8 @@ import numpy as np
 from secmoe.encoding import RingVec
 from secmoe.errors import SpecError
 from secmoe.he import packing
-from secmoe.he.matmul import he_matmul, he_setup
-from secmoe.he.modswitch import response_keep, switched_params
+from secmoe.he.matmul import he_matmul, he_matmul_bytes, he_setup, he_setup_messages
 from secmoe.he.params import HeParams, preset
-from secmoe.he.serialize import ct_bytes, poly_bytes
 from secmoe.protocols.cost import Pattern, send, seq, trunc_cost
 from secmoe.protocols.trunc import trunc
 from secmoe.session import PartyContext
@@ -126,17 +124,20 @@ def matmul_ss(
 
 
 def he_setup_cost(params: HeParams | None = None) -> Pattern:
-    """``he_setup`` (§20.8.1), once per session: the client's public key ``seed || b``, offline."""
-    return send("client", 32 + poly_bytes(_params(params)), "offline")
+    """``he_setup`` (§20.8.1), once per session, offline: the client's public key
+    ``seed || b`` and the Galois keys of response packing (§20.13)."""
+    return seq(send("client", n, "offline") for n in he_setup_messages(_params(params)))
 
 
-def he_matmul_cost(tokens: int, d_in: int, d_out: int, params: HeParams | None = None) -> Pattern:
-    """``he_matmul`` (§20.8.2) after ``he_setup``: seeded input blocks up, switched results down."""
-    p = _params(params)
-    shape = packing.matmul_shape(p, tokens, d_in, d_out)
-    small = switched_params(p, response_keep(p, 1))
-    up = shape.token_blocks * shape.in_blocks * ct_bytes(p, 1, seeded=True)
-    down = shape.token_blocks * shape.out_blocks * ct_bytes(small, 1)
+def he_matmul_cost(
+    tokens: int,
+    d_in: int,
+    d_out: int,
+    params: HeParams | None = None,
+    w_max_bits: int = WEIGHT_BITS,
+) -> Pattern:
+    """``he_matmul`` (§20.8.2) after ``he_setup``: seeded input blocks up, packed results down."""
+    up, down = he_matmul_bytes(_params(params), tokens, d_in, d_out, w_max_bits)
     return seq(send("client", up, "online"), send("server", down, "online"))
 
 
@@ -152,7 +153,7 @@ def matmul_ss_cost(
 ) -> Pattern:
     """``matmul_ss`` (§31.2.1) in a session whose HE keys are set up."""
     return seq(
-        he_matmul_cost(a, b, c, params),
-        he_matmul_cost(c, b, a, params),
+        he_matmul_cost(a, b, c, params, 64),
+        he_matmul_cost(c, b, a, params, 64),
         trunc_cost(a * c, bits, frac),
     )

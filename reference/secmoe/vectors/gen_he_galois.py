@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from secmoe.encoding import Ring
-from secmoe.he import bfv, galois, modswitch
+from secmoe.he import bfv, galois, modswitch, relin, respack
 from secmoe.he.params import preset
 from secmoe.he.privacy import ClientKeys, mask_and_flood
 from secmoe.he.serialize import ct_encode, gk_encode
@@ -111,6 +111,80 @@ def _gen_modswitch() -> list[Json]:
                     "keep": keep,
                     "switched": ct_encode(small).hex(),
                     "client_share": hex_ring(ring, client),
+                },
+                flags=["Insecure"],
+            )
+        )
+    return [{"params": {}, "tests": cases}]
+
+
+@register(
+    "he.respack",
+    "he/respack.json",
+    section="20.13",
+    anchor="spec/20-he.md#pack_group",
+    params={"set": "toy", "N": 32, "t": "2^64"},
+    mode="local",
+    header=[
+        "Packed responses (spec §20.13-20.14) on the insecure toy set: G ciphertexts of messages at",
+        "the scale q / 2^(64 + a) (encrypt_sk of zero, then encode_scaled), each flooded, packed",
+        "by pack_group, switched and encoded by packed_encode; and one ct_mul relinearised. Client",
+        "PRG Prg(case_seed, dst('vectors', 'client')): keygen, pk, the packing keys (pack_elements,",
+        "increasing), the relinearisation key, then the encryptions; server PRG",
+        "Prg(case_seed, dst('vectors', 'server')): the floods in order.",
+    ],
+    notes={"Insecure": INSECURE},
+)
+def _gen_respack() -> list[Json]:
+    p = preset("toy")
+    ring = Ring(64)
+    a = 3
+    cases = []
+    for count in (1, 3, 8):
+        cid = f"he.respack/toy/a{a}/g{count}"
+        prg = Prg(case_seed("he.respack", cid), dst("vectors", "client"))
+        server = Prg(case_seed("he.respack", cid), dst("vectors", "server"))
+        inputs = inputs_prg("he.respack", cid)
+        sk = bfv.keygen(p, prg)
+        pk = bfv.public_key(sk, prg, 1)
+        keys = {k: galois.galois_keygen(sk, k, prg) for k in respack.pack_elements(p)}
+        rk = relin.relin_keygen(sk, prg)
+        ms = [inputs.next_u64(p.n) for _ in range(count)]
+        zero = np.zeros(p.n, dtype=np.uint64)
+        cts = [respack.add_plain_scaled(bfv.encrypt_sk(sk, zero, prg), m, a) for m in ms]
+        flooded = [respack.flood(c, pk, server, 40) for c in cts]
+        packed = respack.pack_group(flooded, a, keys)
+        g = (1 << a) >> (count - 1).bit_length()
+        positions = np.array(
+            sorted(i * (1 << a) + k * g for k in range(count) for i in range(p.n >> a)),
+            dtype=np.intp,
+        )
+        keep = respack.keep_for(p, 60.0, 1)
+        small = modswitch.mod_switch(packed, keep)
+        wire = respack.packed_encode(small, positions)
+        back = respack.packed_decode(small.params, wire, positions, label="v", party="client")
+        client = bfv.decrypt(modswitch.switch_key(sk, small.params), back)[positions]
+        square = bfv.ct_mul(cts[0], cts[0])
+        cases.append(
+            local_case(
+                cid,
+                f"{count} products packed with a = {a}; relinearised square of the first",
+                inputs={"m": [hex_ring(ring, m) for m in ms], "a": a, "flood_bits": 40},
+                intermediates={
+                    "s": [int(v) for v in sk.s],
+                    "pack_keys": {str(k): gk_encode(key).hex() for k, key in keys.items()},
+                    "relin_key": gk_encode(rk).hex(),
+                    "cts": [ct_encode(c).hex() for c in cts],
+                    "flooded": [ct_encode(c).hex() for c in flooded],
+                    "ct_mul_first": ct_encode(square).hex(),
+                },
+                outputs={
+                    "packed": ct_encode(packed).hex(),
+                    "keep": keep,
+                    "positions": [int(v) for v in positions],
+                    "packed_encode": wire.hex(),
+                    "decrypted_at_positions": hex_ring(ring, client),
+                    "relinearised": ct_encode(relin.relinearise(square, rk)).hex(),
                 },
                 flags=["Insecure"],
             )

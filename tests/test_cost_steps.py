@@ -1,0 +1,34 @@
+"""`secmoe cost --json` carries a per-step breakdown (spec §40.4) that adds up to its totals."""
+
+from __future__ import annotations
+
+import pytest
+
+from secmoe.model.default import default_config
+from secmoe.moe.cost import demo_steps, moe_cost, moe_steps
+from secmoe.moe.projection import PRESETS, demo_report, preset_report
+from secmoe.protocols.cost import seq
+
+
+@pytest.mark.parametrize("name", ["switch-base-128", "deepseekmoe-16b"])
+def test_steps_add_up_to_the_totals(name: str) -> None:
+    report = preset_report(name)
+    steps = report["steps"]
+    assert {"expert_matmul_in", "expert_matmul_out", "select_experts"} <= set(steps)
+    assert sum(s["bytes_c2s"] for s in steps.values()) == report["bytes_c2s"]
+    assert sum(s["bytes_s2c"] for s in steps.values()) == report["bytes_s2c"]
+    for phase, totals in report["phases"].items():
+        for key in ("bytes_c2s", "bytes_s2c"):
+            got = sum(s["phases"].get(phase, {}).get(key, 0) for s in steps.values())
+            assert got == totals[key]
+    assert all(s["bytes"] == s["bytes_c2s"] + s["bytes_s2c"] for s in steps.values())
+
+
+def test_steps_compose_to_the_layer_pattern() -> None:
+    config = PRESETS["switch-base-8"]
+    pattern = seq(p for _, p in moe_steps(config, 2, fresh_ot=True))
+    assert pattern == moe_cost(config, 2, fresh_ot=True)
+    names = [n for n, _ in demo_steps(default_config(), 1)]
+    assert names[0] == "input" and names[-1] == "output"
+    assert len(names) == len(set(names))
+    assert set(demo_report(1)["steps"]) == set(names)
