@@ -40,10 +40,7 @@ accuracy: $(STAMP) ## the trained classifiers' digits test split: float, fixed p
 vectors: $(STAMP) ## regenerate vectors/ (byte-identical when nothing changed)
 	$(BIN)/secmoe vectors generate --out vectors
 
-verify-accuracy: $(STAMP) ## the trained classifiers' digits test split: float, fixed point, secure (slow)
-	$(BIN)/secmoe accuracy --json
-
-vectors: $(STAMP) ## check vectors/ against a fresh regeneration
+verify-vectors: $(STAMP) ## check vectors/ against a fresh regeneration
 	$(BIN)/secmoe vectors verify vectors
 
 bench: $(STAMP) ## run every benchmark, JSON to bench/results/

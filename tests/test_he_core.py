@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from bounded import layer_settings
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from secmoe.encoding import Ring
