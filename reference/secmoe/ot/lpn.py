@@ -13,6 +13,7 @@ from __future__ import annotations
 import struct
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import cast
@@ -204,6 +205,22 @@ def _writable(a: NDArray[np.uint8]) -> NDArray[np.uint8]:
     return np.array(a, dtype=np.uint8, copy=True, order="C")
 
 
+# The outputs are independent, so large encodings run as two halves on a small thread pool
+# (the kernels release the GIL): on this 2-core machine a party then uses both cores while
+# its peer waits. The result does not depend on the split.
+_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="secmoe-lpn")
+_SPLIT_MIN = 1 << 16
+
+
+def _in_parts(n: int, fn: Callable[[int, int], None]) -> None:
+    if n < _SPLIT_MIN:
+        fn(0, n)
+        return
+    half = n // 2
+    for f in [_POOL.submit(fn, 0, half), _POOL.submit(fn, half, n)]:
+        f.result()
+
+
 def _check(acc: NDArray[np.uint8], table: NDArray[np.uint8], code: LpnCode) -> None:
     # The compiled kernel does not bounds-check: the table must have exactly k rows.
     if acc.shape[0] != code.n or table.shape[0] != code.k or acc.shape[1:] != table.shape[1:]:
@@ -224,11 +241,13 @@ def lpn_encode(
     if acc.ndim == 2 and acc.shape[1] == 16:
         out = np.empty((code.n, 16), dtype=np.uint8)
         rows, tab = _writable(acc), _writable(table)
-        _encode_rows_jit(rows.view(np.uint64), tab.view(np.uint64), idx, out.view(np.uint64))
+        r64, t64, o64 = rows.view(np.uint64), tab.view(np.uint64), out.view(np.uint64)
+        _in_parts(code.n, lambda a, b: _encode_rows_jit(r64[a:b], t64, idx[a:b], o64[a:b]))
         return out
     if acc.ndim == 1:
         bits = np.empty(code.n, dtype=np.uint8)
-        _encode_bits_jit(_writable(acc), _writable(table), idx, bits)
+        src, tb = _writable(acc), _writable(table)
+        _in_parts(code.n, lambda a, b: _encode_bits_jit(src[a:b], tb, idx[a:b], bits[a:b]))
         return bits
     raise SpecError("lpn_encode takes (n, 16) rows with (k, 16) rows, or (n,) with (k,) bits")
 
@@ -248,13 +267,11 @@ def lpn_encode_pair(
     out = np.empty((code.n, 16), dtype=np.uint8)
     out_bits = np.empty(code.n, dtype=np.uint8)
     acc, tab = _writable(rows), _writable(table)
-    _encode_both_jit(
-        acc.view(np.uint64),
-        tab.view(np.uint64),
-        _writable(bits),
-        _writable(table_bits),
-        code.idx,
-        out.view(np.uint64),
-        out_bits,
-    )
+    a64, t64, o64 = acc.view(np.uint64), tab.view(np.uint64), out.view(np.uint64)
+    src, tb, idx = _writable(bits), _writable(table_bits), code.idx
+
+    def part(a: int, b: int) -> None:
+        _encode_both_jit(a64[a:b], t64, src[a:b], tb, idx[a:b], o64[a:b], out_bits[a:b])
+
+    _in_parts(code.n, part)
     return out, out_bits
