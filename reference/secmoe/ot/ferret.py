@@ -81,6 +81,8 @@ _B13_BOOT = FerretParams("ferret-b13-boot", 470_016, 32_768, 918, 9, 10, False)
 FERRET_128 = FerretParams("ferret-b13", 10_485_760, 452_000, 1280, 13, 10, False, _B13_BOOT)
 _TOY_BOOT = FerretParams("ferret-toy-boot-INSECURE", 64, 16, 2, 5, 10, True)
 FERRET_TOY = FerretParams("ferret-toy-INSECURE", 128, 32, 4, 5, 10, True, _TOY_BOOT)
+# The sets an engine can be run with, by name (spec §11.7).
+FERRET_PARAMS: dict[str, FerretParams] = {p.name: p for p in (FERRET_128, FERRET_TOY)}
 
 
 @dataclass
