@@ -31,7 +31,7 @@ from secmoe.ot.ferret import (
     mpcot_recv,
     mpcot_send,
 )
-from secmoe.ot.ggm import ggm_expand, ggm_puncture
+from secmoe.ot.ggm import ggm_expand, ggm_puncture, workspace
 from secmoe.ot.iknp import IknpSender, iknp_setup
 from secmoe.ot.lpn import lpn_code, lpn_encode, lpn_encode_numpy, lpn_encode_pair
 from secmoe.randomness import Prg, dst
@@ -141,6 +141,12 @@ def test_ggm_puncture_recovers_all_but_alpha(depth: int, t: int, seed: bytes) ->
     mask[alpha, np.arange(t)] = False
     np.testing.assert_array_equal(got[mask], leaves[mask])
     assert not got[~mask].any()
+    # With a reused workspace: the same levels (the leaves then live in the workspace).
+    ws = workspace(1 << depth, t)
+    leaves_ws, sums_ws = ggm_expand(roots, depth, ws)
+    np.testing.assert_array_equal(leaves_ws, leaves)
+    np.testing.assert_array_equal(sums_ws, sums)
+    np.testing.assert_array_equal(ggm_puncture(alpha, known, depth, ws), got)
     # Side sums of the last level: the XOR of the left half's and of the right half's leaves.
     half = 1 << (depth - 1)
     np.testing.assert_array_equal(sums[:, -1, 0], np.bitwise_xor.reduce(leaves[:half], axis=0))

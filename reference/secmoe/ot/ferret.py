@@ -10,7 +10,7 @@ one pre-iteration at the small parameter set) and then extended any number of ti
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from secmoe.encoding import BitVec
 from secmoe.errors import Party, SpecError
 from secmoe.ot.base import POINT_BYTES
-from secmoe.ot.ggm import ggm_expand, ggm_puncture, xor_nodes
+from secmoe.ot.ggm import Workspace, ggm_expand, ggm_puncture, workspace, xor_nodes
 from secmoe.ot.iknp import (
     KAPPA,
     IknpReceiver,
@@ -81,6 +81,8 @@ _B13_BOOT = FerretParams("ferret-b13-boot", 470_016, 32_768, 918, 9, 10, False)
 FERRET_128 = FerretParams("ferret-b13", 10_485_760, 452_000, 1280, 13, 10, False, _B13_BOOT)
 _TOY_BOOT = FerretParams("ferret-toy-boot-INSECURE", 64, 16, 2, 5, 10, True)
 FERRET_TOY = FerretParams("ferret-toy-INSECURE", 128, 32, 4, 5, 10, True, _TOY_BOOT)
+# The sets an engine can be run with, by name (spec §11.7).
+FERRET_PARAMS: dict[str, FerretParams] = {p.name: p for p in (FERRET_128, FERRET_TOY)}
 
 
 @dataclass
@@ -91,6 +93,8 @@ class FerretSender:
     delta: Rows  # (16,)
     q: Rows  # (reserve, 16): [0, k) the LPN secret's rows, [k, reserve) the trees' COTs
     iteration: int = 1
+    # Reused GGM level buffers (saves first-touch page faults of ~2 n rows per iteration).
+    ws: Workspace | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -101,6 +105,7 @@ class FerretReceiver:
     t: Rows  # (reserve, 16)
     r: BitVec  # (reserve,)
     iteration: int = 1
+    ws: Workspace | None = field(default=None, repr=False)
 
 
 def _hash(index: NDArray[np.int64], iteration: int, rows: Rows) -> Rows:
@@ -109,7 +114,7 @@ def _hash(index: NDArray[np.int64], iteration: int, rows: Rows) -> Rows:
 
 
 def spcot_send(
-    roots: NDArray[np.uint8], delta: Rows, q: Rows, iteration: int
+    roots: NDArray[np.uint8], delta: Rows, q: Rows, iteration: int, ws: Workspace | None = None
 ) -> tuple[NDArray[np.uint8], Rows, Rows]:
     """The sender's side of t single-point COTs: leaves, masked level sums, corrections.
 
@@ -122,7 +127,7 @@ def spcot_send(
     t = roots.shape[0]
     h = q.shape[0] // t
     # Step 1: the trees and their level sums.
-    leaves, sums = ggm_expand(roots, h)
+    leaves, sums = ggm_expand(roots, h, ws)
     # Step 2: each level's two sums, masked with the hashes of q_j and q_j XOR Delta.
     j = np.arange(t * h, dtype=np.int64)
     masked = np.empty((t * h, 2, ROW), dtype=np.uint8)
@@ -134,7 +139,12 @@ def spcot_send(
 
 
 def spcot_recv(
-    masked: Rows, corr: Rows, t_rows: Rows, r: BitVec, iteration: int
+    masked: Rows,
+    corr: Rows,
+    t_rows: Rows,
+    r: BitVec,
+    iteration: int,
+    ws: Workspace | None = None,
 ) -> tuple[NDArray[np.uint8], NDArray[np.int64]]:
     """The receiver's side of t single-point COTs: leaves (2^h, t, 16) and the points alpha.
 
@@ -149,14 +159,19 @@ def spcot_recv(
     a = (1 - b).reshape(t, h)
     alpha = (a << np.arange(h, dtype=np.int64)).sum(axis=1)  # level l gives bit l - 1
     # Step 2: every leaf but alpha_i.
-    leaves = ggm_puncture(alpha, known.reshape(t, h, ROW), h)
+    leaves = ggm_puncture(alpha, known.reshape(t, h, ROW), h, ws)
     # Step 3: leaf alpha_i = c_i XOR the sum of the others = the sender's leaf XOR Delta.
     leaves[alpha, np.arange(t)] = corr ^ xor_nodes(leaves)
     return leaves, alpha
 
 
 def mpcot_send(
-    ctx: PartyContext, params: FerretParams, delta: Rows, q: Rows, iteration: int
+    ctx: PartyContext,
+    params: FerretParams,
+    delta: Rows,
+    q: Rows,
+    iteration: int,
+    ws: Workspace | None = None,
 ) -> Rows:
     """Regular multi-point COT, sender: t SPCOTs, bin i = positions x t + i; returns w (n, 16).
 
@@ -164,7 +179,7 @@ def mpcot_send(
     """
     # Step 1: the t roots.
     roots = np.frombuffer(ctx.prg("ot.ferret", "ggm").next_bytes(ROW * params.t), np.uint8)
-    leaves, masked, corr = spcot_send(roots.reshape(params.t, ROW), delta, q, iteration)
+    leaves, masked, corr = spcot_send(roots.reshape(params.t, ROW), delta, q, iteration, ws)
     # Step 2: the two messages.
     ctx.channel.send(LABEL_SUMS, masked.tobytes())
     ctx.channel.send(LABEL_CORR, corr.tobytes())
@@ -172,7 +187,12 @@ def mpcot_send(
 
 
 def mpcot_recv(
-    ctx: PartyContext, params: FerretParams, t_rows: Rows, r: BitVec, iteration: int
+    ctx: PartyContext,
+    params: FerretParams,
+    t_rows: Rows,
+    r: BitVec,
+    iteration: int,
+    ws: Workspace | None = None,
 ) -> tuple[Rows, NDArray[np.int64]]:
     """Regular multi-point COT, receiver: v (n, 16) and the t noise positions.
 
@@ -182,23 +202,34 @@ def mpcot_recv(
     raw = ctx.channel.recv(LABEL_SUMS, 2 * ROW * t * h)
     masked = np.frombuffer(raw, np.uint8).reshape(t * h, 2, ROW)
     corr = np.frombuffer(ctx.channel.recv(LABEL_CORR, ROW * t), np.uint8).reshape(t, ROW)
-    leaves, alpha = spcot_recv(masked, corr, t_rows, r, iteration)
+    leaves, alpha = spcot_recv(masked, corr, t_rows, r, iteration, ws)
     positions = alpha * t + np.arange(t, dtype=np.int64)
     return leaves.reshape(params.n, ROW), positions
 
 
 def _iterate_send(
-    ctx: PartyContext, params: FerretParams, delta: Rows, q: Rows, iteration: int
+    ctx: PartyContext,
+    params: FerretParams,
+    delta: Rows,
+    q: Rows,
+    iteration: int,
+    ws: Workspace | None = None,
 ) -> Rows:
     """One iteration at ``params`` from ``reserve`` rows q: all n output rows."""
-    w = mpcot_send(ctx, params, delta, q[params.k :], iteration)
+    # w may live in the workspace: it is consumed here, before the next iteration.
+    w = mpcot_send(ctx, params, delta, q[params.k :], iteration, ws)
     return lpn_encode(w, q[: params.k], lpn_code(params.n, params.k, params.d))
 
 
 def _iterate_recv(
-    ctx: PartyContext, params: FerretParams, t_rows: Rows, r: BitVec, iteration: int
+    ctx: PartyContext,
+    params: FerretParams,
+    t_rows: Rows,
+    r: BitVec,
+    iteration: int,
+    ws: Workspace | None = None,
 ) -> tuple[Rows, BitVec]:
-    v, positions = mpcot_recv(ctx, params, t_rows[params.k :], r[params.k :], iteration)
+    v, positions = mpcot_recv(ctx, params, t_rows[params.k :], r[params.k :], iteration, ws)
     e = np.zeros(params.n, dtype=np.uint8)
     e[positions] = 1
     code = lpn_code(params.n, params.k, params.d)
@@ -245,7 +276,9 @@ def ferret_extend_send(ctx: PartyContext, st: FerretSender) -> Rows:
     Implements spec §11.6.2 `ferret_extend_send` (spec/11-silent-ot.md#ferret_extend_send).
     """
     p = st.params
-    y = _iterate_send(ctx, p, st.delta, st.q, st.iteration)
+    if st.ws is None:
+        st.ws = workspace(1 << p.log_bin, p.t)
+    y = _iterate_send(ctx, p, st.delta, st.q, st.iteration, st.ws)
     st.q = y[: p.reserve].copy()
     st.iteration += 1
     return y[p.reserve :]
@@ -257,7 +290,9 @@ def ferret_extend_recv(ctx: PartyContext, st: FerretReceiver) -> tuple[Rows, Bit
     Implements spec §11.6.3 `ferret_extend_recv` (spec/11-silent-ot.md#ferret_extend_recv).
     """
     p = st.params
-    z, r = _iterate_recv(ctx, p, st.t, st.r, st.iteration)
+    if st.ws is None:
+        st.ws = workspace(1 << p.log_bin, p.t)
+    z, r = _iterate_recv(ctx, p, st.t, st.r, st.iteration, st.ws)
     st.t, st.r = z[: p.reserve].copy(), r[: p.reserve].copy()
     st.iteration += 1
     return z[p.reserve :], r[p.reserve :]

@@ -25,18 +25,28 @@ _LEFT = Cipher(algorithms.AES(KEY_LEFT), modes.ECB())
 _RIGHT = Cipher(algorithms.AES(KEY_RIGHT), modes.ECB())
 
 
-def ggm_children(parents: Nodes) -> Nodes:
+Workspace = tuple[NDArray[np.uint8], NDArray[np.uint8]]
+
+
+def workspace(leaves: int, t: int) -> Workspace:
+    """Two reusable level buffers for trees with ``leaves`` leaves each (levels alternate)."""
+    size = leaves * t * 16 + 15
+    return np.empty(size, dtype=np.uint8), np.empty(size, dtype=np.uint8)
+
+
+def ggm_children(parents: Nodes, into: NDArray[np.uint8] | None = None) -> Nodes:
     """The next level (2w, t, 16): node j's children are j (left, G_L) and j + w (right, G_R).
 
     G_b(x) = pi_b(x) XOR x, pi_b = AES-128 under the fixed public key K_L or K_R. Each half is
     one ``update_into`` call writing straight into the level's memory (an order of magnitude
     faster than ``update()`` on large inputs); the API wants 15 spare bytes after the output,
-    hence the slack at the end of the buffer.
+    hence the slack at the end of the buffer. ``into``: a buffer to write the level to
+    (not overlapping ``parents``), else a fresh one.
     """
     width, t, _ = parents.shape
     src = np.ascontiguousarray(parents, dtype=np.uint8)
     size = src.size
-    buf = np.empty(2 * size + 15, dtype=np.uint8)
+    buf = np.empty(2 * size + 15, dtype=np.uint8) if into is None else into[: 2 * size + 15]
     # Left half first: its call may use the slack, which the right half then overwrites.
     _LEFT.encryptor().update_into(src.reshape(-1).data, buf[: size + 15].data)
     _RIGHT.encryptor().update_into(src.reshape(-1).data, buf[size:].data)
@@ -60,13 +70,17 @@ def side_sums(level: Nodes) -> Nodes:
     return np.stack([xor_nodes(level[:half]), xor_nodes(level[half:])], axis=1)
 
 
-def ggm_expand(roots: NDArray[np.uint8], depth: int) -> tuple[Nodes, Nodes]:
+def ggm_expand(
+    roots: NDArray[np.uint8], depth: int, ws: Workspace | None = None
+) -> tuple[Nodes, Nodes]:
     """Expand t roots into t trees of depth h: the leaves and every level's two side sums.
 
     Implements spec §11.2.1 `ggm_expand` (spec/11-silent-ot.md#ggm_expand).
 
     Returns ``leaves`` (2^h, t, 16), leaf x of tree i at ``[x, i]``, and ``sums``
-    (t, h, 2, 16), ``sums[i, l - 1, b]`` = K_l^b of tree i.
+    (t, h, 2, 16), ``sums[i, l - 1, b]`` = K_l^b of tree i. With a workspace ``ws`` (from
+    :func:`workspace`) the levels reuse its buffers and the leaves live in one of them until
+    the next call with the same workspace.
     """
     if depth < 1:
         raise SpecError("a GGM tree has depth at least 1")
@@ -78,20 +92,22 @@ def ggm_expand(roots: NDArray[np.uint8], depth: int) -> tuple[Nodes, Nodes]:
     level = r.reshape(1, t, 16)
     for lvl in range(depth):
         # Step 2: level l + 1 from level l, each side one AES call.
-        level = ggm_children(level)
+        level = ggm_children(level, None if ws is None else ws[lvl % 2])
         # Step 3: K_l^0, K_l^1.
         sums[:, lvl] = side_sums(level)
     return level, sums
 
 
-def ggm_puncture(alpha: NDArray[np.int64], known: Nodes, depth: int) -> Nodes:
+def ggm_puncture(
+    alpha: NDArray[np.int64], known: Nodes, depth: int, ws: Workspace | None = None
+) -> Nodes:
     """Rebuild every leaf but leaf alpha_i of each tree from the off-path side sums.
 
     Implements spec §11.2.2 `ggm_puncture` (spec/11-silent-ot.md#ggm_puncture).
 
     ``alpha`` (t,) are the punctured leaves, ``known`` (t, h, 16) holds ``K_l^{1 - a_l}`` for
     l = 1..h, a_l being bit l - 1 of alpha (least significant first). Returns (2^h, t, 16)
-    with leaf alpha_i of tree i set to zero.
+    with leaf alpha_i of tree i set to zero. ``ws`` as for :func:`ggm_expand`.
     """
     a = np.asarray(alpha, dtype=np.int64).reshape(-1)
     t = a.size
@@ -106,7 +122,7 @@ def ggm_puncture(alpha: NDArray[np.int64], known: Nodes, depth: int) -> Nodes:
         width = level.shape[0]
         bit = (a >> lvl) & 1
         # Step 2: expand the known nodes; the unknown on-path node's children are zeroed.
-        level = ggm_children(level)
+        level = ggm_children(level, None if ws is None else ws[lvl % 2])
         level[path, trees] = 0
         level[path + width, trees] = 0
         # Step 3: the off-path sibling is K_l^{1-a_l} minus every other node on its side.

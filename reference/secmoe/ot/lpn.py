@@ -13,6 +13,7 @@ from __future__ import annotations
 import struct
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import cast
@@ -28,13 +29,34 @@ Indices = NDArray[np.uint32]  # (n, d)
 
 
 @dataclass(frozen=True)
+class CodeBlocks:
+    """The code's entries for outputs [start, stop), grouped by table block for cache locality.
+
+    Block c covers table rows ``[c 2^BLOCK_SHIFT, (c + 1) 2^BLOCK_SHIFT)``; its entries are
+    ``ei[e]`` (output, relative to ``start``) and ``er[e]`` (row within the block) for
+    ``starts[c] <= e < starts[c + 1]``, in increasing output order.
+    """
+
+    start: int
+    stop: int
+    starts: NDArray[np.int64]
+    ei: NDArray[np.uint32]
+    er: NDArray[np.uint16]
+
+
+@dataclass(frozen=True)
 class LpnCode:
-    """The public code of one (n, k, d): ``idx[i]`` are column i's d row indices in [0, k)."""
+    """The public code of one (n, k, d): ``idx[i]`` are column i's d row indices in [0, k).
+
+    ``blocks`` is the same code regrouped for the compiled kernel (one entry per part of the
+    outputs that the thread pool handles).
+    """
 
     n: int
     k: int
     d: int
     idx: Indices
+    blocks: tuple[CodeBlocks, ...]
 
 
 CODE_SEED = bytes(32)  # public: the code is a fixed public matrix (spec §11.5)
@@ -110,7 +132,12 @@ def _build_code(n: int, k: int, d: int) -> LpnCode:
         position += 8 * used
     idx = out.reshape(n, d)
     idx.setflags(write=False)
-    return LpnCode(n, k, d, idx)
+    nblocks = (k - 1 >> BLOCK_SHIFT) + 1
+    blocks = []
+    for a, b in _parts(n):
+        starts, ei, er = _blocks_jit(idx[a:b], nblocks, BLOCK_SHIFT)
+        blocks.append(CodeBlocks(a, b, starts, ei, er))
+    return LpnCode(n, k, d, idx, tuple(blocks))
 
 
 def lpn_encode_numpy(
@@ -132,68 +159,91 @@ def lpn_encode_numpy(
     return out
 
 
-def _encode_rows_py(
-    acc: NDArray[np.uint64], table: NDArray[np.uint64], idx: Indices, out: NDArray[np.uint64]
-) -> None:
-    """Rows as (n, 2) words: the loop the compiled kernel runs (one pass, no copy of acc)."""
+# The compiled kernels. A direct loop (for each output, XOR its d table rows) is bound by
+# random accesses to a table of k rows (7.2 MB at the 128-bit set). The kernels instead walk
+# the code block by block of 2^16 table rows (1 MB, which stays in the core's cache), each block's
+# entries in increasing output order: the same XORs in another order, about twice as fast.
+BLOCK_SHIFT = 16
+
+
+def _blocks_py(
+    idx: Indices, nblocks: int, shift: int
+) -> tuple[NDArray[np.int64], NDArray[np.uint32], NDArray[np.uint16]]:
+    """Group a part's entries by table block (a counting sort that keeps output order)."""
     n, d = idx.shape
+    starts = np.zeros(nblocks + 1, np.int64)
     for i in range(n):
-        lo = acc[i, 0]
-        hi = acc[i, 1]
+        for j in range(d):
+            starts[(idx[i, j] >> shift) + 1] += 1
+    for c in range(nblocks):
+        starts[c + 1] += starts[c]
+    pos = starts[:-1].copy()
+    ei = np.empty(n * d, np.uint32)
+    er = np.empty(n * d, np.uint16)
+    mask = (1 << shift) - 1
+    for i in range(n):
         for j in range(d):
             r = idx[i, j]
-            lo ^= table[r, 0]
-            hi ^= table[r, 1]
-        out[i, 0] = lo
-        out[i, 1] = hi
+            c = r >> shift
+            p = pos[c]
+            ei[p] = i
+            er[p] = r & mask
+            pos[c] = p + 1
+    return starts, ei, er
 
 
-def _encode_bits_py(
-    acc: NDArray[np.uint8], table: NDArray[np.uint8], idx: Indices, out: NDArray[np.uint8]
-) -> None:
-    n, d = idx.shape
-    for i in range(n):
-        b = acc[i]
-        for j in range(d):
-            b ^= table[idx[i, j]]
-        out[i] = b
-
-
-def _encode_both_py(
+def _rows_py(
     acc: NDArray[np.uint64],
     table: NDArray[np.uint64],
-    acc_bits: NDArray[np.uint8],
-    table_bits: NDArray[np.uint8],
-    idx: Indices,
+    starts: NDArray[np.int64],
+    ei: NDArray[np.uint32],
+    er: NDArray[np.uint16],
+    shift: int,
     out: NDArray[np.uint64],
-    out_bits: NDArray[np.uint8],
 ) -> None:
-    """Rows and bits with the same code in one pass over the indices (the receiver's case)."""
-    n, d = idx.shape
-    for i in range(n):
-        lo = acc[i, 0]
-        hi = acc[i, 1]
-        b = acc_bits[i]
-        for j in range(d):
-            r = idx[i, j]
-            lo ^= table[r, 0]
-            hi ^= table[r, 1]
-            b ^= table_bits[r]
-        out[i, 0] = lo
-        out[i, 1] = hi
-        out_bits[i] = b
+    """Rows as (m, 2) words: out = acc, then every entry's table row XORed in, block by block."""
+    for i in range(acc.shape[0]):
+        out[i, 0] = acc[i, 0]
+        out[i, 1] = acc[i, 1]
+    for c in range(starts.shape[0] - 1):
+        base = c << shift
+        for e in range(starts[c], starts[c + 1]):
+            i = ei[e]
+            r = base + er[e]
+            out[i, 0] ^= table[r, 0]
+            out[i, 1] ^= table[r, 1]
+
+
+def _bits_py(
+    acc: NDArray[np.uint8],
+    table: NDArray[np.uint8],
+    starts: NDArray[np.int64],
+    ei: NDArray[np.uint32],
+    er: NDArray[np.uint16],
+    shift: int,
+    out: NDArray[np.uint8],
+) -> None:
+    for i in range(acc.shape[0]):
+        out[i] = acc[i]
+    for c in range(starts.shape[0] - 1):
+        base = c << shift
+        for e in range(starts[c], starts[c + 1]):
+            out[ei[e]] ^= table[base + er[e]]
 
 
 _U64 = NDArray[np.uint64]
 _U8 = NDArray[np.uint8]
-_Rows = Callable[[_U64, _U64, Indices, _U64], None]
-_Bits = Callable[[_U8, _U8, Indices, _U8], None]
-_Both = Callable[[_U64, _U64, _U8, _U8, Indices, _U64, _U8], None]
+_I64 = NDArray[np.int64]
+_U32 = NDArray[np.uint32]
+_U16 = NDArray[np.uint16]
+_Blocks = Callable[[Indices, int, int], tuple[_I64, _U32, _U16]]
+_Rows = Callable[[_U64, _U64, _I64, _U32, _U16, int, _U64], None]
+_Bits = Callable[[_U8, _U8, _I64, _U32, _U16, int, _U8], None]
 # nogil: both parties run in threads of one process in local runs; the kernels must not
 # serialise them. cache: compiled once per machine, not per process.
-_encode_rows_jit = cast(_Rows, numba.njit(nogil=True, cache=True)(_encode_rows_py))
-_encode_bits_jit = cast(_Bits, numba.njit(nogil=True, cache=True)(_encode_bits_py))
-_encode_both_jit = cast(_Both, numba.njit(nogil=True, cache=True)(_encode_both_py))
+_blocks_jit = cast(_Blocks, numba.njit(nogil=True, cache=True)(_blocks_py))
+_rows_jit = cast(_Rows, numba.njit(nogil=True, cache=True)(_rows_py))
+_bits_jit = cast(_Bits, numba.njit(nogil=True, cache=True)(_bits_py))
 
 
 def _writable(a: NDArray[np.uint8]) -> NDArray[np.uint8]:
@@ -202,6 +252,25 @@ def _writable(a: NDArray[np.uint8]) -> NDArray[np.uint8]:
     if a.flags.c_contiguous and a.flags.writeable and a.dtype == np.uint8:
         return a
     return np.array(a, dtype=np.uint8, copy=True, order="C")
+
+
+# The outputs are independent, so large encodings run as two parts on a small thread pool
+# (the kernels release the GIL): on this 2-core machine a party then uses both cores while
+# its peer waits. The result does not depend on the split.
+_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="secmoe-lpn")
+_SPLIT_MIN = 1 << 16
+
+
+def _parts(n: int) -> list[tuple[int, int]]:
+    return [(0, n)] if n < _SPLIT_MIN else [(0, n // 2), (n // 2, n)]
+
+
+def _run(code: LpnCode, fn: Callable[[CodeBlocks], None]) -> None:
+    if len(code.blocks) == 1:
+        fn(code.blocks[0])
+        return
+    for f in [_POOL.submit(fn, part) for part in code.blocks]:
+        f.result()
 
 
 def _check(acc: NDArray[np.uint8], table: NDArray[np.uint8], code: LpnCode) -> None:
@@ -220,15 +289,26 @@ def lpn_encode(
     ``acc`` (n, 16) rows with ``table`` (k, 16) rows, or (n,) bits with (k,) bits.
     """
     _check(acc, table, code)
-    idx = code.idx
     if acc.ndim == 2 and acc.shape[1] == 16:
         out = np.empty((code.n, 16), dtype=np.uint8)
         rows, tab = _writable(acc), _writable(table)
-        _encode_rows_jit(rows.view(np.uint64), tab.view(np.uint64), idx, out.view(np.uint64))
+        r64, t64, o64 = rows.view(np.uint64), tab.view(np.uint64), out.view(np.uint64)
+
+        def rows_part(p: CodeBlocks) -> None:
+            a, b = p.start, p.stop
+            _rows_jit(r64[a:b], t64, p.starts, p.ei, p.er, BLOCK_SHIFT, o64[a:b])
+
+        _run(code, rows_part)
         return out
     if acc.ndim == 1:
         bits = np.empty(code.n, dtype=np.uint8)
-        _encode_bits_jit(_writable(acc), _writable(table), idx, bits)
+        src, tb = _writable(acc), _writable(table)
+
+        def bits_part(p: CodeBlocks) -> None:
+            a, b = p.start, p.stop
+            _bits_jit(src[a:b], tb, p.starts, p.ei, p.er, BLOCK_SHIFT, bits[a:b])
+
+        _run(code, bits_part)
         return bits
     raise SpecError("lpn_encode takes (n, 16) rows with (k, 16) rows, or (n,) with (k,) bits")
 
@@ -240,21 +320,5 @@ def lpn_encode_pair(
     table_bits: NDArray[np.uint8],
     code: LpnCode,
 ) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
-    """``(lpn_encode(rows, table), lpn_encode(bits, table_bits))`` in one pass (spec §11.5.2)."""
-    _check(rows, table, code)
-    _check(bits, table_bits, code)
-    if rows.ndim != 2 or rows.shape[1] != 16 or bits.ndim != 1:
-        raise SpecError("lpn_encode_pair takes (n, 16) rows and (n,) bits")
-    out = np.empty((code.n, 16), dtype=np.uint8)
-    out_bits = np.empty(code.n, dtype=np.uint8)
-    acc, tab = _writable(rows), _writable(table)
-    _encode_both_jit(
-        acc.view(np.uint64),
-        tab.view(np.uint64),
-        _writable(bits),
-        _writable(table_bits),
-        code.idx,
-        out.view(np.uint64),
-        out_bits,
-    )
-    return out, out_bits
+    """``(lpn_encode(rows, table), lpn_encode(bits, table_bits))``: the receiver's two uses."""
+    return lpn_encode(rows, table, code), lpn_encode(bits, table_bits, code)
