@@ -1,4 +1,4 @@
-"""Train the accuracy evaluation's MoE classifiers (spec/60-accuracy.md §60.2.2 `train`).
+"""Train the accuracy evaluation's MoE classifiers (spec/60-accuracy.md §60.2, "Training recipe").
 
 Plain numpy, manual gradients, Adam, every random draw from the project's PRG, so a run is
 deterministic: the same numpy on the same machine writes the same bytes. Needs the `accuracy`
@@ -49,7 +49,7 @@ from secmoe.randomness import Prg, dst
 Floats = NDArray[np.float64]
 Ints = NDArray[np.int64]
 
-# The recipe (spec §60.2.2): every hyper-parameter is here.
+# The recipe (spec §60.2 ("Training recipe")): every hyper-parameter is here.
 EPOCHS = 40
 BATCH = 32
 LR = 1e-3  # decayed linearly to 0 over the run
@@ -182,7 +182,7 @@ def loss_and_grads(
 
 
 def train(dataset: str, arch: Arch, log: bool = True) -> tuple[ClassifierConfig, ClassifierWeights]:
-    """The recipe of spec §60.2.2: normalise, initialise, Adam over shuffled mini-batches."""
+    """The recipe of spec §60.2 ("Training recipe"): normalise, initialise, Adam over shuffled mini-batches."""
     data = load_dataset(dataset)
     moe = arch_config(arch)
     config = ClassifierConfig(dataset, arch, data.x_train.shape[1], data.n_classes, moe)

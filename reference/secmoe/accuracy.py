@@ -149,7 +149,7 @@ def _classify(
 
 def classify_cost(config: ClassifierConfig, batches: Sequence[int]) -> Pattern:
     """``classify_client`` / ``classify_server`` on batches of the given sizes in a fresh session
-    (spec §60.3.3): per batch its size, the shares, the layer (the OT and HE set-ups in the
+    (spec §60.3, "Cost"): per batch its size, the shares, the layer (the OT and HE set-ups in the
     first), the head, the logits' shares; then the closing 0."""
     moe_config = config.moe
     w, d, c = ring_bytes(moe_config.ring_bits), moe_config.d_model, config.n_classes

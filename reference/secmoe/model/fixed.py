@@ -88,7 +88,7 @@ def check_no_wrap(fxp: FixedPoint, a: RingVec, b: RingVec, *, matmul: bool) -> N
     The bound is ``|a| @ |b|`` (``|a| * |b|`` element-wise) on the signed values, computed in
     float64: below ``2^(l-2)`` the ring product equals the integer one (nothing wrapped) and the
     secure truncation's precondition holds (spec §30.4), so model and protocol agree exactly.
-    Implements the range rule of spec §6.3.0 (spec/06-models.md#fixed-point-ranges).
+    Implements the range rule of spec §6.3.0 (spec/06-models.md#630-fixed-point-ranges).
     """
     ring = fxp.ring
     fa = np.abs(ring.to_signed(np.asarray(a)).astype(np.float64))

@@ -228,7 +228,7 @@ def expert_shape(p: HeParams, d_in: int, d_out: int) -> packing.MatmulShape:
 
 def product_noise_bits(p: HeParams, shape: packing.MatmulShape, experts: int, levels: int) -> float:
     """The analytic noise of one output block of ``expert_matmul`` after relinearisation and
-    before re-randomisation (spec §40.2.2)."""
+    before re-randomisation (spec §40.2, "Noise bound")."""
     fresh = noise.add_bits(noise.fresh_sk_bits(), 0)  # encrypted share plus the server's share
     plan = galois.automorphism_plan(p, levels, galois.keys_needed(p, levels))
     selector = noise.expand_bits(p, fresh, levels, [m for _, m in plan])
