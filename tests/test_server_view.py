@@ -75,7 +75,9 @@ def test_the_check_fails_by_name() -> None:
     with pytest.raises(AssertionError, match=r"ot/base/a: 33 bytes, spec §4.6 says `32`"):
         bad = TranscriptEntry("client", "ot/base/a", 1, 33, None, "", "offline")
         assert_server_view([*required, bad], "moe")
-    with pytest.raises(AssertionError, match=r"lists \['moe/select'\] for moe"):
+    with pytest.raises(AssertionError, match=r"\['sharing/arith_reveal'\] in \('moe',\)"):
+        assert_server_view([*required, _entry("sharing/arith_reveal")], "moe")
+    with pytest.raises(AssertionError, match=r"lists \['moe/select'\] for \('moe',\)"):
         assert_server_view([e for e in required if e.label != "moe/select"], "moe")
 
 
@@ -104,7 +106,7 @@ def _sharing(ctx: PartyContext) -> Any:
 
 
 RUNS: dict[str, tuple[Party, Party]] = {
-    "arith_share": (_sharing, _sharing),
+    "arith_reveal": (_sharing, _sharing),
     "cot_send": (
         lambda c: (cot_send(c, X, 64), cot_recv(c, B, 1)),
         lambda c: (cot_recv(c, B, 64), cot_send(c, B.astype(np.uint64), 1)),
@@ -151,4 +153,6 @@ def test_building_blocks_send_the_server_only_what_the_spec_lists(name: str) -> 
         fxp=FXP,
         record="lengths",
     )
-    assert_server_view(res.transcript, name)
+    assert_server_view(
+        res.transcript, *(["arith_reveal", "bool_reveal"] if name == "arith_reveal" else [name])
+    )
