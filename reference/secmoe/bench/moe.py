@@ -163,9 +163,10 @@ def mac_roofline(block: NDArray[np.uint32], repeat: int = 7) -> Entry:
     """``select_mac`` against a plain numpy multiply-add of the same arrays (one block of the
     prepared W1 and uniform selectors of its shape), interleaved, medians."""
     p = select.select_params()
-    rng = np.random.default_rng(0)
     col = np.array(p.q_primes, dtype=np.uint64).reshape(1, 1, -1, 1)
-    sel = rng.integers(0, 1 << 31, (block.shape[0], 2, *block.shape[1:]), dtype=np.uint64) % col
+    shape = (block.shape[0], 2, *block.shape[1:])
+    raw = Prg(SEED, dst("bench.moe", "roofline")).next_u64(int(np.prod(shape)))
+    sel = raw.reshape(shape) % col
     ours, plain = [], []
     select_mac(block, sel, p.q_primes)
     for _ in range(repeat):
