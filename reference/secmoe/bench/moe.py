@@ -52,6 +52,7 @@ ENV_EXPERTS = "SECMOE_BENCH_MOE_EXPERTS"
 ENV_DIMS = "SECMOE_BENCH_MOE_DIMS"
 ENV_PLOT = "SECMOE_BENCH_MOE_PLOT"
 ENV_VARIANTS = "SECMOE_BENCH_MOE_VARIANTS"
+ENV_KEEP = "SECMOE_BENCH_MOE_KEEP_PREPARED"  # keep the cache files the benchmark builds
 FULL_EXPERTS = (8, 16, 32, 64, 128)
 FULL_DIMS = (768, 3072)  # Switch-Base
 QUICK_EXPERTS = (2, 4)
@@ -381,6 +382,8 @@ def bench_moe(opts: BenchOptions) -> dict[str, object]:
                     roofline[str(n_exp)] = mac_roofline(np.array(first))
             finally:
                 prepare.forget(fw)
+                if prepared is not None and not os.environ.get(ENV_KEEP):
+                    prepared.remove_built_files()  # the next sizes need the disk
                 del prepared
             want = formula_entry(name, config)
             if (entry["bytes_c2s"], entry["bytes_s2c"], entry["rounds"]) != (
@@ -435,7 +438,8 @@ def bench_moe(opts: BenchOptions) -> dict[str, object]:
             "part of online_s",
             "prepared_bytes": "secmoe: bytes of the prepared blocks (prepared_memory_bytes of "
             "them in memory, the rest in cache files under $SECMOE_CACHE_DIR, read once per "
-            "token: prepared_read_bytes)",
+            "token: prepared_read_bytes); the files the benchmark builds are deleted after "
+            "each size unless SECMOE_BENCH_MOE_KEEP_PREPARED is set",
             "mac_roofline_ratio": "the smallest over the expert counts of mac_roofline[E].ratio: "
             "a plain single-thread numpy multiply-add over one prepared W1 block and uniform "
             "selectors (no reduction) divided by select_mac on the same arrays, medians of 7 "
