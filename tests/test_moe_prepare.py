@@ -137,3 +137,15 @@ def test_refuses_weights_out_of_range_and_a_full_disk(tmp_path: Path) -> None:
     huge = expert_shape(p, 1, 1)
     with pytest.raises(SpecError, match="GiB"):
         prepare.prepare_stack(p, huge, big, _block_ntt, False, tmp_path)
+
+
+@pytest.mark.parametrize("experts", [1, 4, 5, 7, 8, 67])
+def test_select_mac_at_the_largest_residues(experts: int) -> None:
+    """Every product (p - 1)^2: the folds between partial sums must keep them below 2^64."""
+    p = preset("he16384")
+    col = np.array(p.q_primes, dtype=np.uint64).reshape(1, -1, 1)
+    w = np.broadcast_to(col - 1, (experts, len(p.q_primes), 64)).astype(np.uint32)
+    s = np.ascontiguousarray(np.broadcast_to((col - 1)[:, None], (experts, 2, len(p.q_primes), 64)))
+    got = select_mac(w, s, p.q_primes)
+    want = [(experts * (q - 1) ** 2) % q for q in p.q_primes]
+    assert all(np.all(got[:, i] == want[i]) for i in range(len(p.q_primes)))

@@ -29,6 +29,7 @@ from secmoe.randomness import Prg, dst
 from secmoe.session import run_local
 
 REPEAT = 21  # timed runs per operation (medians), ours and the peer's interleaved
+WARMUP = 5  # untimed interleaved runs first
 
 
 def _ms(fn: Callable[[], Any], repeat: int) -> float:
@@ -49,8 +50,9 @@ def _interleaved(
     """Medians (ms) of ours and the peer's, run alternately so that both see the same load:
     wall time, and the calling thread's CPU time (both operations run on one thread; on a loaded
     machine a longer operation is preempted more often, which the CPU time does not count)."""
-    ours()
-    theirs()
+    for _ in range(WARMUP):  # tables, caches, and the allocator's thresholds settle
+        ours()
+        theirs()
     wall: tuple[list[float], list[float]] = ([], [])
     cpu: tuple[list[float], list[float]] = ([], [])
     for _ in range(repeat):

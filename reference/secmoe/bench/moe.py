@@ -48,6 +48,7 @@ from secmoe.session import PartyContext, run_local
 ENV_EXPERTS = "SECMOE_BENCH_MOE_EXPERTS"
 ENV_DIMS = "SECMOE_BENCH_MOE_DIMS"
 ENV_VARIANTS = "SECMOE_BENCH_MOE_VARIANTS"
+ENV_KEEP = "SECMOE_BENCH_MOE_KEEP_PREPARED"  # keep the cache files the benchmark builds
 FULL_EXPERTS = (8, 16, 32, 64, 128)
 FULL_DIMS = (768, 3072)  # Switch-Base
 QUICK_EXPERTS = (2, 4)
@@ -157,9 +158,10 @@ def mac_roofline(block: NDArray[np.uint32], repeat: int = 7) -> Entry:
     """``select_mac`` against a plain numpy multiply-add of the same arrays (one block of the
     prepared W1 and uniform selectors of its shape), interleaved, medians."""
     p = select.select_params()
-    rng = np.random.default_rng(0)
     col = np.array(p.q_primes, dtype=np.uint64).reshape(1, 1, -1, 1)
-    sel = rng.integers(0, 1 << 31, (block.shape[0], 2, *block.shape[1:]), dtype=np.uint64) % col
+    shape = (block.shape[0], 2, *block.shape[1:])
+    raw = Prg(SEED, dst("bench.moe", "roofline")).next_u64(int(np.prod(shape)))
+    sel = raw.reshape(shape) % col
     ours, plain = [], []
     select_mac(block, sel, p.q_primes)
     for _ in range(repeat):
@@ -320,6 +322,8 @@ def bench_moe(opts: BenchOptions) -> dict[str, object]:
                     roofline[str(n_exp)] = mac_roofline(np.array(first))
             finally:
                 prepare.forget(fw)
+                if prepared is not None and not os.environ.get(ENV_KEEP):
+                    prepared.remove_built_files()  # the next sizes need the disk
                 del prepared
             want = formula_entry(name, config)
             if (entry["bytes_c2s"], entry["bytes_s2c"], entry["rounds"]) != (
@@ -374,7 +378,8 @@ def bench_moe(opts: BenchOptions) -> dict[str, object]:
             "part of online_s",
             "prepared_bytes": "secmoe: bytes of the prepared blocks (prepared_memory_bytes of "
             "them in memory, the rest in cache files under $SECMOE_CACHE_DIR, read once per "
-            "token: prepared_read_bytes)",
+            "token: prepared_read_bytes); the files the benchmark builds are deleted after "
+            "each size unless SECMOE_BENCH_MOE_KEEP_PREPARED is set",
             "mac_roofline_ratio": "the smallest over the expert counts of mac_roofline[E].ratio: "
             "a plain single-thread numpy multiply-add over one prepared W1 block and uniform "
             "selectors (no reduction) divided by select_mac on the same arrays, medians of 7 "

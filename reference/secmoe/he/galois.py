@@ -9,9 +9,11 @@ encrypting the constant 2^l t_e (the query expansion of single-server PIR: Angel
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 
 import numpy as np
 from numpy.typing import NDArray
@@ -192,6 +194,11 @@ def keys_needed(params: HeParams, levels: int) -> tuple[int, ...]:
     return tuple(sorted(chosen))
 
 
+@cache
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="expand")
+
+
 def expand_selector(ct: Ciphertext, keys: dict[int, GaloisKey], levels: int) -> list[Ciphertext]:
     """2^levels ciphertexts, the e-th encrypting the constant 2^levels m_e, from a ciphertext of
     sum_e m_e X^e (e < 2^levels; every other coefficient must be zero).
@@ -204,19 +211,22 @@ def expand_selector(ct: Ciphertext, keys: dict[int, GaloisKey], levels: int) -> 
     plan = automorphism_plan(p, levels, keys)
     for j, (k, times) in enumerate(plan):
         step = 1 << j
+
         # Step 1: at level j, cts[b] holds the entries b, b + 2^j, ... at exponents 0, 2^j, ...
         # X -> X^(N/2^j + 1) fixes exponents = 0 mod 2^(j+1) and negates those = 2^j.
-        lo: list[Ciphertext] = []
-        hi: list[Ciphertext] = []
-        for c in cts:
+        def split(
+            c: Ciphertext, k: int = k, times: int = times, step: int = step
+        ) -> tuple[Ciphertext, Ciphertext]:
             sub = c
             for _ in range(times):  # (X -> X^k) applied `times` times is X -> X^(k_j)
                 sub = apply_galois(sub, keys[k])
-            lo.append(
-                Ciphertext(p, [rns.add(x, y, ps) for x, y in zip(c.parts, sub.parts, strict=True)])
-            )
+            lo = Ciphertext(p, [rns.add(x, y, ps) for x, y in zip(c.parts, sub.parts, strict=True)])
             diff = [rns.sub(x, y, ps) for x, y in zip(c.parts, sub.parts, strict=True)]
-            hi.append(Ciphertext(p, [shift_down(x, step, ps) for x in diff]))
+            return lo, Ciphertext(p, [shift_down(x, step, ps) for x in diff])
+
+        # The ciphertexts of a level are independent: one thread per core (the transforms and
+        # most numpy loops release the GIL); the results do not depend on the order.
+        pairs = list(_pool().map(split, cts)) if len(cts) > 1 else [split(cts[0])]
         # Step 2: entry b stays at index b; entry b + 2^j goes to index b + 2^j.
-        cts = lo + hi
+        cts = [lo for lo, _ in pairs] + [hi for _, hi in pairs]
     return cts

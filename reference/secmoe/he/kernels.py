@@ -30,6 +30,45 @@ def _jit(fn: F) -> F:
     return cast(F, numba.njit(nogil=True, cache=True)(fn))
 
 
+LOW32 = np.uint64(0xFFFFFFFF)
+SHIFT = np.uint64(32)
+
+
+def _inline(fn: F) -> F:
+    """A helper compiled into its callers (numba inlines it at the IR level)."""
+    return cast(F, numba.njit(nogil=True, cache=True, inline="always")(fn))
+
+
+@_inline
+def _ct_butterflies(lo: U64, hi: U64, wt: np.uint64, wq: np.uint64, p: np.uint64) -> None:
+    """lo, hi = u + w v, u - w v (lazily: inputs below 4p, outputs below 4p). ``lo`` and ``hi``
+    are separate views and the operands are masked to 32 bits, which lets the compiler use
+    vector 32 x 32 -> 64-bit products."""
+    p2 = p + p
+    for j in range(lo.shape[0]):
+        u = lo[j]
+        u = u - p2 if u >= p2 else u
+        v = hi[j]
+        v = (v - p2 if v >= p2 else v) & LOW32
+        r = wt * v - ((wq * v) >> SHIFT) * p  # w v mod p, or that plus p
+        lo[j] = u + r
+        hi[j] = u + p2 - r
+
+
+@_inline
+def _gs_butterflies(lo: U64, hi: U64, wt: np.uint64, wq: np.uint64, p: np.uint64) -> None:
+    """lo, hi = u + v, (u - v) w (inputs below 2p, outputs below 2p)."""
+    p2 = p + p
+    for j in range(lo.shape[0]):
+        u = lo[j]
+        v = hi[j]
+        s = u + v
+        d = u + p2 - v
+        d = (d - p2 if d >= p2 else d) & LOW32
+        lo[j] = s - p2 if s >= p2 else s
+        hi[j] = wt * d - ((wq * d) >> SHIFT) * p
+
+
 @_jit
 def forward_rows(a: U64, w: U64, ws: U64, primes: U64) -> None:
     """In place: row r of ``a`` (canonical) becomes its evaluation form mod primes[r % L].
@@ -40,36 +79,23 @@ def forward_rows(a: U64, w: U64, ws: U64, primes: U64) -> None:
     count = primes.shape[0]
     for r in range(rows):
         li = r % count
-        p = primes[li]
-        p2 = p + p
+        p = primes[li] & LOW32
         x = a[r]
         t = n
         m = 1
         while m < n:
             t >>= 1
             for i in range(m):
-                wt = w[li, m + i]
-                wq = ws[li, m + i]
                 j1 = 2 * i * t
-                for j in range(j1, j1 + t):
-                    u = x[j]
-                    if u >= p2:
-                        u -= p2
-                    v = x[j + t]
-                    if v >= p2:
-                        v -= p2
-                    q = (wq * v) >> np.uint64(32)
-                    s = wt * v - q * p
-                    x[j] = u + s
-                    x[j + t] = u + p2 - s
+                wt = w[li, m + i] & LOW32
+                wq = ws[li, m + i] & LOW32
+                _ct_butterflies(x[j1 : j1 + t], x[j1 + t : j1 + 2 * t], wt, wq, p)
             m <<= 1
+        p2 = p + p
         for j in range(n):
             u = x[j]
-            if u >= p2:
-                u -= p2
-            if u >= p:
-                u -= p
-            x[j] = u
+            u = u - p2 if u >= p2 else u
+            x[j] = u - p if u >= p else u
 
 
 @_jit
@@ -80,68 +106,69 @@ def inverse_rows(a: U64, w: U64, ws: U64, primes: U64, n_inv: U64, n_inv_s: U64)
     count = primes.shape[0]
     for r in range(rows):
         li = r % count
-        p = primes[li]
-        p2 = p + p
+        p = primes[li] & LOW32
         x = a[r]
         t = 1
         m = n
         while m > 1:
             h = m >> 1
-            j1 = 0
             for i in range(h):
-                wt = w[li, h + i]
-                wq = ws[li, h + i]
-                for j in range(j1, j1 + t):
-                    u = x[j]
-                    v = x[j + t]
-                    s = u + v
-                    if s >= p2:
-                        s -= p2
-                    d = u + p2 - v
-                    if d >= p2:
-                        d -= p2
-                    q = (wq * d) >> np.uint64(32)
-                    x[j] = s
-                    x[j + t] = wt * d - q * p
-                j1 += 2 * t
+                j1 = 2 * i * t
+                wt = w[li, h + i] & LOW32
+                wq = ws[li, h + i] & LOW32
+                _gs_butterflies(x[j1 : j1 + t], x[j1 + t : j1 + 2 * t], wt, wq, p)
             t <<= 1
             m = h
-        ni = n_inv[li]
-        nq = n_inv_s[li]
+        ni = n_inv[li] & LOW32
+        nq = n_inv_s[li] & LOW32
         for j in range(n):
-            v = x[j]
-            q = (nq * v) >> np.uint64(32)
-            u = ni * v - q * p
-            if u >= p:
-                u -= p
-            x[j] = u
+            v = x[j] & LOW32
+            u = ni * v - ((nq * v) >> SHIFT) * p
+            x[j] = u - p if u >= p else u
+
+
+@_inline
+def _mul_add(acc: U64, w: Any, s: U64) -> None:
+    """acc += w s for residues below 2^32 (32 x 32 -> 64-bit products)."""
+    for j in range(acc.shape[0]):
+        acc[j] += (np.uint64(w[j]) & LOW32) * (s[j] & LOW32)
+
+
+@_inline
+def _fold(acc: U64, c: np.uint64) -> None:
+    """acc = acc mod p up to a multiple of p, below 2^62 + 2^33, with c = 2^32 mod p: twice
+    x -> (x >> 32) c + (x mod 2^32), which keeps x mod p (each product is below 2^63)."""
+    for j in range(acc.shape[0]):
+        x = acc[j]
+        x = (x >> SHIFT) * c + (x & LOW32)
+        acc[j] = (x >> SHIFT) * c + (x & LOW32)
 
 
 @_jit
 def mac_rows(w: Any, s: U64, primes: U64, acc: U64, lo: int, hi: int) -> None:
     """acc[k, i] = sum_e w[e, i] s[e, k, i] mod primes[i] for the primes lo .. hi - 1, all
-    inputs canonical: four products (each below 2^62) are summed between reductions."""
+    inputs canonical. Each product is below (p - 1)^2 <= 2^62 - 2^33 + 4: four are summed from
+    zero, then the sum is folded (:func:`_fold`) and three more fit below 2^64 each time."""
     experts = w.shape[0]
     parts = s.shape[1]
     n = w.shape[2]
-    chunk = 1024
+    chunk = 2048
     run = np.empty((parts, chunk), dtype=np.uint64)
     for i in range(lo, hi):
         p = primes[i]
+        c = np.uint64((1 << 32) % p)
         for c0 in range(0, n, chunk):
             c1 = min(n, c0 + chunk)
             width = c1 - c0
             run[:, :width] = 0
-            pending = 0
+            pending, limit = 0, 4
             for e in range(experts):
-                if pending == 4:
+                if pending == limit:
                     for k in range(parts):
-                        for j in range(width):
-                            run[k, j] = run[k, j] % p
-                    pending = 0
+                        _fold(run[k, :width], c)
+                    pending, limit = 0, 3
                 for k in range(parts):
-                    for j in range(width):
-                        run[k, j] += np.uint64(w[e, i, c0 + j]) * s[e, k, i, c0 + j]
+                    _mul_add(run[k, :width], w[e, i, c0:c1], s[e, k, i, c0:c1])
                 pending += 1
             for k in range(parts):
                 for j in range(width):

@@ -120,9 +120,13 @@ def ternary(prg: Prg, n: int) -> NDArray[np.int64]:
 def cbd(prg: Prg, n: int, eta: int) -> NDArray[np.int64]:
     """Centered binomial noise: per coefficient 6 stream bytes (a 48-bit little-endian word w),
     e = popcount(bits 0..eta-1 of w) - popcount(bits eta..2 eta-1 of w); eta <= 24."""
-    raw = np.frombuffer(prg.next_bytes(6 * n), dtype=np.uint8).reshape(n, 6)
-    bits = np.unpackbits(raw, axis=1, bitorder="little").astype(np.int64)
-    out: NDArray[np.int64] = bits[:, :eta].sum(axis=1) - bits[:, eta : 2 * eta].sum(axis=1)
+    words = np.zeros((n, 8), dtype=np.uint8)  # each 48-bit word widened to a uint64
+    words[:, :6] = np.frombuffer(prg.next_bytes(6 * n), dtype=np.uint8).reshape(n, 6)
+    w = words.view("<u8").reshape(n)
+    mask = np.uint64((1 << eta) - 1)
+    low = np.bitwise_count(w & mask).astype(np.int64)
+    high = np.bitwise_count((w >> np.uint64(eta)) & mask).astype(np.int64)
+    out: NDArray[np.int64] = low - high
     return out
 
 

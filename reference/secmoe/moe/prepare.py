@@ -343,6 +343,15 @@ class PreparedModel:
             out.bytes_read += s.stats.bytes_read
         return out
 
+    def remove_built_files(self) -> int:
+        """Delete the cache files this preparation built (not those it reused); their bytes."""
+        freed = 0
+        for s in self.stacks.values():
+            if s.built and s.path is not None and s.path.exists():
+                freed += s.path.stat().st_size
+                s.path.unlink()
+        return freed
+
     def reset_stats(self) -> None:
         for s in self.stacks.values():
             s.stats = ReadStats()
