@@ -8,7 +8,8 @@ JSON line to the parent over a pipe and exits; the parent adds the child's peak 
 
 In the child, two watchers interrupt the protocol at once (a signal to the main thread that
 raises a :class:`~secmoe.errors.ProtocolError`): the session deadline, and the end of the
-client's stream while nothing the client sent is still unread (a vanished peer). The parent
+client's stream while the protocol runs (a vanished peer), unless all the client left unread is
+its ``session/done``. The parent
 kills a child that outlives its deadline by ``KILL_GRACE`` seconds (e.g. stuck in native code).
 """
 
@@ -29,8 +30,9 @@ from types import FrameType
 
 from secmoe.encoding import FixedPoint
 from secmoe.errors import ErrorKind, ProtocolError, SecmoeError, SpecError
+from secmoe.net.frame import decode_frame
 from secmoe.net.transport import TcpTransport, tcp_listen
-from secmoe.session import PartyContext, SessionLimits, run_tcp_party
+from secmoe.session import DONE_LABEL, PartyContext, SessionLimits, run_tcp_party
 
 KILL_GRACE = 5.0  # seconds the parent waits past a session's deadline before SIGKILL
 POLL_SECONDS = 0.2  # the parent's loop period (how soon a stop signal is noticed)
@@ -106,6 +108,17 @@ class _Interrupt:
             raise err
 
 
+DONE_FRAME_MAX = 64  # bytes: a session/done frame is 29
+
+
+def _only_done(data: bytes) -> bool:
+    """True if ``data`` is exactly one well-formed ``session/done`` frame."""
+    try:
+        return decode_frame(data).label == DONE_LABEL if data else False
+    except ProtocolError:
+        return False
+
+
 def _session_child(
     conn: socket.socket,
     number: int,
@@ -131,9 +144,9 @@ def _session_child(
         transport = TcpTransport(conn, "server")
 
         def vanished() -> None:
-            # Unread bytes mean the main thread still has something to read (and will meet
-            # the end of the stream there); with none, nothing can arrive any more.
-            if transport.inbox.buffered == 0:
+            # The stream ended while the protocol runs: the client is gone, unless all it left
+            # unread is its session/done (it finished; the protocol is about to return).
+            if not _only_done(transport.inbox.peek(DONE_FRAME_MAX)):
                 interrupt.fire("peer_closed", "the client closed the connection mid-session")
 
         transport.on_peer_gone.append(vanished)

@@ -176,6 +176,10 @@ def bench_serve(opts: BenchOptions) -> dict[str, object]:
             result[f"sessions_per_minute_at_{c}"] = round(60.0 * c / wall, 3)
             result[f"batch_seconds_at_{c}"] = round(wall, 3)
             result[f"peak_server_pss_mib_at_{c}"] = round(sampler.peak_kib / 1024, 1)
+            opts.say(
+                f"bench serve: {c} client(s): {result[f'sessions_per_minute_at_{c}']} sessions per "
+                f"minute, {wall:.1f} s, peak server PSS {result[f'peak_server_pss_mib_at_{c}']} MiB"
+            )
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)

@@ -67,6 +67,11 @@ class Inbox:
         with self._cond:
             return self._size
 
+    def peek(self, limit: int) -> bytes:
+        """Up to ``limit`` of the bytes received and not yet taken, without taking them."""
+        with self._cond:
+            return b"".join(bytes(c) for c in self._chunks)[:limit] if self._size <= limit else b""
+
     def put(self, data: bytes) -> None:
         if not data:
             return
