@@ -151,3 +151,12 @@ def test_retraining_reproduces_the_committed_files() -> None:
     tool = ROOT / "tools" / "train_classifier.py"
     res = subprocess.run([sys.executable, str(tool), "--check"], capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_cli_offset_slices_the_split(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["accuracy", "--plaintext", "--json", "--arch", "switch", "--offset", "350"]
+    assert main(args) == 0
+    rep = json.loads(capsys.readouterr().out)["switch"]
+    assert rep["n_test"] == 9 and rep["offset"] == 350
+    assert main([*args[:-1], "359"]) == 2  # past the end: SpecError
+    assert main(["accuracy", "--plaintext", "--limit", "0"]) == 2

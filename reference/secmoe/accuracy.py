@@ -231,19 +231,20 @@ def accuracy_report(
     secure: bool = True,
     verbose: bool = True,
     models: Path | None = None,
+    offset: int = 0,
 ) -> dict[str, Any]:
-    """The report of one architecture on a data set's test split (its first ``limit`` samples).
+    """The report of one architecture on a data set's test split: its samples ``offset`` ..
+    ``offset + limit - 1`` (default: all).
 
     Implements spec §60.4.1 `accuracy_report` (spec/60-accuracy.md#accuracy_report).
     """
     config, weights = load_classifier(model_path(dataset, check_arch(arch), models))
     data = load_dataset(dataset)
-    n = data.x_test.shape[0] if limit is None else min(limit, data.x_test.shape[0])
-    if n < 1:
-        raise SpecError(f"limit must be >= 1, got {limit}")
-    labels = data.y_test[:n]
+    rows = _rows(data.x_test.shape[0], limit, offset)
+    labels = data.y_test[rows]
+    n = labels.size
     # Step 1: the client's preprocessing, shared by all three models.
-    x = preprocess(config, weights, data.x_test[:n])
+    x = preprocess(config, weights, data.x_test[rows])
     fxp = config.moe.fxp
     # Step 2: the float and the fixed-point predictions.
     p_float = predict(classifier_float(config, weights, x))
@@ -263,6 +264,8 @@ def accuracy_report(
         out["secure_acc"] = None
         out["secure_vs_float_disagreements"] = None
     out["n_test"] = int(n)
+    if offset:
+        out["offset"] = offset
     out["fixed_vs_float_disagreements"] = int(np.sum(p_fixed != p_float))
     if secure:
         out["secure_logits_equal_fixed"] = bool(np.array_equal(run.logits, fixed))
@@ -272,6 +275,15 @@ def accuracy_report(
         out["secure_rounds"] = run.report["rounds"]
         out["secure_seconds"] = round(run.seconds, 1)
     return out
+
+
+def _rows(total: int, limit: int | None, offset: int) -> slice:
+    """The test samples offset .. offset + limit - 1 (to the end without a limit)."""
+    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset < total:
+        raise SpecError(f"offset must be an integer in 0..{total - 1}, got {offset!r}")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise SpecError(f"limit must be an integer >= 1, got {limit!r}")
+    return slice(offset, total if limit is None else min(total, offset + limit))
 
 
 def ablation_report(

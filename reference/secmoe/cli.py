@@ -200,6 +200,7 @@ def cmd_accuracy(args: argparse.Namespace) -> int:
             not args.plaintext,
             not args.quiet,
             args.models,
+            args.offset,
         )
         exact = exact and rep.get("secure_logits_equal_fixed", True) is True
         out[arch] = rep
@@ -647,7 +648,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     a.add_argument("--dataset", choices=DATASETS, default="digits")
     a.add_argument("--arch", choices=(*ARCHS, "both"), default="both")
-    a.add_argument("--limit", type=int, help="only the first N test samples (default: all)")
+    a.add_argument("--limit", type=int, help="only N test samples (default: all)")
+    a.add_argument("--offset", type=int, default=0, help="start at this test sample (0)")
     a.add_argument(
         "--models", type=Path, help="directory of DATASET-ARCH.safetensors (default: the committed)"
     )
