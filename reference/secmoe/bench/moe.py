@@ -40,7 +40,7 @@ from secmoe.moe import baseline, select
 from secmoe.moe.baseline import moe_compute_then_select, moe_reveal_routing
 from secmoe.moe.cost import moe_cost
 from secmoe.moe.layer import MoeShares, moe
-from secmoe.ot.iknp import ot_setup
+from secmoe.ot.pool import ot_setup
 from secmoe.protocols.cost import Pattern, ot_setup_pattern, seq
 from secmoe.protocols.linear import DEFAULT_HE
 from secmoe.randomness import Prg, dst
