@@ -15,6 +15,13 @@ Public API, each function run by one party on its own context (import from the s
   labelled dealer mode for teaching and tests only.
 - ``secmoe.ot.iknp.ot_setup(ctx)``: set up both directions up front (protocols that use both).
 - ``secmoe.ot.cost``: the spec's cost formulas (§10.6).
+- ``secmoe.ot.ferret`` (spec §11): the silent COT engine. ``ferret_setup(ctx, sender, params)``
+  bootstraps one direction (IKNP, then a pre-iteration) and returns a ``FerretSender`` (with
+  ``delta``) or ``FerretReceiver``; ``ferret_extend_send(ctx, st) -> q`` /
+  ``ferret_extend_recv(ctx, st) -> (t, r)`` run one iteration (``t = q XOR r delta``);
+  ``FERRET_128`` is the default set, ``FERRET_TOY`` the INSECURE one for vectors and tests;
+  ``ferret_setup_cost`` / ``ferret_extend_cost`` list the messages. ``secmoe.ot.ggm`` and
+  ``secmoe.ot.lpn`` hold the GGM trees and the LPN encoding.
 
 The first OT in each direction runs the base OTs (spec §10.2) and caches the extension session
 on the context (``ctx.store``).

@@ -1,0 +1,263 @@
+"""Vector generators for spec §11 (Ferret silent OT), all at the INSECURE toy parameter sets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from secmoe.ot.ferret import (
+    FERRET_TOY,
+    FerretParams,
+    FerretReceiver,
+    FerretSender,
+    ferret_extend_recv,
+    ferret_extend_send,
+    ferret_setup,
+    mpcot_recv,
+    mpcot_send,
+    spcot_recv,
+    spcot_send,
+)
+from secmoe.ot.ggm import ggm_expand, ggm_puncture
+from secmoe.ot.lpn import lpn_code, lpn_encode
+from secmoe.randomness import Prg
+from secmoe.session import PartyContext
+from secmoe.vectors.build import hex_bits, local_case, run_case, two_party_case
+from secmoe.vectors.registry import Json, Note, inputs_prg, register
+
+INSECURE = Note(
+    "INSECURE_PARAMS",
+    "the INSECURE toy parameter set of spec §11.7: for checking implementations only",
+)
+HEADER_ROWS = (
+    "Rows and nodes are hex, 16 bytes each, concatenated in order; bit vectors as bit-vec hex."
+)
+
+
+def _hex(a: NDArray[np.uint8]) -> str:
+    return np.ascontiguousarray(a, dtype=np.uint8).tobytes().hex()
+
+
+def _rows(src: Prg, m: int) -> NDArray[np.uint8]:
+    return np.frombuffer(src.next_bytes(16 * m), np.uint8).reshape(m, 16)
+
+
+def _toy_params(p: FerretParams) -> Json:
+    return {"name": p.name, "n": p.n, "k": p.k, "t": p.t, "log_bin": p.log_bin, "d": p.d}
+
+
+@register(
+    "ot.ferret_ggm",
+    "ot/ferret_ggm.json",
+    section="11.2",
+    anchor="spec/11-silent-ot.md#ggm_expand",
+    params={"t": 2, "depth": 3},
+    mode="local",
+    header=[
+        "GGM expansion of 2 trees of depth 3 and the puncturing of each at alpha_i.",
+        "leaves: leaf x of tree i at position x t + i; sums: tree, level 1..h, side 0 then 1.",
+        "punctured: the receiver's leaves, leaf alpha_i all zero.",
+        HEADER_ROWS,
+    ],
+    notes={"Insecure": INSECURE},
+)
+def _gen_ggm() -> list[Json]:
+    p, cid = "ot.ferret_ggm", "ot.ferret_ggm/t2/h3"
+    src = inputs_prg(p, cid)
+    roots = _rows(src, 2)
+    alpha = src.next_below(2, 8).astype(np.int64)
+    leaves, sums = ggm_expand(roots, 3)
+    bits = (alpha[:, None] >> np.arange(3)) & 1
+    known = sums[np.arange(2)[:, None], np.arange(3)[None, :], 1 - bits]
+    case = local_case(
+        cid,
+        "2 trees of depth 3, expanded and punctured",
+        inputs={"roots": _hex(roots), "alpha": [int(a) for a in alpha]},
+        intermediates={"known": _hex(known)},
+        outputs={
+            "leaves": _hex(leaves),
+            "sums": _hex(sums),
+            "punctured": _hex(ggm_puncture(alpha, known, 3)),
+        },
+        flags=["Insecure"],
+    )
+    return [{"params": {}, "tests": [case]}]
+
+
+@register(
+    "ot.ferret_spcot",
+    "ot/ferret_spcot.json",
+    section="11.3",
+    anchor="spec/11-silent-ot.md#spcot_send",
+    params={"t": 2, "depth": 4, "iteration": 1},
+    mode="local",
+    header=[
+        "spcot_send / spcot_recv for 2 trees of depth 4 (iteration number 1), from given roots,",
+        "Delta and tree COTs (q_j; b_j; t_j = q_j XOR b_j Delta), tree i level l at j = 4 i + l - 1.",
+        "masked: M_j^0 || M_j^1 for j in order (the payload of ot/ferret/sums); corr: c_0 || c_1.",
+        HEADER_ROWS,
+    ],
+    notes={"Insecure": INSECURE},
+)
+def _gen_spcot() -> list[Json]:
+    p, cid = "ot.ferret_spcot", "ot.ferret_spcot/t2/h4"
+    src = inputs_prg(p, cid)
+    roots, delta = _rows(src, 2), _rows(src, 1)[0]
+    q, b = _rows(src, 8), src.next_bits(8)
+    t = q ^ (b[:, None] * delta)
+    leaves, masked, corr = spcot_send(roots, delta, q, 1)
+    v, alpha = spcot_recv(masked, corr, t, b, 1)
+    case = local_case(
+        cid,
+        "2 single-point COTs of depth 4",
+        inputs={"roots": _hex(roots), "delta": _hex(delta), "q": _hex(q), "b": hex_bits(b)},
+        outputs={
+            "sender": {"leaves": _hex(leaves), "masked": _hex(masked), "corr": _hex(corr)},
+            "receiver": {"leaves": _hex(v), "alpha": [int(a) for a in alpha]},
+        },
+        flags=["Insecure"],
+    )
+    return [{"params": {}, "tests": [case]}]
+
+
+@register(
+    "ot.ferret_mpcot",
+    "ot/ferret_mpcot.json",
+    section="11.4",
+    anchor="spec/11-silent-ot.md#mpcot_send",
+    params=_toy_params(FERRET_TOY),
+    mode="real",
+    header=[
+        "mpcot_send (server, S) / mpcot_recv (client, R) at ferret-toy-INSECURE, iteration 1,",
+        "from the t h tree COTs given as inputs (Delta, q_j, b_j; R's rows t_j = q_j XOR b_j Delta).",
+        "The roots come from the server's PRG instance ot.ferret/ggm 0. positions: alpha_i t + i.",
+        HEADER_ROWS,
+    ],
+    notes={"Insecure": INSECURE},
+)
+def _gen_mpcot() -> list[Json]:
+    p, cid = "ot.ferret_mpcot", "ot.ferret_mpcot/toy"
+    par = FERRET_TOY
+    m = par.t * par.log_bin
+    src = inputs_prg(p, cid)
+    delta, q, b = _rows(src, 1)[0], _rows(src, m), src.next_bits(m)
+    t = q ^ (b[:, None] * delta)
+    seeds, res = run_case(
+        lambda ctx: mpcot_recv(ctx, par, t, b, 1),
+        lambda ctx: mpcot_send(ctx, par, delta, q, 1),
+        p,
+        cid,
+    )
+    v, positions = res.client
+    case = two_party_case(
+        cid,
+        "regular MPCOT of weight 4 and length 128",
+        seeds,
+        res,
+        inputs={
+            "client": {"t": _hex(t), "b": hex_bits(b)},
+            "server": {"delta": _hex(delta), "q": _hex(q)},
+        },
+        outputs={
+            "client": {"v": _hex(v), "positions": [int(x) for x in positions]},
+            "server": {"w": _hex(res.server)},
+        },
+        flags=["Insecure"],
+    )
+    return [{"params": {}, "tests": [case]}]
+
+
+@register(
+    "ot.ferret_lpn",
+    "ot/ferret_lpn.json",
+    section="11.5",
+    anchor="spec/11-silent-ot.md#lpn_code",
+    params=_toy_params(FERRET_TOY),
+    mode="local",
+    header=[
+        "lpn_code(128, 32, 10): the code's indices, column by column (row i: A[i, 0..9]);",
+        "lpn_encode of random rows (16 bytes) and bits with random tables of k entries.",
+        HEADER_ROWS,
+    ],
+    notes={"Insecure": INSECURE},
+)
+def _gen_lpn() -> list[Json]:
+    p, cid = "ot.ferret_lpn", "ot.ferret_lpn/toy"
+    par = FERRET_TOY
+    code = lpn_code(par.n, par.k, par.d)
+    src = inputs_prg(p, cid)
+    rows, table = _rows(src, par.n), _rows(src, par.k)
+    bits, tbits = src.next_bits(par.n), src.next_bits(par.k)
+    case = local_case(
+        cid,
+        "the toy code and one encoding of rows and of bits",
+        inputs={
+            "n": par.n,
+            "k": par.k,
+            "d": par.d,
+            "rows": _hex(rows),
+            "table": _hex(table),
+            "bits": hex_bits(bits),
+            "table_bits": hex_bits(tbits),
+        },
+        outputs={
+            "code": [[int(x) for x in col] for col in code.idx],
+            "rows": _hex(lpn_encode(rows, table, code)),
+            "bits": hex_bits(lpn_encode(bits, tbits, code)),
+        },
+        flags=["Insecure"],
+    )
+    return [{"params": {}, "tests": [case]}]
+
+
+@register(
+    "ot.ferret_extend",
+    "ot/ferret_extend.json",
+    section="11.6",
+    anchor="spec/11-silent-ot.md#ferret_setup",
+    params=_toy_params(FERRET_TOY),
+    mode="real",
+    header=[
+        "A fresh direction with the server as S: ferret_setup (base OTs, IKNP bootstrap of 26",
+        "COTs, the pre-iteration at ferret-toy-boot-INSECURE) then 2 iterations at",
+        "ferret-toy-INSECURE, 76 COTs each. outputs.server.q[it] and client.t[it], client.r[it]",
+        "per iteration; t = q XOR r Delta row by row. The full transcript is listed.",
+        HEADER_ROWS,
+    ],
+    notes={"Insecure": INSECURE},
+)
+def _gen_extend() -> list[Json]:
+    p, cid = "ot.ferret_extend", "ot.ferret_extend/toy/two_iterations"
+    par = FERRET_TOY
+
+    def server(ctx: PartyContext) -> Any:
+        st = ferret_setup(ctx, "server", par)
+        assert isinstance(st, FerretSender)
+        return st.delta, [ferret_extend_send(ctx, st) for _ in range(2)]
+
+    def client(ctx: PartyContext) -> Any:
+        st = ferret_setup(ctx, "server", par)
+        assert isinstance(st, FerretReceiver)
+        return [ferret_extend_recv(ctx, st) for _ in range(2)]
+
+    seeds, res = run_case(client, server, p, cid)
+    delta, qs = res.server
+    case = two_party_case(
+        cid,
+        "set-up and two iterations, fresh direction",
+        seeds,
+        res,
+        inputs={"client": {"iterations": 2}, "server": {"iterations": 2}},
+        intermediates={"server": {"delta": _hex(delta)}},
+        outputs={
+            "client": {
+                "t": [_hex(t) for t, _ in res.client],
+                "r": [hex_bits(r) for _, r in res.client],
+            },
+            "server": {"q": [_hex(q) for q in qs]},
+        },
+        flags=["Insecure"],
+    )
+    return [{"params": {}, "tests": [case]}]
