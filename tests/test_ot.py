@@ -334,3 +334,37 @@ def test_reused_state_and_bad_arguments() -> None:
         run(bad_index, lambda ctx: one_of_n_send(ctx, np.zeros((1, 4, 1), np.uint8)), timeout=5)
     with pytest.raises(SpecError):
         run(lambda ctx: beaver_triples(ctx, 0), lambda ctx: beaver_triples(ctx, 0), timeout=5)
+
+
+def test_flavours_and_triples_on_the_ferret_engine_toy_set_insecure() -> None:
+    """The INSECURE toy Ferret set (spec §11.7) fills the pools by whole iterations (76 COTs
+    each); the leftovers serve the next consumer. Outputs are correct as with "iknp"."""
+    c = bits_of(4, 100)
+    delta = Ring(64).from_int(list(range(100)))
+    toy = "ferret-toy-INSECURE"
+
+    def client(ctx: PartyContext) -> Any:
+        set_engine(ctx, toy)
+        out = cot_recv(ctx, c, 64)
+        return out, beaver_triples(ctx, 3, 16), and_triples(ctx, 50), pool_stats(ctx)
+
+    def server(ctx: PartyContext) -> Any:
+        set_engine(ctx, toy)
+        x0 = cot_send(ctx, delta, 64)
+        return x0, beaver_triples(ctx, 3, 16), and_triples(ctx, 50)
+
+    res = run(client, server)
+    (got, (a0, b0, c0), (e0, f0, g0), stats), (x0, (a1, b1, c1), (e1, f1, g1)) = (
+        res.client,
+        res.server,
+    )
+    assert np.array_equal(got, Ring(64).add(x0, c.astype(np.uint64) * delta))
+    ring = Ring(16)
+    assert np.array_equal(ring.add(c0, c1), ring.mul(ring.add(a0, a1), ring.add(b0, b1)))
+    assert np.array_equal(g0 ^ g1, (e0 ^ e1) & (f0 ^ f1))
+    # server-sender direction: 100 + 48 + 50 COTs, client-sender: 48 + 50; both from 76-COT
+    # iterations, so the client sent Ferret messages only for its own direction.
+    assert stats["taken"] == 100 + 48 + 50 + 48 + 50
+    res2 = run(client, server, record="full")
+    assert "ot/ferret/sums" in {t.label for t in res2.transcript}
+    assert "ot/iknp/u" in {t.label for t in res2.transcript}  # the bootstrap only

@@ -14,6 +14,9 @@ batches (Ferret) runs ceil((m - L) / out) iterations. COTs are taken first in, f
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,12 +24,29 @@ from numpy.typing import NDArray
 
 from secmoe.encoding import BitVec
 from secmoe.errors import Party, SpecError
+from secmoe.ot.ferret import (
+    FERRET_128,
+    FERRET_TOY,
+    FerretParams,
+    FerretReceiver,
+    FerretSender,
+    ferret_extend_recv,
+    ferret_extend_send,
+    ferret_setup,
+)
 from secmoe.ot.iknp import Rows, iknp_extend_recv, iknp_extend_send, iknp_setup
 from secmoe.session import PartyContext
 
-ENGINES = ("iknp",)
-DEFAULT_ENGINE = "iknp"
+# "ferret": the 128-bit set; "ferret-toy-INSECURE": the toy set, for tests and vectors that say so.
+FERRET_SETS: dict[str, FerretParams] = {"ferret": FERRET_128, "ferret-toy-INSECURE": FERRET_TOY}
+ENGINES = ("iknp", *FERRET_SETS)
+# The default of real runs: Ferret at the 128-bit set. A process may choose another default with
+# the environment variable SECMOE_OT_ENGINE (the test suite runs on "iknp", whose just-in-time
+# refills keep every cost a closed formula), a block with ``default_engine``, a session with
+# ``set_engine``.
+DEFAULT_ENGINE = "ferret"
 _ENGINE_KEY = "ot.engine"
+_default = [os.environ.get("SECMOE_OT_ENGINE", DEFAULT_ENGINE)]
 
 
 @dataclass
@@ -83,10 +103,25 @@ def set_engine(ctx: PartyContext, name: str) -> None:
 
 
 def engine(ctx: PartyContext) -> str:
-    """The session's COT engine: the one set with ``set_engine``, else ``DEFAULT_ENGINE``."""
-    name = ctx.store.get(_ENGINE_KEY, DEFAULT_ENGINE)
+    """The session's COT engine: the one set with ``set_engine``, else the process default."""
+    name = ctx.store.get(_ENGINE_KEY, _default[0])
     assert isinstance(name, str)
+    if name not in ENGINES:
+        raise SpecError(f"unknown OT engine {name!r}; known: {', '.join(ENGINES)}")
     return name
+
+
+@contextmanager
+def default_engine(name: str) -> Iterator[None]:
+    """Within the block, sessions that did not choose an engine use ``name`` (all threads)."""
+    if name not in ENGINES:
+        raise SpecError(f"unknown OT engine {name!r}; known: {', '.join(ENGINES)}")
+    old = _default[0]
+    _default[0] = name
+    try:
+        yield
+    finally:
+        _default[0] = old
 
 
 def _pool(ctx: PartyContext, sender: Party) -> Pool:
@@ -104,18 +139,57 @@ def ot_setup(ctx: PartyContext) -> None:
 
     Implements spec §10.4.1 `ot_setup` (spec/10-ot.md#ot_setup).
     """
+    name = engine(ctx)
     for sender in ("client", "server"):
-        iknp_setup(ctx, sender)
+        if name == "iknp":
+            iknp_setup(ctx, sender)
+            continue
+        key = f"ot.ferret/sender={sender}"
+        if key not in ctx.store:
+            ctx.store[key] = ferret_setup(ctx, sender, FERRET_SETS[name])
 
 
-def _send_half(ctx: PartyContext, pool: Pool, count: int) -> None:
-    """This party's first half of a refill: as R, send what the engine's receiver sends."""
+def _ferret(ctx: PartyContext, sender: Party) -> FerretSender | FerretReceiver:
+    st = ctx.store[f"ot.ferret/sender={sender}"]
+    assert isinstance(st, FerretSender | FerretReceiver)
+    return st
+
+
+def _iterations(ctx: PartyContext, count: int) -> int:
+    """Ferret iterations a refill of ``count`` COTs runs: ceil(count / out)."""
+    out = FERRET_SETS[engine(ctx)].out
+    return -(-count // out)
+
+
+def _send_half(ctx: PartyContext, pool: Pool, count: int, as_sender: bool) -> None:
+    """This party's sending half of a refill: as R for "iknp" (U), as S for Ferret."""
     before = _sent(ctx)
-    # iknp: random choice bits from the pool's PRG stream, one extension of exactly `count`.
-    r = ctx.prg("ot.pool", "r").next_bits(count)
-    t, _ = iknp_extend_recv(ctx, r)
-    pool.append(t, r)
+    if engine(ctx) == "iknp":
+        # iknp: random choice bits from the pool's PRG stream, one extension of exactly `count`.
+        r = ctx.prg("ot.pool", "r").next_bits(count)
+        t, _ = iknp_extend_recv(ctx, r)
+        pool.append(t, r)
+    else:
+        st = _ferret(ctx, pool.sender)
+        assert isinstance(st, FerretSender) and as_sender
+        for _ in range(_iterations(ctx, count)):
+            pool.delta = st.delta
+            pool.append(ferret_extend_send(ctx, st), None)
     pool.refill_bytes += _sent(ctx) - before
+
+
+def _recv_half(ctx: PartyContext, pool: Pool, count: int) -> None:
+    """This party's receiving half: as S for "iknp" (keep q and Delta), as R for Ferret."""
+    if engine(ctx) == "iknp":
+        q, s, _ = iknp_extend_send(ctx, count)
+        pool.delta = s
+        pool.append(q, None)
+        return
+    st = _ferret(ctx, pool.sender)
+    assert isinstance(st, FerretReceiver)
+    for _ in range(_iterations(ctx, count)):
+        t, r = ferret_extend_recv(ctx, st)
+        pool.append(t, r)
 
 
 def _sent(ctx: PartyContext) -> int:
@@ -123,30 +197,30 @@ def _sent(ctx: PartyContext) -> int:
     return t.bytes_c2s if ctx.party == "client" else t.bytes_s2c
 
 
-def _recv_half(ctx: PartyContext, pool: Pool, count: int) -> None:
-    """This party's half of a refill as S: receive the receiver's message, keep q and Delta."""
-    q, s, _ = iknp_extend_send(ctx, count)
-    pool.delta = s
-    pool.append(q, None)
-
-
 def refill(ctx: PartyContext, needs: dict[Party, int]) -> None:
     """Refill each direction (by its sender) whose pool holds fewer than ``needs[sender]``.
 
     Implements spec §10.4.2 `refill` (spec/10-ot.md#refill). Both parties call it with the
-    same ``needs``. With "iknp" each party first sends its U as receiver (for the direction
-    whose sender is the peer), then receives the peer's U.
+    same ``needs``. Each party first sends, then receives: with "iknp" its U as receiver (the
+    direction whose sender is the peer), then the peer's U; with Ferret its iterations as
+    sender (whose messages all go from the sender), then the peer's.
     """
     short = {s: m - _pool(ctx, s).level for s, m in needs.items() if m > _pool(ctx, s).level}
     if not short:
         return
     ot_setup(ctx)  # the first refill of a session sets up both directions, in a fixed order
+    me, peer = ctx.party, ctx.channel.peer
     with ctx.channel.phase("offline"):
-        peer = ctx.channel.peer
-        if peer in short:
-            _send_half(ctx, _pool(ctx, peer), short[peer])
-        if ctx.party in short:
-            _recv_half(ctx, _pool(ctx, ctx.party), short[ctx.party])
+        if engine(ctx) == "iknp":
+            if peer in short:
+                _send_half(ctx, _pool(ctx, peer), short[peer], as_sender=False)
+            if me in short:
+                _recv_half(ctx, _pool(ctx, me), short[me])
+        else:
+            if me in short:
+                _send_half(ctx, _pool(ctx, me), short[me], as_sender=True)
+            if peer in short:
+                _recv_half(ctx, _pool(ctx, peer), short[peer])
 
 
 def _take(pool: Pool, m: int) -> tuple[Rows, BitVec, NDArray[np.uint64]]:
