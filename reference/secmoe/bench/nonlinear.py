@@ -1,12 +1,15 @@
 """Benchmark ``nonlinear``: bytes, rounds and throughput of the protocols on shares (spec §30-34).
 
-Each entry is one two-party run over the in-process channel. Both parties first set up both OT
-directions (``ot_setup``, *warm sessions*: the base OTs are not counted); then the protocol runs
-once on ``elems`` elements. Bytes are the payload bytes of both directions, the triples generated
-inline (phase ``offline``) included, and split by phase; rounds are the run's round count from
-the end of the setup; ``elems_per_s`` is elements over the wall time of the protocol (the first
-party's start to the last party's end). Every entry reconstructs its output and compares it
-with its fixed-point oracle; a wrong output raises.
+Each entry is two two-party runs over the in-process channel. A first run (engine "iknp",
+just-in-time refills) counts the COTs the entry takes in each direction; the measured run sets
+up both OT directions (``ot_setup``) and fills the pools with exactly those COTs (*warm pools*,
+spec §10.4: the base OTs and the COT generation are not counted), then the protocol runs once
+on ``elems`` elements. Bytes are the payload bytes of both directions, split by phase; rounds
+are the run's round count after the set-up; ``cots_per_elem`` is what the engine supplies per
+element and ``amortised_bytes_per_elem`` adds it at Ferret's amortised bytes per COT (the
+default engine, spec §11.8); ``elems_per_s`` is elements over the wall time of the protocol
+(the first party's start to the last party's end). Every entry reconstructs its output and
+compares it with its fixed-point oracle; a wrong output raises.
 """
 
 from __future__ import annotations
