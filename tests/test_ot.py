@@ -28,7 +28,17 @@ from secmoe.ot.flavours import (
     rot_send,
 )
 from secmoe.ot.iknp import transpose_bits
-from secmoe.ot.pool import engine, pool_stats, refill, set_engine, take_recv, take_send
+from secmoe.ot.pool import (
+    DEFAULT_ENGINE,
+    FERRET_SETS,
+    default_engine,
+    engine,
+    pool_stats,
+    refill,
+    set_engine,
+    take_recv,
+    take_send,
+)
 from secmoe.ot.triples import and_triples, beaver_triples, dealer_triples
 from secmoe.randomness import Prg, dst
 from secmoe.session import PartyContext, RunResult, run_local
@@ -192,6 +202,12 @@ def test_the_engine_is_a_session_choice() -> None:
         return name
 
     assert run(party, party).client == "iknp"
+    # Real runs default to Ferret at the 128-bit set; this suite runs on "iknp" (conftest).
+    assert DEFAULT_ENGINE == "ferret" and FERRET_SETS["ferret"].insecure is False
+    assert FERRET_SETS["ferret-toy-INSECURE"].insecure
+    with default_engine("ferret-toy-INSECURE"):
+        assert run(lambda ctx: engine(ctx), lambda ctx: engine(ctx)).client == "ferret-toy-INSECURE"
+    assert run(lambda ctx: engine(ctx), lambda ctx: engine(ctx)).client == "iknp"
     with pytest.raises(SpecError, match="unknown OT engine"):
         run(lambda ctx: set_engine(ctx, "dealer"), lambda ctx: None)
 
