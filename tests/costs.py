@@ -10,8 +10,9 @@ from collections.abc import Callable
 from typing import Any
 
 from secmoe.encoding import FixedPoint
+from secmoe.errors import Party
 from secmoe.net.channel import RecordMode
-from secmoe.ot.iknp import ot_setup
+from secmoe.ot.pool import ot_setup, refill
 from secmoe.protocols.cost import Pattern, Summary, ot_setup_pattern, seq, summary
 from secmoe.session import PartyContext, RunResult, run_local
 
@@ -69,3 +70,40 @@ def assert_cost(pattern: Pattern, client: Fn, server: Fn, fxp: FixedPoint | None
     got = measured(client, server, fxp)
     want = Summary(summary(pattern).bytes, seq(ot_setup_pattern(), pattern).rounds())
     assert got == want, f"measured {got}, formula {want}"
+
+
+def assert_warm_cost(
+    pattern: Pattern, client: Fn, server: Fn, fxp: FixedPoint | None = None
+) -> None:
+    """On pools pre-filled with exactly the COTs the pattern takes (spec §10.4.1), the run
+    sends ``pattern.warm()``: no refill, only the protocol's own messages."""
+    need: dict[Party, int] = {"server": pattern.cots("client"), "client": pattern.cots("server")}
+
+    def prefill(fn: Fn) -> Fn:
+        def party(ctx: PartyContext) -> Any:
+            refill(ctx, need)
+            ctx.channel.send("test/sync", b"\x00")  # both parties leave the refill in lockstep
+            ctx.channel.recv("test/sync", 1)
+            rounds = ctx.channel.cost.rounds
+            before = {k: (v.bytes_c2s, v.bytes_s2c) for k, v in ctx.channel.cost.phases.items()}
+            out = fn(ctx)
+            return before, rounds, out
+
+        return party
+
+    res = run_local(
+        prefill(client),
+        prefill(server),
+        client_seed=bytes(32),
+        server_seed=bytes([1]) * 32,
+        fxp=fxp,
+    )
+    before, start, _ = res.client
+    phases = {}
+    for name, ph in res.cost.phases.items():
+        c0, s0 = before.get(name, (0, 0))
+        if (ph.bytes_c2s - c0, ph.bytes_s2c - s0) != (0, 0):
+            phases[name] = (ph.bytes_c2s - c0, ph.bytes_s2c - s0)
+    warm = pattern.warm()
+    assert phases == summary(warm).bytes, f"measured {phases}, formula {summary(warm).bytes}"
+    assert res.cost.rounds - start == warm.rounds()

@@ -28,6 +28,17 @@ from secmoe.ot.flavours import (
     rot_send,
 )
 from secmoe.ot.iknp import transpose_bits
+from secmoe.ot.pool import (
+    DEFAULT_ENGINE,
+    FERRET_SETS,
+    default_engine,
+    engine,
+    pool_stats,
+    refill,
+    set_engine,
+    take_recv,
+    take_send,
+)
 from secmoe.ot.triples import and_triples, beaver_triples, dealer_triples
 from secmoe.randomness import Prg, dst
 from secmoe.session import PartyContext, RunResult, run_local
@@ -123,18 +134,18 @@ def test_chosen_ot(n: int, length: int, seed: int) -> None:
 @given(
     n=st.integers(1, 30),
     n_msgs=st.integers(2, 20),
-    length=st.integers(1, 20),
+    width=st.integers(1, 300),
     seed=st.integers(0, 255),
 )
-def test_one_of_n_ot(n: int, n_msgs: int, length: int, seed: int) -> None:
+def test_one_of_n_ot(n: int, n_msgs: int, width: int, seed: int) -> None:
     src = Prg(bytes([seed]) * 32, dst("test", "1ofn"))
-    msgs = np.frombuffer(src.next_bytes(n * n_msgs * length), np.uint8).reshape(n, n_msgs, length)
+    msgs = src.next_bits(n * n_msgs * width).reshape(n, n_msgs, width)
     c = src.next_below(n, n_msgs).astype(np.int64)
     res = run(
-        lambda ctx: one_of_n_recv(ctx, c, n_msgs, length), lambda ctx: one_of_n_send(ctx, msgs)
+        lambda ctx: one_of_n_recv(ctx, c, n_msgs, width), lambda ctx: one_of_n_send(ctx, msgs)
     )
     assert np.array_equal(res.client, msgs[np.arange(n), c])
-    assert measured(res) == one_of_n_cost("server", n, n_msgs, length, fresh=True)
+    assert measured(res) == one_of_n_cost("server", n, n_msgs, width, fresh=True)
 
 
 @settings(max_examples=8)
@@ -152,29 +163,67 @@ def test_beaver_and_and_triples(n: int, bits: int) -> None:
     assert measured(res) == and_cost(n, fresh=True)
 
 
-def test_warm_sessions_cost_only_the_extension() -> None:
+def test_warm_pools_cost_only_the_derandomisation() -> None:
     c = bits_of(1, 100)
     delta = Ring(64).from_int(list(range(100)))
 
     def client(ctx: PartyContext) -> Any:
-        rot_recv(ctx, c)
+        refill(ctx, {"server": 200})  # the pool of the server-sender direction holds 200 COTs
         before = ctx.channel.cost.total()
+        rot_recv(ctx, c)
         out = cot_recv(ctx, c, 64)
         after = ctx.channel.cost.total()
         return (after.bytes_c2s - before.bytes_c2s, after.bytes_s2c - before.bytes_s2c), out
 
     def server(ctx: PartyContext) -> Any:
+        refill(ctx, {"server": 200})
         rot_send(ctx, 100)
         return cot_send(ctx, delta, 64)
 
     res = run(client, server)
-    warm = cot_cost("server", 100, 64, fresh=False)
-    assert res.client[0] == (warm.c2s, warm.s2c)
-    both = rot_cost("server", 100, True) + warm
-    # The COT's U follows the ROT's U with nothing received in between: same round (3); y is 4.
-    assert measured(res) == Cost(both.c2s, both.s2c, 4)
-    # The second batch used fresh indices: its outputs are not the first batch's.
+    warm = rot_cost("server", 100, False, warm=True) + cot_cost("server", 100, 64, False, True)
+    assert res.client[0] == (warm.c2s, warm.s2c) == (13 + 13, 800)
+    # The second batch used the next COTs of the pool: its outputs are not the first batch's.
     assert np.array_equal(res.client[1], Ring(64).add(res.server, c.astype(np.uint64) * delta))
+
+
+def test_pool_refills_the_shortfall_and_numbers_cots_in_order() -> None:
+    def party(ctx: PartyContext) -> Any:
+        refill(ctx, {"server": 5})
+        first = take_recv(ctx, 3) if ctx.party == "client" else take_send(ctx, 3)
+        second = take_recv(ctx, 4) if ctx.party == "client" else take_send(ctx, 4)
+        return first, second, pool_stats(ctx)
+
+    res = run(party, party, record="full")
+    (c1, c2, stats), (s1, s2, _) = res.client, res.server
+    assert c1.index.tolist() == [0, 1, 2] and c2.index.tolist() == [3, 4, 5, 6]
+    assert stats["taken"] == 7
+    # t = q XOR r Delta for every COT, whichever refill it came from.
+    for c, s in ((c1, s1), (c2, s2)):
+        assert np.array_equal(c.t, s.q ^ (c.r[:, None] * s.delta[None, :]))
+    # Two refills: 5 COTs, then the shortfall 2 (4 asked, 2 left).
+    u = [t for t in res.transcript if t.label == "ot/iknp/u"]
+    assert [t.length for t in u] == [16 * 8, 16 * 8]
+
+
+def test_the_engine_is_a_session_choice() -> None:
+    def party(ctx: PartyContext) -> str:
+        set_engine(ctx, "iknp")
+        name = engine(ctx)
+        refill(ctx, {"client": 1})
+        with pytest.raises(SpecError, match="fixed"):
+            set_engine(ctx, "iknp")
+        return name
+
+    assert run(party, party).client == "iknp"
+    # Real runs default to Ferret at the 128-bit set; this suite runs on "iknp" (conftest).
+    assert DEFAULT_ENGINE == "ferret" and FERRET_SETS["ferret"].insecure is False
+    assert FERRET_SETS["ferret-toy-INSECURE"].insecure
+    with default_engine("ferret-toy-INSECURE"):
+        assert run(lambda ctx: engine(ctx), lambda ctx: engine(ctx)).client == "ferret-toy-INSECURE"
+    assert run(lambda ctx: engine(ctx), lambda ctx: engine(ctx)).client == "iknp"
+    with pytest.raises(SpecError, match="unknown OT engine"):
+        run(lambda ctx: set_engine(ctx, "dealer"), lambda ctx: None)
 
 
 def test_dealer_triples_are_labelled_and_correct() -> None:
@@ -192,15 +241,16 @@ def test_dealer_triples_are_labelled_and_correct() -> None:
 
 
 def test_receiver_privacy_sender_view_is_uniform_and_choice_independent() -> None:
-    n = 4096
+    n = 8 * 4096  # d has n / 8 bytes: enough for the byte-histogram check
     views = []
     for c in (np.zeros(n, np.uint8), np.ones(n, np.uint8), bits_of(3, n)):
         res = run(lambda ctx, c=c: rot_recv(ctx, c), lambda ctx: rot_send(ctx, n), record="full")
         got = [(t.sender, t.label, t.length, t.round) for t in res.transcript]
         views.append(got)
-        u = next(t.payload for t in res.transcript if t.label == "ot/iknp/u")
-        assert u is not None
-        assert_uniform(u)
+        for label in ("ot/iknp/u", "ot/rot/d"):
+            u = next(t.payload for t in res.transcript if t.label == label)
+            assert u is not None
+            assert_uniform(u)
     assert views[0] == views[1] == views[2]
 
 
@@ -314,3 +364,37 @@ def test_reused_state_and_bad_arguments() -> None:
         run(bad_index, lambda ctx: one_of_n_send(ctx, np.zeros((1, 4, 1), np.uint8)), timeout=5)
     with pytest.raises(SpecError):
         run(lambda ctx: beaver_triples(ctx, 0), lambda ctx: beaver_triples(ctx, 0), timeout=5)
+
+
+def test_flavours_and_triples_on_the_ferret_engine_toy_set_insecure() -> None:
+    """The INSECURE toy Ferret set (spec §11.7) fills the pools by whole iterations (76 COTs
+    each); the leftovers serve the next consumer. Outputs are correct as with "iknp"."""
+    c = bits_of(4, 100)
+    delta = Ring(64).from_int(list(range(100)))
+    toy = "ferret-toy-INSECURE"
+
+    def client(ctx: PartyContext) -> Any:
+        set_engine(ctx, toy)
+        out = cot_recv(ctx, c, 64)
+        return out, beaver_triples(ctx, 3, 16), and_triples(ctx, 50), pool_stats(ctx)
+
+    def server(ctx: PartyContext) -> Any:
+        set_engine(ctx, toy)
+        x0 = cot_send(ctx, delta, 64)
+        return x0, beaver_triples(ctx, 3, 16), and_triples(ctx, 50)
+
+    res = run(client, server)
+    (got, (a0, b0, c0), (e0, f0, g0), stats), (x0, (a1, b1, c1), (e1, f1, g1)) = (
+        res.client,
+        res.server,
+    )
+    assert np.array_equal(got, Ring(64).add(x0, c.astype(np.uint64) * delta))
+    ring = Ring(16)
+    assert np.array_equal(ring.add(c0, c1), ring.mul(ring.add(a0, a1), ring.add(b0, b1)))
+    assert np.array_equal(g0 ^ g1, (e0 ^ e1) & (f0 ^ f1))
+    # server-sender direction: 100 + 48 + 50 COTs, client-sender: 48 + 50; both from 76-COT
+    # iterations, so the client sent Ferret messages only for its own direction.
+    assert stats["taken"] == 100 + 48 + 50 + 48 + 50
+    res2 = run(client, server, record="full")
+    assert "ot/ferret/sums" in {t.label for t in res2.transcript}
+    assert "ot/iknp/u" in {t.label for t in res2.transcript}  # the bootstrap only

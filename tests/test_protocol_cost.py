@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from bounded import layer_settings
-from costs import assert_cost
+from costs import assert_cost, assert_warm_cost
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -15,12 +15,14 @@ from secmoe.model.tables import TABLES
 from secmoe.protocols import cost
 from secmoe.protocols.b2a import b2a, mux
 from secmoe.protocols.compare import equal, lt_public, millionaire, msb, onehot
-from secmoe.protocols.mul import and_bits, mul
+from secmoe.protocols.mul import and_bits, mul, square
 from secmoe.protocols.piecewise import piecewise
 from secmoe.protocols.trunc import trunc
 
 # piecewise on GeLU at l = 64, f = 18 (spec §30.5.1): bytes per element (c2s, s2c) per phase.
-PW_OFFLINE, PW_ONLINE, PW_ROUNDS = (3100.125, 3100.125), (1888.25, 832.25), 36
+# Offline is only the "iknp" engine's just-in-time pool refills; a warm pool drops them.
+PW_OFFLINE, PW_ONLINE, PW_ROUNDS = (4336.0, 1696.0), (118.0, 632.125), 32
+PW_WARM_ROUNDS, PW_COTS = 26, 377.0
 
 
 @layer_settings(6)
@@ -74,6 +76,22 @@ def test_trunc_and_piecewise(n: int, s: int, table: str, params: tuple[int, int]
     assert_cost(pattern, lambda c: piecewise(c, t, z), lambda c: piecewise(c, t, z), fxp)
 
 
+def test_warm_pools_send_the_warm_patterns() -> None:
+    n, z, zb = 7, np.zeros(7, np.uint64), np.zeros(7, np.uint8)
+    t = TABLES["gelu"]
+    cases = [
+        (cost.mul_cost(n, 64), lambda c: mul(c, z, z)),
+        (cost.square_cost(n, 64), lambda c: square(c, z)),
+        (cost.and_bits_cost(n), lambda c: and_bits(c, zb, zb)),
+        (cost.mux_cost(n, 64), lambda c: mux(c, zb, z)),
+        (cost.trunc_cost(n, 64, 18), lambda c: trunc(c, z)),
+        (cost.msb_cost(n, 64), lambda c: msb(c, z)),
+        (cost.piecewise_cost(n, t, 64, 18), lambda c: piecewise(c, t, z)),
+    ]
+    for pattern, fn in cases:
+        assert_warm_cost(pattern, fn, fn)
+
+
 def test_piecewise_gelu_cost_per_element() -> None:
     # The figures of spec §30.5.1 and §34.1.2 (l = 64, f = 18, n = 4096).
     n = 4096
@@ -82,6 +100,10 @@ def test_piecewise_gelu_cost_per_element() -> None:
         ph: (p.bytes("client", ph) / n, p.bytes("server", ph) / n) for ph in ("offline", "online")
     }
     assert got == {"offline": PW_OFFLINE, "online": PW_ONLINE} and p.rounds() == PW_ROUNDS
+    warm = p.warm()
+    assert warm.bytes("client", "offline") == warm.bytes("server", "offline") == 0
+    assert (warm.c2s, warm.s2c) == (p.bytes("client", "online"), p.bytes("server", "online"))
+    assert warm.rounds() == PW_WARM_ROUNDS and p.cots() / n == PW_COTS
 
 
 def test_pattern_rounds_follow_the_causal_rule() -> None:
@@ -103,7 +125,7 @@ def test_a_deadlocking_pattern_is_an_error() -> None:
 
 
 def test_the_ot_setup_pattern_is_what_a_fresh_session_sends() -> None:
-    from secmoe.ot.iknp import ot_setup
+    from secmoe.ot.pool import ot_setup
     from secmoe.session import run_local
 
     res = run_local(ot_setup, ot_setup, client_seed=bytes(32), server_seed=bytes([1]) * 32)

@@ -20,7 +20,7 @@ from secmoe.ot.cost import cot_cost
 from secmoe.ot.triples import dealer_triples
 from secmoe.protocols.b2a import b2a, mux
 from secmoe.protocols.compare import equal, lt_public, millionaire, msb, onehot
-from secmoe.protocols.mul import and_bits, mul
+from secmoe.protocols.mul import and_bits, mul, square
 from secmoe.protocols.piecewise import compare_width, input_bound, piecewise, plan
 from secmoe.protocols.trunc import trunc
 from secmoe.randomness import Prg, dst
@@ -54,7 +54,18 @@ def test_mul(n: int, bits: int, seed: int) -> None:
     res = run(lambda ctx: mul(ctx, xc, yc), lambda ctx: mul(ctx, xs, ys), bits)
     assert np.array_equal(ring.add(res.client, res.server), ring.mul(x, y))
     online = res.cost.phases["online"]
-    assert online.bytes_c2s == online.bytes_s2c == 2 * n * ring.byte_width
+    # d: the n l choice bits; y: the corrections of widths l - j, sum l (l + 1) / 2 bits each.
+    each = (n * bits + 7) // 8 + (n * bits * (bits + 1) // 2 + 7) // 8
+    assert online.bytes_c2s == online.bytes_s2c == each
+
+
+@settings(max_examples=10)
+@given(n=st.integers(1, 40), bits=st.sampled_from([2, 8, 32, 64]), seed=st.integers(0, 255))
+def test_square(n: int, bits: int, seed: int) -> None:
+    ring = Ring(bits)
+    x, xc, xs = shares(seed, n, bits)
+    res = run(lambda ctx: square(ctx, xc), lambda ctx: square(ctx, xs), bits)
+    assert np.array_equal(ring.add(res.client, res.server), ring.mul(x, x))
 
 
 def test_mul_with_dealer_triples_is_one_round() -> None:
@@ -80,7 +91,7 @@ def test_and_b2a_mux(n: int, seed: int) -> None:
     res = run(lambda ctx: b2a(ctx, bc), lambda ctx: b2a(ctx, b ^ bc))
     assert np.array_equal(ring.add(res.client, res.server), b.astype(np.uint64))
     online = res.cost.phases["online"]
-    want = cot_cost("server", n, 64, fresh=False)  # the base OTs are in phase offline
+    want = cot_cost("server", n, 64, fresh=False, warm=True)  # refills are in phase offline
     assert (online.bytes_c2s, online.bytes_s2c) == (want.c2s, want.s2c)
     x, xc, xs = shares(seed, n, 64)
     res = run(lambda ctx: mux(ctx, bc, xc), lambda ctx: mux(ctx, b ^ bc, xs))

@@ -39,7 +39,7 @@ from secmoe.moe.baseline import moe_compute_then_select, moe_reveal_routing
 from secmoe.moe.cost import moe_cost
 from secmoe.moe.layer import MoeShares, moe
 from secmoe.moe.mac import plain_multiply_add, select_mac
-from secmoe.ot.iknp import ot_setup
+from secmoe.ot.pool import ot_setup, set_engine
 from secmoe.protocols.cost import Pattern, ot_setup_pattern, seq
 from secmoe.protocols.linear import DEFAULT_HE
 from secmoe.randomness import Prg, dst
@@ -194,6 +194,8 @@ def measure(
 
     def wrap(mine: RingVec, weights: FixedWeights | None) -> Callable[[PartyContext], Any]:
         def party(ctx: PartyContext) -> tuple[Any, ...]:
+            # The formulas it checks are the "iknp" engine's just-in-time patterns (spec §10.4).
+            set_engine(ctx, "iknp")
             ot_setup(ctx)
             phases = ctx.channel.cost.phases
             before = {k: (v.bytes_c2s, v.bytes_s2c) for k, v in phases.items()}

@@ -1,12 +1,15 @@
 """Benchmark ``nonlinear``: bytes, rounds and throughput of the protocols on shares (spec §30-34).
 
-Each entry is one two-party run over the in-process channel. Both parties first set up both OT
-directions (``ot_setup``, *warm sessions*: the base OTs are not counted); then the protocol runs
-once on ``elems`` elements. Bytes are the payload bytes of both directions, the triples generated
-inline (phase ``offline``) included, and split by phase; rounds are the run's round count from
-the end of the setup; ``elems_per_s`` is elements over the wall time of the protocol (the first
-party's start to the last party's end). Every entry reconstructs its output and compares it
-with its fixed-point oracle; a wrong output raises.
+Each entry is two two-party runs over the in-process channel. A first run (engine "iknp",
+just-in-time refills) counts the COTs the entry takes in each direction; the measured run sets
+up both OT directions (``ot_setup``) and fills the pools with exactly those COTs (*warm pools*,
+spec §10.4: the base OTs and the COT generation are not counted), then the protocol runs once
+on ``elems`` elements. Bytes are the payload bytes of both directions, split by phase; rounds
+are the run's round count after the set-up; ``cots_per_elem`` is what the engine supplies per
+element and ``amortised_bytes_per_elem`` adds it at Ferret's amortised bytes per COT (the
+default engine, spec §11.8); ``elems_per_s`` is elements over the wall time of the protocol
+(the first party's start to the last party's end). Every entry reconstructs its output and
+compares it with its fixed-point oracle; a wrong output raises.
 """
 
 from __future__ import annotations
@@ -22,26 +25,32 @@ from numpy.typing import NDArray
 
 from secmoe.bench.registry import BenchOptions, register_bench
 from secmoe.encoding import FixedPoint, RingVec
+from secmoe.errors import Party as ErrParty
 from secmoe.errors import SpecError
 from secmoe.model.bumblebee import gelu_bumblebee_fixed
-from secmoe.model.fixed import softmax_fixed
+from secmoe.model.fixed import exp_fixed, softmax_fixed
 from secmoe.model.norm import layernorm_fixed
 from secmoe.model.piecewise import gelu, piecewise_fixed
 from secmoe.model.plain import topk_order
 from secmoe.model.tables import GELU, SILU
-from secmoe.ot.iknp import ot_setup
+from secmoe.ot.ferret import FERRET_128, ferret_extend_cost
+from secmoe.ot.pool import DEFAULT_ENGINE, ot_setup, pool_taken, refill, set_engine
 from secmoe.protocols.b2a import b2a, mux
 from secmoe.protocols.compare import lt_public
 from secmoe.protocols.gelu_bumblebee import gelu_bumblebee
+from secmoe.protocols.mul import mul
 from secmoe.protocols.norm import layernorm
 from secmoe.protocols.piecewise import piecewise
-from secmoe.protocols.softmax import softmax
+from secmoe.protocols.softmax import exp, softmax
 from secmoe.protocols.topk import TopK, lt, topk
 from secmoe.protocols.trunc import trunc
 from secmoe.randomness import Prg, dst
 from secmoe.session import PartyContext, run_local
 
 FXP = FixedPoint()
+# Ferret's amortised bytes per COT at the default set (spec §11.8): one iteration's messages
+# over the COTs it returns; what a warm pool's COTs cost the default engine.
+FERRET_BPC = ferret_extend_cost(FERRET_128, "client").bytes_from("client") / FERRET_128.out
 RING = FXP.ring
 Entry = dict[str, object]
 Party = Callable[[PartyContext], Any]
@@ -52,6 +61,8 @@ ENTRIES = (
     "b2a",
     "mux",
     "trunc",
+    "mul_trunc",
+    "exp",
     "topk_8",
     "topk_128",
     "gelu",
@@ -94,17 +105,30 @@ def _expect(name: str, got: NDArray[Any], want: NDArray[Any]) -> None:
         raise SpecError(f"bench nonlinear: {name} output differs from its oracle")
 
 
-def measure(case: Case) -> Entry:
-    """Run a case with warm OT sessions and return its entry (raises if the output is wrong)."""
+def _run(case: Case, need: dict[ErrParty, int] | None) -> tuple[Any, Any, Any, Any]:
+    """One two-party run of the case after ``ot_setup`` and, with ``need``, a pool refill of
+    that many COTs per direction (both outside the measured part)."""
 
     def wrap(fn: Party) -> Party:
-        def party(ctx: PartyContext) -> tuple[Any, dict[str, int], int, float, float]:
+        def party(ctx: PartyContext) -> Any:
+            # The warm part is the same on any engine; "iknp" fills the pools fastest here.
+            set_engine(ctx, "iknp")
             ot_setup(ctx)
+            if need is not None:
+                refill(ctx, need)
+            # One exchange so that both parties leave the set-up in lockstep: the entry's first
+            # message then starts a new round (its bytes are before the measured part).
+            ctx.channel.send("bench/sync", b"\x00")
+            ctx.channel.recv("bench/sync", 1)
             before = {k: v.bytes_c2s + v.bytes_s2c for k, v in ctx.channel.cost.phases.items()}
             start = ctx.channel.cost.rounds
+            taken = pool_taken(ctx)
             t0 = time.perf_counter()
             out = fn(ctx)
-            return out, before, start, t0, time.perf_counter()
+            t1 = time.perf_counter()
+            after = pool_taken(ctx)
+            used = {k: after[k] - taken[k] for k in after}
+            return out, before, start, t0, t1, used
 
         return party
 
@@ -116,10 +140,23 @@ def measure(case: Case) -> Entry:
         fxp=FXP,
         timeout=600,
     )
-    out_c, before, start, t0c, t1c = res.client
-    out_s, _, _, t0s, t1s = res.server
+    return res.client, res.server, res.cost, res
+
+
+def measure(case: Case) -> Entry:
+    """Run a case on warm pools and return its entry (raises if the output is wrong).
+
+    A first run with just-in-time refills counts the COTs the case takes in each direction;
+    the measured run starts with pools holding exactly those (*warm*), so its bytes and rounds
+    are the protocol's own. ``cots_per_elem`` is what the engine must supply per element.
+    """
+    first_c, _, _, _ = _run(case, None)
+    need = first_c[5]
+    (out_c, before, start, t0c, t1c, used), (out_s, _, _, t0s, t1s, _), cost, _ = _run(case, need)
+    if used != need:
+        raise SpecError(f"bench nonlinear: the warm run took {used} COTs, the first {need}")
     case.check(out_c, out_s)
-    delta = {k: v.bytes_c2s + v.bytes_s2c - before.get(k, 0) for k, v in res.cost.phases.items()}
+    delta = {k: v.bytes_c2s + v.bytes_s2c - before.get(k, 0) for k, v in cost.phases.items()}
     online, offline = delta.pop("online", 0), delta.pop("offline", 0)
     if any(delta.values()):
         raise SpecError(f"bench nonlinear: bytes outside the online / offline phases: {delta}")
@@ -130,7 +167,11 @@ def measure(case: Case) -> Entry:
         "bytes_per_elem": (online + offline) / n,
         "online_bytes_per_elem": online / n,
         "offline_bytes_per_elem": offline / n,
-        "rounds": res.cost.rounds - start,
+        "rounds": cost.rounds - start,
+        "cots_per_elem": sum(need.values()) / n,
+        "amortised_bytes_per_elem": round(
+            (online + offline) / n + sum(need.values()) / n * FERRET_BPC, 3
+        ),
         "elems_per_s": round(n / (max(t1c, t1s) - min(t0c, t0s)), 1),
     }
 
@@ -205,6 +246,32 @@ def _case_trunc(n: int) -> Case:
         lambda ctx: trunc(ctx, xc),
         lambda ctx: trunc(ctx, xs),
         lambda c, s: _expect("trunc", RING.add(c, s), FXP.trunc(x)),
+    )
+
+
+def _case_mul_trunc(n: int) -> Case:
+    src = _src("mul_trunc")
+    x, y = _uniform(src, n, -64.0, 64.0), _uniform(src, n, -64.0, 64.0)
+    (xc, xs), (yc, ys) = _split(src, x), _split(src, y)
+    return Case(
+        "one scalar: trunc(x y) for shared fixed-point x and y (mul, then trunc by f)",
+        n,
+        lambda ctx: trunc(ctx, mul(ctx, xc, yc)),
+        lambda ctx: trunc(ctx, mul(ctx, xs, ys)),
+        lambda c, s: _expect("mul_trunc", RING.add(c, s), FXP.mul(x, y)),
+    )
+
+
+def _case_exp(n: int) -> Case:
+    src = _src("exp")
+    z = _uniform(src, n, -16.0, 0.0)
+    zc, zs = _split(src, z)
+    return Case(
+        "one scalar: exp(z) for shared z in [-16, 0] (softmax's exp)",
+        n,
+        lambda ctx: exp(ctx, zc),
+        lambda ctx: exp(ctx, zs),
+        lambda c, s: _expect("exp", RING.add(c, s), exp_fixed(FXP, z)),
     )
 
 
@@ -333,6 +400,8 @@ def bench_nonlinear(opts: BenchOptions) -> dict[str, object]:
         "b2a": lambda: _case_b2a(n),
         "mux": lambda: _case_mux(n),
         "trunc": lambda: _case_trunc(n),
+        "mul_trunc": lambda: _case_mul_trunc(n),
+        "exp": lambda: _case_exp(n),
         "topk_8": lambda: _case_topk(topk8_rows, 8),
         "topk_128": lambda: _case_topk(topk128_rows, 128),
         "silu": lambda: _case_silu(n),
@@ -349,7 +418,11 @@ def bench_nonlinear(opts: BenchOptions) -> dict[str, object]:
     out["gelu_bytes_ratio"] = bytes_ratio(gelu_out)
     out.update(errors)
     out["setup"] = (
-        "warm OT sessions: ot_setup ran in both directions before each entry; base OTs not counted"
+        "warm pools: ot_setup ran in both directions and the pools were filled with exactly the "
+        "COTs each entry takes (a first run counted them) before it; base OTs and COT generation "
+        "are not counted in bytes_per_elem / rounds; cots_per_elem is what the engine supplies, "
+        f"amortised_bytes_per_elem adds them at the default engine's ({DEFAULT_ENGINE}, "
+        f"{FERRET_128.name}) {FERRET_BPC:.4f} bytes per COT"
     )
     out["params"] = {"ring_bits": RING.bits, "frac_bits": FXP.frac_bits}
     out["cores"] = os.cpu_count() or 1

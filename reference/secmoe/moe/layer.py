@@ -18,7 +18,7 @@ from secmoe.model.config import MoEConfig
 from secmoe.model.fixed import ACTIVATION_TABLES, FixedWeights
 from secmoe.moe.prepare import PreparedStack, lookup
 from secmoe.moe.select import I64, expert_matmul, select_experts
-from secmoe.ot.iknp import ot_setup
+from secmoe.ot.pool import ot_setup
 from secmoe.protocols.b2a import b2a, mux
 from secmoe.protocols.linear import matmul
 from secmoe.protocols.mul import mul

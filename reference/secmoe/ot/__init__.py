@@ -13,8 +13,12 @@ Public API, each function run by one party on its own context (import from the s
   ``and_triples(ctx, n) -> (a, b, c)``: the party's shares of multiplication triples, generated
   in phase ``offline``; ``dealer_triples(seed, party, n, l)`` (``l = 1``: AND triples) is the
   labelled dealer mode for teaching and tests only.
-- ``secmoe.ot.iknp.ot_setup(ctx)``: set up both directions up front (protocols that use both).
-- ``secmoe.ot.cost``: the spec's cost formulas (§10.6).
+- ``secmoe.ot.pool``: the per-direction pools of random COTs every flavour takes from (§10.4):
+  ``ot_setup(ctx)`` sets up both directions' engines; ``refill``, ``take_send`` /
+  ``take_recv`` / ``take_both``; the engine is a session choice (``set_engine``; default
+  ``"ferret"`` at the 128-bit set, ``"iknp"``, ``"ferret-toy-INSECURE"``; ``default_engine`` /
+  ``SECMOE_OT_ENGINE`` for a process).
+- ``secmoe.ot.cost``: the flavours' message patterns and cost formulas (§10.7).
 - ``secmoe.ot.ferret`` (spec §11): the silent COT engine. ``ferret_setup(ctx, sender, params)``
   bootstraps one direction (IKNP, then a pre-iteration) and returns a ``FerretSender`` (with
   ``delta``) or ``FerretReceiver``; ``ferret_extend_send(ctx, st) -> q`` /

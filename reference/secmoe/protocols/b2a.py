@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import NDArray
 
 from secmoe.encoding import BitVec, RingVec
 from secmoe.errors import SpecError
 from secmoe.ot.flavours import cot_recv, cot_recv_finish, cot_recv_start, cot_send
-from secmoe.ot.iknp import ot_setup
+from secmoe.ot.pool import ot_setup
 from secmoe.session import PartyContext
 
 
@@ -18,24 +19,32 @@ def _bits(b: BitVec) -> BitVec:
     return out
 
 
-def b2a(ctx: PartyContext, b: BitVec) -> RingVec:
-    """Arithmetic shares in Z_2^l of XOR-shared bits: b = b_C + b_S - 2 b_C b_S.
+def b2a(ctx: PartyContext, b: BitVec, width: NDArray[np.int64] | int | None = None) -> RingVec:
+    """Arithmetic shares in Z_2^w of XOR-shared bits: b = b_C + b_S - 2 b_C b_S mod 2^w.
 
-    Implements spec §30.2.1 `b2a` (spec/30-protocols.md#b2a). One correlated OT per bit: the
-    server sends with correlation b_S, the client chooses with b_C.
+    Implements spec §30.2.1 `b2a` (spec/30-protocols.md#b2a). One correlated OT per bit of
+    width w (default l; per element if an array): the server sends with correlation b_S, the
+    client chooses with b_C. Shares mod 2^w < 2^l are what a caller needs when it scales the
+    bit by 2^(l - w) (truncation's wrap).
     """
     ring = ctx.ring
     bits = _bits(b)
+    w = np.broadcast_to(np.asarray(ring.bits if width is None else width, np.int64), bits.shape)
+    if bits.size and (w.min() < 1 or w.max() > ring.bits):
+        raise SpecError(f"b2a widths must lie in [1, l = {ring.bits}]")
+    mask = np.where(
+        w >= 64, np.uint64(0xFFFFFFFFFFFFFFFF), (np.uint64(1) << w.astype(np.uint64)) - np.uint64(1)
+    ).astype(np.uint64)
     with ctx.channel.phase("online"):
         if ctx.party == "client":
             # Step 1 (client): u = x0 + b_C b_S.
-            u = cot_recv(ctx, bits, ring.bits)
+            u = cot_recv(ctx, bits, w)
             # Step 2: b_C - 2 u.
-            out = ring.sub(bits.astype(np.uint64), ring.add(u, u))
+            out = (bits.astype(np.uint64) - u - u) & mask
         else:
-            x0 = cot_send(ctx, bits.astype(np.uint64), ring.bits)
+            x0 = cot_send(ctx, bits.astype(np.uint64), w)
             # Step 2 (server): b_S + 2 x0 (its share of -2 b_C b_S is +2 x0).
-            out = ring.add(bits.astype(np.uint64), ring.add(x0, x0))
+            out = (bits.astype(np.uint64) + x0 + x0) & mask
     return out.reshape(np.asarray(b).shape)
 
 

@@ -61,7 +61,6 @@ def _compare(ctx: PartyContext, value: RingVec, bits: int, fan: int) -> tuple[Bi
     n = vals.size if ctx.party == "client" else vals.size // fan
     leaves, q = _leaves(vals, bits)
     size = 1 << LEAF_BITS
-    width = (2 * fan + 7) // 8  # message bytes: the lt and eq bits of the k comparisons
     # Step 1: one 1-of-16 OT per client leaf; the server's message c carries, for every i < k,
     # the bits (lt_i ^ [u_{i,j} < c], eq_i ^ [u_{i,j} = c]) at bit positions 2i and 2i + 1.
     with ctx.channel.phase("online"):
@@ -74,13 +73,12 @@ def _compare(ctx: PartyContext, value: RingVec, bits: int, fan: int) -> tuple[Bi
             eq_table = (u == c).astype(np.uint8) ^ masks[:, :, 1:]
             table = np.stack([lt_table, eq_table], axis=2)  # (n q, k, 2, 16)
             bits_ = table.transpose(0, 3, 1, 2).reshape(n * q, size, 2 * fan)
-            one_of_n_send(ctx, np.packbits(bits_, axis=-1, bitorder="little"))
+            one_of_n_send(ctx, bits_)
             own = masks.transpose(1, 0, 2).reshape(fan * n, q, 2)
             lt, eq = own[:, :, 0].copy(), own[:, :, 1].copy()
         else:
-            got = one_of_n_recv(ctx, leaves.reshape(-1), size, width)
-            unpacked = np.unpackbits(got, axis=-1, bitorder="little")[:, : 2 * fan]
-            both = unpacked.reshape(n, q, fan, 2).transpose(2, 0, 1, 3).reshape(fan * n, q, 2)
+            got = one_of_n_recv(ctx, leaves.reshape(-1), size, 2 * fan)
+            both = got.reshape(n, q, fan, 2).transpose(2, 0, 1, 3).reshape(fan * n, q, 2)
             lt, eq = both[:, :, 0].copy(), both[:, :, 1].copy()
     rows = fan * n
     # Step 2: combine neighbouring leaves, most significant first, until one remains:

@@ -15,9 +15,10 @@ from secmoe.protocols.cost import (
     mul_cost,
     mux_cost,
     seq,
+    square_cost,
     trunc_cost,
 )
-from secmoe.protocols.mul import mul
+from secmoe.protocols.mul import mul, square
 from secmoe.protocols.piecewise import compare_width
 from secmoe.protocols.trunc import trunc
 from secmoe.session import PartyContext
@@ -56,14 +57,14 @@ def gelu_bumblebee(ctx: PartyContext, x: RingVec) -> RingVec:
     s3, s6 = c[0] ^ c[1], c[1] ^ c[2]
     sx = xor_public(ctx.party, c[2], np.ones(n, dtype=np.uint8))
     # Step 2: x2 = trunc(x x).
-    x2 = trunc(ctx, mul(ctx, xs, xs))
+    x2 = trunc(ctx, square(ctx, xs))
     # Step 3: x3 = trunc(x2 x) and x4 = trunc(x2 x2), one product and one truncation.
     x34 = trunc(ctx, mul(ctx, np.concatenate([x2, x2]), np.concatenate([xs, x2])))
     x3, x4 = x34[:n], x34[n:]
     a, b = encoded_pieces(fxp)
     # Step 4: x3 x3, and P3's sum of terms truncated in the same batch as x6.
     u3 = _terms(ctx, a, {1: xs, 2: x2, 3: x3})
-    t = trunc(ctx, np.concatenate([mul(ctx, x3, x3), u3]))
+    t = trunc(ctx, np.concatenate([square(ctx, x3), u3]))
     x6, p3 = t[:n], add_public(ctx.party, t[n:], np.full(n, a[0], np.uint64), ring)
     # Step 5: P6's sum of terms, one truncation.
     u6 = _terms(ctx, b, {1: xs, 2: x2, 4: x4, 6: x6})
@@ -78,11 +79,11 @@ def gelu_bumblebee_cost(n: int, bits: int, frac: int) -> Pattern:
     """The message pattern of `gelu_bumblebee` on n values (warm OT sessions), spec §34.1.2."""
     return seq(
         lt_public_many_cost(n, 3, bits, compare_width(bits)),
-        mul_cost(n, bits),
+        square_cost(n, bits),
         trunc_cost(n, bits, frac),
         mul_cost(2 * n, bits),
         trunc_cost(2 * n, bits, frac),
-        mul_cost(n, bits),
+        square_cost(n, bits),
         trunc_cost(2 * n, bits, frac),
         trunc_cost(n, bits, frac),
         mux_cost(3 * n, bits),

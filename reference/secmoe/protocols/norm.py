@@ -30,9 +30,10 @@ from secmoe.protocols.cost import (
     lt_public_many_cost,
     mul_cost,
     seq,
+    square_cost,
     trunc_cost,
 )
-from secmoe.protocols.mul import mul
+from secmoe.protocols.mul import mul, square
 from secmoe.protocols.piecewise import segment_onehot
 from secmoe.protocols.trunc import trunc
 from secmoe.session import PartyContext
@@ -74,7 +75,7 @@ def quadratic(ctx: PartyContext, coeffs: Coeffs, u: RingVec) -> RingVec:
     ring = ctx.ring
     n = u.size
     c2, c1, c0 = (int(fxp_encode(ctx.fxp, c)) for c in coeffs)
-    u2 = trunc(ctx, mul(ctx, u, u))
+    u2 = trunc(ctx, square(ctx, u))
     lin = ring.add(
         mul_public(u2, np.full(n, c2, dtype=np.uint64), ring),
         mul_public(u, np.full(n, c1, dtype=np.uint64), ring),
@@ -110,7 +111,7 @@ def rsqrt(ctx: PartyContext, v: RingVec, bound: int) -> RingVec:
     # Step 4: Newton, y <- trunc_{f+1}(y (enc(3) - trunc(u trunc(y y)))).
     three = np.full(n, fxp_encode(fxp, 3.0), dtype=np.uint64)
     for _ in range(RSQRT_NEWTON):
-        b = trunc(ctx, mul(ctx, u, trunc(ctx, mul(ctx, y, y))))
+        b = trunc(ctx, mul(ctx, u, trunc(ctx, square(ctx, y))))
         y = trunc(
             ctx, mul(ctx, y, add_public(ctx.party, ring.neg(b), three, ring)), fxp.frac_bits + 1
         )
@@ -219,9 +220,13 @@ def mul_trunc_cost(n: int, bits: int, s: int) -> Pattern:
     return seq(mul_cost(n, bits), trunc_cost(n, bits, s))
 
 
+def square_trunc_cost(n: int, bits: int, s: int) -> Pattern:
+    return seq(square_cost(n, bits), trunc_cost(n, bits, s))
+
+
 def quadratic_cost(n: int, bits: int, frac: int) -> Pattern:
-    """``quadratic``: u u (mul + trunc), then one trunc of the public products."""
-    return seq(mul_trunc_cost(n, bits, frac), trunc_cost(n, bits, frac))
+    """``quadratic``: u u (square + trunc), then one trunc of the public products."""
+    return seq(square_trunc_cost(n, bits, frac), trunc_cost(n, bits, frac))
 
 
 def rsqrt_cost(n: int, bound: int, bits: int, frac: int) -> Pattern:
@@ -229,7 +234,7 @@ def rsqrt_cost(n: int, bound: int, bits: int, frac: int) -> Pattern:
     _, count = rsqrt_segments(FixedPoint(Ring(bits), frac), bound)
     newton = [
         seq(
-            mul_trunc_cost(n, bits, frac),
+            square_trunc_cost(n, bits, frac),
             mul_trunc_cost(n, bits, frac),
             mul_trunc_cost(n, bits, frac + 1),
         )

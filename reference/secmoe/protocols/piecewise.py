@@ -12,7 +12,7 @@ from secmoe.errors import SpecError
 from secmoe.model.piecewise import PiecewiseTable
 from secmoe.protocols.b2a import b2a, mux
 from secmoe.protocols.compare import lt_public_many
-from secmoe.protocols.mul import mul
+from secmoe.protocols.mul import square
 from secmoe.protocols.trunc import trunc
 from secmoe.session import PartyContext
 from secmoe.sharing import xor_public
@@ -132,7 +132,7 @@ def piecewise(ctx: PartyContext, table: PiecewiseTable, x: RingVec) -> RingVec:
     else:
         c0 = np.zeros(n, dtype=np.uint64)
     # Step 3: x2 = trunc(x x), only if some segment has c2 != 0.
-    x2 = trunc(ctx, mul(ctx, xs, xs)) if p.quad.segments else xs
+    x2 = trunc(ctx, square(ctx, xs)) if p.quad.segments else xs
     # Step 4: o_j x2 and o_j x for the live segments of each power, in one mux.
     bits = onehot[list(p.quad.segments + p.lin.segments)].reshape(-1)
     vals = [x2] * len(p.quad.segments) + [xs] * len(p.lin.segments)

@@ -18,13 +18,14 @@ from secmoe.model.norm import check_fxp, pow2_fixed, segment_breakpoints
 from secmoe.protocols.b2a import mux
 from secmoe.protocols.compare import lt_public
 from secmoe.protocols.cost import Pattern, msb_cost, mux_cost, seq, trunc_cost
-from secmoe.protocols.mul import mul
+from secmoe.protocols.mul import mul, square
 from secmoe.protocols.norm import (
     mul_trunc_cost,
     quadratic,
     quadratic_cost,
     select_scales,
     select_scales_cost,
+    square_trunc_cost,
 )
 from secmoe.protocols.topk import maximum, maximum_cost
 from secmoe.protocols.trunc import trunc
@@ -46,7 +47,7 @@ def exp(ctx: PartyContext, z: RingVec) -> RingVec:
     t = add_public(ctx.party, trunc(ctx, zs, EXP_ITERATIONS), one, ring)
     # Step 2: five squarings.
     for _ in range(EXP_ITERATIONS):
-        t = trunc(ctx, mul(ctx, t, t))
+        t = trunc(ctx, square(ctx, t))
     # Step 3: t - mux([z < enc(-14)], t): exactly 0 below the clip point, whatever t is there.
     below = lt_public(ctx, zs, np.full(n, fxp_encode(fxp, EXP_CLIP), dtype=np.uint64))
     return ring.sub(t, mux(ctx, below, t)).reshape(np.asarray(z).shape)
@@ -116,7 +117,7 @@ def exp_cost(n: int, bits: int, frac: int) -> Pattern:
     """``exp`` of n values: trunc by 5, five mul + trunc, lt_public, mux."""
     return seq(
         trunc_cost(n, bits, EXP_ITERATIONS),
-        seq(mul_trunc_cost(n, bits, frac) for _ in range(EXP_ITERATIONS)),
+        seq(square_trunc_cost(n, bits, frac) for _ in range(EXP_ITERATIONS)),
         msb_cost(n, bits),
         mux_cost(n, bits),
     )

@@ -36,8 +36,10 @@ def trunc(ctx: PartyContext, x: RingVec, s: int | None = None) -> RingVec:
     zeros = np.zeros(n, dtype=np.uint8)
     both = and_bits(ctx, top if client else zeros, zeros if client else top)
     wrap = top ^ both
-    # Step 4: both bits as arithmetic shares, in one conversion.
-    arith = b2a(ctx, np.concatenate([carry, wrap]))
+    # Step 4: both bits as arithmetic shares in one conversion: c in Z_2^l, w in Z_2^s (w only
+    # enters as w 2^(l-s), which depends on w mod 2^s alone).
+    widths = np.concatenate([np.full(n, ring.bits), np.full(n, s)]).astype(np.int64)
+    arith = b2a(ctx, np.concatenate([carry, wrap]), widths)
     c_a, w_a = arith[:n], arith[n:]
     # Step 5: (y_P >> s) + c - w 2^(l-s), minus the bias 2^(l-2-s) (client).
     shifted = y >> np.uint64(s)

@@ -16,7 +16,7 @@ from secmoe.he.params import preset
 from secmoe.model.transformer import FixedTransformer, TransformerConfig, onehot_fixed
 from secmoe.moe.cost import select_setup_cost
 from secmoe.moe.select import select_setup
-from secmoe.ot.iknp import ot_setup
+from secmoe.ot.pool import ot_setup
 from secmoe.protocols.cost import Pattern, ot_setup_pattern, seq
 from secmoe.protocols.linear import DEFAULT_HE, he_setup_cost, matmul, matmul_cost
 from secmoe.protocols.norm import layernorm, layernorm_cost

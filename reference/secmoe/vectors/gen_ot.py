@@ -114,12 +114,13 @@ def _gen_base() -> list[Json]:
 @register(
     "ot.flavours",
     "ot/flavours.json",
-    section="10.4",
+    section="10.5",
     anchor="spec/10-ot.md#rot_send",
     params={"kappa": 128},
     mode="real",
     header=[
-        "IKNP flavours, each case a fresh session (the transcript starts with the 128 base OTs).",
+        "Flavours on the pool's random COTs (engine iknp), each case a fresh session (the",
+        "transcript starts with both directions' base OTs, then the just-in-time refill).",
         "The server is the extension sender and the client the receiver. Rows and messages are hex.",
         "intermediates.server.s is the sender's secret 128-bit string (packed bits).",
     ],
@@ -198,19 +199,19 @@ def _gen_flavours() -> list[Json]:
         cid = f"ot.flavours/one_of_n/n{n_msgs}"
         src = inputs_prg(p, cid)
         choices = src.next_below(5, n_msgs).astype(np.int64)
-        msgs = np.frombuffer(src.next_bytes(5 * n_msgs * 2), np.uint8).reshape(5, n_msgs, 2)
+        msgs = src.next_bits(5 * n_msgs * 10).reshape(5, n_msgs, 10)
         cases.append(
             _case(
                 p,
                 cid,
-                f"5 instances of 1-of-{n_msgs} OT with 2-byte messages",
-                partial(one_of_n_recv, choices=choices, n_msgs=n_msgs, length=2),
+                f"5 instances of 1-of-{n_msgs} OT with 10-bit messages",
+                partial(one_of_n_recv, choices=choices, n_msgs=n_msgs, width=10),
                 partial(one_of_n_send, messages=msgs),
                 {
                     "client": {"choices": [int(v) for v in choices]},
-                    "server": {"messages": msgs.tobytes().hex()},
+                    "server": {"messages": hex_bits(msgs.reshape(-1))},
                 },
-                lambda c, s: {"client": {"x": c.tobytes().hex()}, "server": {}},
+                lambda c, s: {"client": {"x": hex_bits(c.reshape(-1))}, "server": {}},
                 ["Fresh"],
             )
         )
@@ -220,7 +221,7 @@ def _gen_flavours() -> list[Json]:
 @register(
     "ot.triples",
     "ot/triples.json",
-    section="10.5",
+    section="10.6",
     anchor="spec/10-ot.md#beaver_triples",
     params={},
     mode="real",
@@ -269,7 +270,7 @@ def _gen_triples() -> list[Json]:
 @register(
     "ot.dealer_triples",
     "ot/dealer_triples.json",
-    section="10.5.3",
+    section="10.6.3",
     anchor="spec/10-ot.md#dealer_triples",
     params={},
     mode="dealer",

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from secmoe import SPEC_VERSION
 from secmoe.errors import SpecError
+from secmoe.ot.pool import default_engine
 from secmoe.randomness import Prg, dst, lp
 
 SCHEMA_ID = "secmoe-vectors-v1"
@@ -82,8 +83,13 @@ class Registered:
     generate_groups: Generator
 
     def build(self) -> Json:
-        """The complete file object, cases numbered 1..n in order."""
-        groups = self.generate_groups()
+        """The complete file object, cases numbered 1..n in order.
+
+        Vectors are defined on the "iknp" engine with just-in-time refills (spec §10.8), so
+        their transcripts are closed formulas and small, whatever the session default.
+        """
+        with default_engine("iknp"):
+            groups = self.generate_groups()
         tc = 0
         out_groups: list[Json] = []
         seen_ids: set[str] = set()
