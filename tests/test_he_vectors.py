@@ -81,7 +81,7 @@ def test_replay_modswitch_vectors() -> None:
 
 
 def test_replay_respack_vectors() -> None:
-    """pack_group, packed_encode and relinearise reproduce the recorded bytes, and the packed
+    """pack_group, packed_ct_encode and relinearise reproduce the recorded bytes, and the packed
     ciphertext decrypts to the messages' kept coefficients (spec §20.13-20.14)."""
     found = cases("respack.json")
     assert len(found) == 3
@@ -100,7 +100,7 @@ def test_replay_respack_vectors() -> None:
         assert ct_encode(packed).hex() == c["outputs"]["packed"]
         positions = np.array(c["outputs"]["positions"], dtype=np.intp)
         small = modswitch.mod_switch(packed, c["outputs"]["keep"])
-        wire = respack.packed_encode(small, positions)
+        wire = respack.packed_ct_encode(small, positions)
         assert wire.hex() == c["outputs"]["packed_encode"]
         got = bfv.decrypt(modswitch.switch_key(sk, small.params), small)[positions]
         assert got.tobytes().hex() == c["outputs"]["decrypted_at_positions"]
@@ -126,4 +126,4 @@ def test_replay_respack_vectors() -> None:
         assert ct_encode(one).hex() == c["outputs"]["relinearised"]
         assert np.array_equal(bfv.decrypt(sk, one), bfv.decrypt(sk, square))
         with pytest.raises(ProtocolError):
-            respack.packed_decode(small.params, wire[:-1], positions, label="v", party="client")
+            respack.packed_ct_decode(small.params, wire[:-1], positions, label="v", party="client")

@@ -59,7 +59,7 @@ def test_mul(n: int, bits: int, seed: int) -> None:
     assert online.bytes_c2s == online.bytes_s2c == each
 
 
-@settings(max_examples=10)
+@layer_settings(10)
 @given(n=st.integers(1, 40), bits=st.sampled_from([2, 8, 32, 64]), seed=st.integers(0, 255))
 def test_square(n: int, bits: int, seed: int) -> None:
     ring = Ring(bits)

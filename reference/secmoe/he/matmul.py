@@ -248,7 +248,7 @@ def he_matmul(
         data = ctx.channel.recv("he/matmul/y", sum(sizes))
         offset = 0
         for pos, idx, size in zip(lay.positions, lay.outputs, sizes, strict=True):
-            ct = respack.packed_decode(
+            ct = respack.packed_ct_decode(
                 small, data[offset : offset + size], pos, label="he/matmul/y", party="client"
             )
             offset += size
@@ -289,7 +289,7 @@ def he_matmul(
         packed = respack.pack_group(members, a, session.galois)
         r = prg.next_ring(params.n, 64)
         packed = bfv.ct_add_plain(packed, r)
-        payload.append(respack.packed_encode(mod_switch(packed, lay.plan.keep), pos))
+        payload.append(respack.packed_ct_encode(mod_switch(packed, lay.plan.keep), pos))
         flat[idx] = Ring(64).neg(r)[pos]
     ctx.channel.send("he/matmul/y", b"".join(payload))
     return _combine(flat, shape, digits)

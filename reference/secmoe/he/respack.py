@@ -229,10 +229,10 @@ def flood(ct: Ciphertext, pk: bfv.PublicKey, prg: Prg, bits: int) -> Ciphertext:
     return Ciphertext(p, parts)
 
 
-def packed_encode(ct: Ciphertext, positions: NDArray[np.intp]) -> bytes:
+def packed_ct_encode(ct: Ciphertext, positions: NDArray[np.intp]) -> bytes:
     """poly(c_1) || the residues of c_0 at ``positions`` (increasing), limb-major, u32 LE.
 
-    Implements spec §20.13.3 `packed_encode` (spec/20-he.md#packed_encode).
+    Implements spec §20.13.3 `packed_ct_encode` (spec/20-he.md#packed_ct_encode).
     """
     c0, c1 = ct.parts
     return c1.astype("<u4").tobytes() + c0[:, positions].astype("<u4").tobytes()
@@ -242,10 +242,10 @@ def packed_bytes(params: HeParams, useful: int) -> int:
     return 4 * len(params.q_primes) * (params.n + useful)
 
 
-def packed_decode(
+def packed_ct_decode(
     params: HeParams, data: bytes, positions: NDArray[np.intp], *, label: str, party: Party
 ) -> Ciphertext:
-    """Inverse of packed_encode: c_0 is zero at every position not sent."""
+    """Inverse of packed_ct_encode: c_0 is zero at every position not sent."""
     size = packed_bytes(params, positions.size)
     if len(data) != size:
         raise ProtocolError("wrong_length", party, label, f"expected {size} bytes, got {len(data)}")

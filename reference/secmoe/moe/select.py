@@ -361,7 +361,7 @@ def expert_matmul(
             sk_small = switch_key(keys.session.sk, small)
             offset = 0
             for pos, idx, size in zip(lay.positions, lay.outputs, sizes, strict=True):
-                ct = respack.packed_decode(
+                ct = respack.packed_ct_decode(
                     small, data[offset : offset + size], pos, label="moe/matmul/y", party="client"
                 )
                 offset += size
@@ -432,7 +432,7 @@ def expert_matmul(
             packed = respack.pack_group([members[k] for k in group], a, keys.pack)
             r_mask = prg.next_ring(p.n, 64)
             packed = bfv.ct_add_plain(packed, r_mask)
-            payload.append(respack.packed_encode(mod_switch(packed, lay.plan.keep), pos))
+            payload.append(respack.packed_ct_encode(mod_switch(packed, lay.plan.keep), pos))
             flat[idx] = Ring(64).neg(r_mask)[pos]
         ctx.channel.send("moe/matmul/y", b"".join(payload))
         return split(flat)

@@ -128,7 +128,7 @@ def _gen_modswitch() -> list[Json]:
     header=[
         "Packed responses (spec §20.13-20.14) on the insecure toy set: G ciphertexts of messages at",
         "the scale q / 2^(64 + a) (encrypt_sk of zero, then encode_scaled), each flooded, packed",
-        "by pack_group, switched and encoded by packed_encode; and one ct_mul relinearised. Client",
+        "by pack_group, switched and encoded by packed_ct_encode; and one ct_mul relinearised. Client",
         "PRG Prg(case_seed, dst('vectors', 'client')): keygen, pk, the packing keys (pack_elements,",
         "increasing), the relinearisation key, then the encryptions; server PRG",
         "Prg(case_seed, dst('vectors', 'server')): the floods in order.",
@@ -161,8 +161,8 @@ def _gen_respack() -> list[Json]:
         )
         keep = respack.keep_for(p, 60.0, 1)
         small = modswitch.mod_switch(packed, keep)
-        wire = respack.packed_encode(small, positions)
-        back = respack.packed_decode(small.params, wire, positions, label="v", party="client")
+        wire = respack.packed_ct_encode(small, positions)
+        back = respack.packed_ct_decode(small.params, wire, positions, label="v", party="client")
         client = bfv.decrypt(modswitch.switch_key(sk, small.params), back)[positions]
         square = bfv.ct_mul(cts[0], cts[0])
         cases.append(
@@ -182,7 +182,7 @@ def _gen_respack() -> list[Json]:
                     "packed": ct_encode(packed).hex(),
                     "keep": keep,
                     "positions": [int(v) for v in positions],
-                    "packed_encode": wire.hex(),
+                    "packed_ct_encode": wire.hex(),
                     "decrypted_at_positions": hex_ring(ring, client),
                     "relinearised": ct_encode(relin.relinearise(square, rk)).hex(),
                 },
