@@ -291,7 +291,7 @@ def test_matmul_shape_for_the_switch_ffn() -> None:
     s = packing.matmul_shape(preset("he8192"), 1, 768, 3072)
     assert (s.n_t, s.n_i, s.n_o, s.in_blocks, s.out_blocks) == (1, 1024, 8, 1, 384)
     plan = packing.pack_plan_for(preset("he8192"), s)
-    assert (plan.max_ell, plan.flood_bits, plan.keep) == (10, 99, 4)
+    assert (plan.max_ell, plan.flood_bits, plan.keep) == (10, 112, 4)
     assert he_matmul_bytes(preset("he8192"), 1, 768, 3072, 20) == (229_408, 180_224)
     s = packing.unpacked_shape(preset("he8192"), 8, 768, 3072)
     assert (s.n_t, s.n_i, s.n_o, s.token_blocks * (s.in_blocks + s.out_blocks)) == (8, 16, 64, 96)
@@ -397,9 +397,9 @@ def test_packed_matmul_noise_within_the_plan() -> None:
 def test_packed_decode_rejects_bad_residues() -> None:
     positions = np.arange(4, dtype=np.intp)
     wire = bytearray(respack.packed_bytes(TOY, 4))
-    respack.packed_decode(TOY, bytes(wire), positions, label="y", party="client")
+    respack.packed_ct_decode(TOY, bytes(wire), positions, label="y", party="client")
     wire[:4] = (TOY.q_primes[0]).to_bytes(4, "little")
     with pytest.raises(ProtocolError, match="out_of_range"):
-        respack.packed_decode(TOY, bytes(wire), positions, label="y", party="client")
+        respack.packed_ct_decode(TOY, bytes(wire), positions, label="y", party="client")
     with pytest.raises(ProtocolError, match="wrong_length"):
-        respack.packed_decode(TOY, bytes(wire) + b"\0", positions, label="y", party="client")
+        respack.packed_ct_decode(TOY, bytes(wire) + b"\0", positions, label="y", party="client")

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from secmoe.errors import SpecError
-from secmoe.he import bfv, noise, rns
+from secmoe.he import bfv, noise, respack, rns
 from secmoe.he.modswitch import switched_params
 from secmoe.he.params import HE_STANDARD_128, HeParams, make_params, preset
 from secmoe.he.privacy import ClientKeys, decrypt_share, mask_and_flood
@@ -129,17 +129,29 @@ def test_shifted_uniform_distance_is_shift_over_width() -> None:
 def test_flooding_statistical_distance(name: str) -> None:
     """Guards the flooding's 40 bits of statistical security (spec §20.5): with the flood's width
     F computed here from q and the spec's margin, and B = 2^max_floodable_bits the largest noise
-    `mask_and_flood` accepts, every flooded coefficient is within |v|/2^F <= 2^-40 of the flood
-    alone, and the whole ciphertext within N 2^-41, as the spec states."""
+    `mask_and_flood` accepts, every flooded coefficient is within |v|/2^F <= 2^-41 / N of the
+    flood alone, so the whole ciphertext (N coefficients) is within 2^-41, as the spec states."""
     p = preset(name)
     q, t = math.prod(p.q_primes), 1 << 64
     width_bits = (q // (2 * t)).bit_length() - 1 - 21  # F = floor(log2(q / 2t)) - 21
     assert noise.flood_bits(p) == width_bits
     accepted = Fraction(2) ** noise.max_floodable_bits(p)
     per_coefficient = accepted / Fraction(2) ** width_bits
-    assert per_coefficient <= Fraction(1, 2**STAT_SECURITY_BITS)
+    assert per_coefficient <= Fraction(1, p.n * 2 ** (STAT_SECURITY_BITS + 1))
     whole = 1 - (1 - per_coefficient) ** p.n
-    assert whole <= Fraction(p.n, 2 ** (STAT_SECURITY_BITS + 1))
+    assert whole <= Fraction(1, 2 ** (STAT_SECURITY_BITS + 1))
+
+
+@pytest.mark.parametrize("name", ("he8192", "he16384"))  # the sets that pack responses
+def test_packed_flood_is_per_ciphertext(name: str) -> None:
+    """Guards the packed responses' flood (spec §20.13.1): F exceeds the packed coefficient's
+    circuit noise 2^(a + l + B_pre) by 41 + log2 N bits, so a packed ciphertext's N coefficients
+    together stay within 2^-41 of the floods alone."""
+    p = preset(name)
+    a = 6
+    pre = noise.add_bits(40.0, noise.fresh_pk_bits(p))
+    plan = respack.pack_plan(p, a, 40.0)
+    assert plan.flood_bits >= a + plan.max_ell + pre + STAT_SECURITY_BITS + 1 + math.log2(p.n)
 
 
 def test_the_flood_has_the_width_it_claims() -> None:

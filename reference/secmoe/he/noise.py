@@ -63,8 +63,9 @@ def flood_bits(params: HeParams) -> int:
 
 
 def max_floodable_bits(params: HeParams) -> int:
-    """The largest noise bound (bits) flooding can hide with 2^-40 statistical distance."""
-    return flood_bits(params) - 1 - STAT_SECURITY
+    """The largest noise bound (bits) flooding hides within 2^-41 statistical distance per
+    ciphertext: 2^-41 / N per coefficient, the N coefficients' distances adding up (§20.5.1)."""
+    return flood_bits(params) - 1 - STAT_SECURITY - (params.n.bit_length() - 1)
 
 
 def key_switch_bits(params: HeParams) -> float:

@@ -207,7 +207,8 @@ def pack_plan(
     pre = noise.add_bits(circuit_bits, noise.fresh_pk_bits(params))
     limit = noise.capacity_bits(at) - noise.MARGIN
     for ell in range(a, -1, -1):
-        flood = math.ceil(a + ell + pre) + noise.STAT_SECURITY + 1
+        # 40 bits per ciphertext: the distance adds up over its N coefficients (§20.13.1).
+        flood = math.ceil(a + ell + pre) + noise.STAT_SECURITY + 1 + (params.n.bit_length() - 1)
         leaf = math.log2(2.0**pre + 2.0 ** (flood - 1))
         if at is not params:
             # Switched down before packing: scaled by q'/q, plus the rounding of §20.11.
