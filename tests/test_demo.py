@@ -90,7 +90,7 @@ def test_demo_runs_the_secure_layer_bit_exactly(demo: dict[str, Any]) -> None:
 
 def test_two_processes_over_tcp_print_the_same_numbers(demo: dict[str, Any]) -> None:
     port = free_port()
-    server = start_server(port, protocol="moe-demo")
+    server = start_server(port, "--sessions", "1", protocol="moe-demo")
     try:
         client = subprocess.run(
             [*SECMOE, "client", "--port", str(port), "--tokens", "1", "--json", "--quiet"],
@@ -111,14 +111,16 @@ def test_two_processes_over_tcp_print_the_same_numbers(demo: dict[str, Any]) -> 
     for key in SAME:
         assert c[key] == demo[key], key
     # The same messages as in one process, plus the handshake (one hello each way, 2 rounds
-    # before everything else).
+    # before everything else) and session/done (empty, 1 round after everything, spec §4.4.2).
     hs = c["phases"].pop("handshake")
     assert (hs["bytes_c2s"], hs["bytes_s2c"], hs["rounds"]) == (35, 35, 2)
+    done = c["phases"].pop("close")
+    assert (done["bytes_c2s"], done["bytes_s2c"], done["messages"], done["rounds"]) == (0, 0, 1, 1)
     assert c["phases"].keys() == demo["phases"].keys()
     for name, p in c["phases"].items():
         assert {q: p[q] for q in COUNTS} == {q: demo["phases"][name][q] for q in COUNTS}, name
     assert c["bytes_c2s"] == demo["bytes_c2s"] + 35 and c["bytes_s2c"] == demo["bytes_s2c"] + 35
-    assert c["rounds"] == demo["rounds"] + 2
+    assert c["rounds"] == demo["rounds"] + 3
     # The server counted the same traffic and reports no output or routing.
     assert s["party"] == "server" and s["tokens"] == 1
     assert not {"experts", "output_head", "gates", "max_abs_err_fixed"} & s.keys()
@@ -128,15 +130,17 @@ def test_two_processes_over_tcp_print_the_same_numbers(demo: dict[str, Any]) -> 
 
 def test_server_refuses_more_tokens_than_its_limit() -> None:
     port = free_port()
-    server = start_server(port, "--max-tokens", "1", protocol="moe-demo")
+    server = start_server(port, "--max-tokens", "1", "--sessions", "1", protocol="moe-demo")
     client = subprocess.run(
         [*SECMOE, "client", "--port", str(port), "--tokens", "2", "--quiet"],
         capture_output=True,
         text=True,
         timeout=120,
     )
-    _, err_s = server.communicate(timeout=60)
-    assert server.returncode == 3 and "out_of_range" in err_s and "moe/tokens" in err_s
+    out_s, _ = server.communicate(timeout=60)
+    report = json.loads(out_s)  # the session's report line (spec §4.4.3)
+    assert server.returncode == 3 and report["kind"] == "out_of_range"
+    assert "moe/tokens" in report["error"]
     assert client.returncode == 3 and "peer_closed" in client.stderr
 
 
@@ -145,8 +149,10 @@ def test_plaintext_demo_and_bad_tokens(capsys: pytest.CaptureFixture[str]) -> No
     plain = json.loads(capsys.readouterr().out)
     assert plain["mode"] == "plaintext" and len(plain["tokens"]) == 2
     # Refused before any connection is attempted.
-    assert main(["client", "--port", str(free_port()), "--tokens", "0"]) == 2
-    assert "--tokens must be in 1..64" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:  # argparse: checked when parsed
+        main(["client", "--port", str(free_port()), "--tokens", "0"])
+    assert e.value.code == 2
+    assert "argument --tokens: 0 is out of range (must be 1..64)" in capsys.readouterr().err
 
 
 def test_the_cost_model_equals_the_measured_demo(demo: dict[str, Any]) -> None:
