@@ -159,4 +159,6 @@ def test_cli_offset_slices_the_split(capsys: pytest.CaptureFixture[str]) -> None
     rep = json.loads(capsys.readouterr().out)["switch"]
     assert rep["n_test"] == 9 and rep["offset"] == 350
     assert main([*args[:-1], "359"]) == 2  # past the end: SpecError
-    assert main(["accuracy", "--plaintext", "--limit", "0"]) == 2
+    with pytest.raises(SystemExit) as exc:  # refused at parse time, one line (spec §4.4.3)
+        main(["accuracy", "--plaintext", "--limit", "0"])
+    assert exc.value.code == 2

@@ -648,13 +648,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     a.add_argument("--dataset", choices=DATASETS, default="digits")
     a.add_argument("--arch", choices=(*ARCHS, "both"), default="both")
-    a.add_argument("--limit", type=int, help="only N test samples (default: all)")
-    a.add_argument("--offset", type=int, default=0, help="start at this test sample (0)")
+    a.add_argument("--limit", type=cli_args.int_range(1), help="only N test samples (default: all)")
+    a.add_argument("--offset", type=cli_args.int_range(0), default=0, help="start at this test sample (0)")
     a.add_argument(
         "--models", type=Path, help="directory of DATASET-ARCH.safetensors (default: the committed)"
     )
     a.add_argument(
-        "--batch", type=int, default=DEFAULT_BATCH, help=f"samples per secure batch ({DEFAULT_BATCH})"
+        "--batch", type=cli_args.int_range(1), default=DEFAULT_BATCH, help=f"samples per secure batch ({DEFAULT_BATCH})"
     )
     a.add_argument("--plaintext", action="store_true", help="float and fixed point only")
     a.add_argument(

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from secmoe import cli_args
 from secmoe.errors import SpecError
 
 DEMO_TOKENS = 1
@@ -30,11 +31,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     what.add_argument("--list", action="store_true", help="list the two-party case ids")
     t.add_argument(
         "--tokens",
-        type=int,
+        type=cli_args.int_range(1),
         help=f"--demo / --transformer: tokens (default {DEMO_TOKENS} / {TRANSFORMER_TOKENS})",
     )
     t.add_argument("--out", help="the HTML file to write (e.g. mul.html)")
-    t.add_argument("--depth", type=int, default=2, help="steps printed to this depth (default 2)")
+    t.add_argument("--depth", type=cli_args.int_range(0), default=2, help="steps printed to this depth (default 2)")
     t.add_argument("--json", action="store_true", help="print the page's data as JSON instead")
     t.set_defaults(func=run)
 
