@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from bounded import layer_settings
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from secmoe.encoding import Ring
@@ -230,7 +230,7 @@ def test_matmul_protocol(seed: int, tokens: int, d_in: int, d_out: int) -> None:
     assert res.cost.phases["main"].rounds == 2
 
 
-@settings(max_examples=3, deadline=None)
+@layer_settings(3)
 @given(seed=st.integers(0, 255), tokens=st.integers(1, 3), d_in=st.integers(1, 9))
 def test_matmul_protocol_64_bit_multipliers(seed: int, tokens: int, d_in: int) -> None:
     """w_max_bits = 64 (a share as the multiplier): four 20-bit digits, recombined exactly."""

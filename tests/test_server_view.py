@@ -91,7 +91,7 @@ B = SRC.next_bits(N)
 SMALL = FXP.encode(np.linspace(-2.0, 2.0, N))
 SMALL_C = SRC.next_ring(N)
 SMALL_S = RING.sub(SMALL, SMALL_C)
-MSGS = np.frombuffer(SRC.next_bytes(N * 4 * 3), np.uint8).reshape(N, 4, 3)
+MSGS = (np.frombuffer(SRC.next_bytes(N * 4 * 3), np.uint8) & 1).reshape(N, 4, 3)  # 3-bit messages
 Party = Callable[[PartyContext], Any]
 
 

@@ -223,6 +223,14 @@ def refill(ctx: PartyContext, needs: dict[Party, int]) -> None:
                 _recv_half(ctx, _pool(ctx, peer), short[peer])
 
 
+def prefill_both(ctx: PartyContext, m: int) -> None:
+    """Before a consumer takes ``m`` COTs of each direction in the same round: with a batch
+    engine (Ferret) refill both directions first, so that neither party waits as receiver for the
+    other; "iknp" keeps its just-in-time refills (spec §10.4.2, the both-directions rule)."""
+    if engine(ctx) != "iknp":
+        refill(ctx, {ctx.party: m, ctx.channel.peer: m})
+
+
 def _take(pool: Pool, m: int) -> tuple[Rows, BitVec, NDArray[np.uint64]]:
     if m < 0 or pool.level < m:
         raise SpecError(f"the pool holds {pool.level} COTs, {m} asked")

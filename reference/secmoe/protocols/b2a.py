@@ -8,7 +8,7 @@ from numpy.typing import NDArray
 from secmoe.encoding import BitVec, RingVec
 from secmoe.errors import SpecError
 from secmoe.ot.flavours import cot_recv, cot_recv_finish, cot_recv_start, cot_send
-from secmoe.ot.pool import ot_setup, refill
+from secmoe.ot.pool import ot_setup, prefill_both
 from secmoe.session import PartyContext
 
 
@@ -64,8 +64,8 @@ def mux(ctx: PartyContext, b: BitVec, x: RingVec) -> RingVec:
     # Delta = (1 - 2 b_P) x_P: x_P if b_P = 0, -x_P if b_P = 1.
     delta = np.where(bits == 1, ring.neg(xs), xs).astype(np.uint64)
     ot_setup(ctx)
-    # Both directions' COTs first, each party sending before it waits (spec §10.4.2).
-    refill(ctx, {ctx.party: bits.size, ctx.channel.peer: bits.size})
+    # Ferret: both directions' COTs first, each party sending before it waits (spec §10.4.2).
+    prefill_both(ctx, bits.size)
     with ctx.channel.phase("online"):
         # Step 1: as receiver (choices = my bits) send U; as sender (delta) answer the peer's U.
         state = cot_recv_start(ctx, bits, ring.bits)

@@ -8,7 +8,7 @@ from numpy.typing import NDArray
 from secmoe.encoding import BitVec, Ring, RingVec
 from secmoe.errors import SpecError
 from secmoe.ot.flavours import cot_recv, cot_recv_finish, cot_recv_start, cot_send
-from secmoe.ot.pool import refill
+from secmoe.ot.pool import prefill_both
 from secmoe.ot.triples import BitTriple, Triple, and_triples
 from secmoe.session import PartyContext
 
@@ -77,8 +77,8 @@ def _mul_direct(ctx: PartyContext, xs: RingVec, ys: RingVec) -> RingVec:
     ring = ctx.ring
     n, l = xs.size, ring.bits
     widths = _gilboa_widths(n, l)
-    # Both directions' COTs first, each party sending before it waits (spec §10.4.2).
-    refill(ctx, {ctx.party: n * l, ctx.channel.peer: n * l})
+    # Ferret: both directions' COTs first, each party sending before it waits (spec §10.4.2).
+    prefill_both(ctx, n * l)
     with ctx.channel.phase("online"):
         # Step 1: as receiver, choices = my x's bits (d sent); as sender, correlations my y.
         state = cot_recv_start(ctx, _bit_matrix(xs, l), widths)

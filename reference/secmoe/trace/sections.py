@@ -18,6 +18,7 @@ LABEL_SECTIONS: dict[str, str] = {
     "sharing/bool_reveal": "spec/03-sharing.md#bool_reveal",
     # spec/04: the TCP handshake
     "session/hello": "spec/04-messages.md#handshake",
+    "session/done": "spec/04-messages.md#handshake",
     # spec/10: oblivious transfer
     "ot/base/a": "spec/10-ot.md#base_ot_send",
     "ot/base/b": "spec/10-ot.md#base_ot_recv",
@@ -25,6 +26,13 @@ LABEL_SECTIONS: dict[str, str] = {
     "ot/cot/y": "spec/10-ot.md#cot_send",
     "ot/ot/e": "spec/10-ot.md#ot_send",
     "ot/1ofn/e": "spec/10-ot.md#one_of_n_send",
+    "ot/rot/d": "spec/10-ot.md#rot_recv",
+    "ot/cot/d": "spec/10-ot.md#cot_recv",
+    "ot/ot/d": "spec/10-ot.md#ot_recv",
+    "ot/1ofn/d": "spec/10-ot.md#one_of_n_recv",
+    "ot/beaver/y": "spec/10-ot.md#beaver_triples",
+    # spec/11: silent OT
+    "ot/ferret/": "spec/11-silent-ot.md#mpcot_send",
     # spec/20: homomorphic encryption
     "he/keys/": "spec/20-he.md#he_setup",
     "he/matmul/": "spec/20-he.md#he_matmul",
@@ -33,6 +41,8 @@ LABEL_SECTIONS: dict[str, str] = {
     "proto/and/open": "spec/30-protocols.md#and_bits",
     # spec/40-41: the MoE layer and its baselines
     "moe/keys/galois": "spec/40-moe.md#select_setup",
+    "moe/keys/relin": "spec/40-moe.md#select_setup",
+    "moe/keys/pack": "spec/40-moe.md#select_setup",
     "moe/select": "spec/40-moe.md#select_experts",
     "moe/matmul/": "spec/40-moe.md#expert_matmul",
     "moe/tokens": "spec/40-moe.md#demo_client",
@@ -41,6 +51,9 @@ LABEL_SECTIONS: dict[str, str] = {
     # spec/50: the transformer demo
     "transformer/tokens": "spec/50-transformer.md#transformer_client",
     "transformer/output": "spec/50-transformer.md#transformer_server",
+    # spec/60: the accuracy evaluation
+    "classify/tokens": "spec/60-accuracy.md#classify_client",
+    "classify/output": "spec/60-accuracy.md#classify_server",
     # families: the spec file, for labels not listed above
     "sharing/": "spec/03-sharing.md",
     "session/": "spec/04-messages.md",
