@@ -83,22 +83,29 @@ def galois_keygen(sk: SecretKey, k: int, prg: Prg) -> GaloisKey:
 
     Implements spec §20.10.1 `galois_keygen` (spec/20-he.md#galois_keygen).
     """
+    ps = sk.params.q_primes
+    return switching_key(sk, substitute(rns.from_signed(sk.s, ps), k, ps), k, prg)
+
+
+def switching_key(sk: SecretKey, target: U64, element: int, prg: Prg) -> GaloisKey:
+    """A key from ``target`` (RNS form) to s in the Galois-key layout: per digit group one RLWE
+    sample under s carrying ``target`` on that group's residues only (spec §20.10.1 step 1; the
+    relinearisation key of §20.14.1 is the same with target s^2)."""
     p = sk.params
     ps = p.q_primes
     s = rns.from_signed(sk.s, ps)
-    s_k = substitute(s, k, ps)
     bs, seeds = [], []
-    # Step 1: one RLWE sample per digit group, carrying s(X^k) on that group's residues only.
+    # Step 1: one RLWE sample per digit group, carrying the target on that group's residues only.
     for group in digit_groups(len(ps)):
         seed = prg.next_bytes(SEED_BYTES)
         a = expand_a(p, seed)
         e = rns.from_signed(rns.cbd(prg, p.n, CBD_ETA), ps)
         b = rns.add(rns.neg(rns.mul(a, s, ps), ps), e, ps)
         for i in group:
-            b[i] = (b[i] + s_k[i]) % np.uint64(ps[i])
+            b[i] = (b[i] + target[i]) % np.uint64(ps[i])
         bs.append(b)
         seeds.append(seed)
-    return GaloisKey(p, k, tuple(bs), tuple(seeds))
+    return GaloisKey(p, element, tuple(bs), tuple(seeds))
 
 
 def digit_groups(count: int) -> list[tuple[int, ...]]:

@@ -12,9 +12,8 @@ import numpy as np
 
 from secmoe.errors import SpecError
 from secmoe.he import galois, modp, rns
-from secmoe.he.bfv import SEED_BYTES, Ciphertext, SecretKey, expand_a
+from secmoe.he.bfv import Ciphertext, SecretKey
 from secmoe.he.galois import GaloisKey
-from secmoe.he.params import CBD_ETA
 from secmoe.randomness import Prg
 
 RELIN_ELEMENT = 0  # the ``k`` a relinearisation key carries in its GaloisKey layout
@@ -25,21 +24,9 @@ def relin_keygen(sk: SecretKey, prg: Prg) -> GaloisKey:
 
     Implements spec §20.14.1 `relin_keygen` (spec/20-he.md#relin_keygen).
     """
-    p = sk.params
-    ps = p.q_primes
+    ps = sk.params.q_primes
     s = rns.from_signed(sk.s, ps)
-    s2 = rns.mul(s, s, ps)
-    bs, seeds = [], []
-    for group in galois.digit_groups(len(ps)):
-        seed = prg.next_bytes(SEED_BYTES)
-        a = expand_a(p, seed)
-        e = rns.from_signed(rns.cbd(prg, p.n, CBD_ETA), ps)
-        b = rns.add(rns.neg(rns.mul(a, s, ps), ps), e, ps)
-        for i in group:
-            b[i] = (b[i] + s2[i]) % np.uint64(ps[i])
-        bs.append(b)
-        seeds.append(seed)
-    return GaloisKey(p, RELIN_ELEMENT, tuple(bs), tuple(seeds))
+    return galois.switching_key(sk, rns.mul(s, s, ps), RELIN_ELEMENT, prg)
 
 
 def relinearise(ct: Ciphertext, key: GaloisKey) -> Ciphertext:
