@@ -77,7 +77,7 @@ class ClassifierConfig:
         if self.n_features > self.moe.d_model:
             raise SpecError(f"{self.n_features} features exceed d_model = {self.moe.d_model}")
 
-    def as_dict(self) -> dict[str, int | str]:
+    def as_dict(self) -> dict[str, int | str | float | bool]:
         """The metadata stored with the weights (and printed in reports)."""
         return {
             "dataset": self.dataset,

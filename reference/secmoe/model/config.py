@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, fields
 from typing import Literal
 
 import numpy as np
@@ -11,10 +12,12 @@ from numpy.typing import NDArray
 from secmoe.encoding import FixedPoint, Ring
 from secmoe.errors import SpecError
 
-ExpertKind = Literal["geglu", "swiglu", "relu"]
-GateNorm = Literal["softmax", "softmax_topk"]
-EXPERT_KINDS: tuple[ExpertKind, ...] = ("geglu", "swiglu", "relu")
-GATE_NORMS: tuple[GateNorm, ...] = ("softmax", "softmax_topk")
+ExpertKind = Literal["geglu", "swiglu", "relu", "gptoss"]
+GateNorm = Literal["softmax", "softmax_topk", "sigmoid", "sigmoid_topk"]
+GroupScore = Literal["top2_sum", "max"]
+EXPERT_KINDS: tuple[ExpertKind, ...] = ("geglu", "swiglu", "relu", "gptoss")
+GATE_NORMS: tuple[GateNorm, ...] = ("softmax", "softmax_topk", "sigmoid", "sigmoid_topk")
+GROUP_SCORES: tuple[GroupScore, ...] = ("top2_sum", "max")
 # A product of two fixed-point values carries 2f fractional bits before truncation; this many
 # integer bits (sign included) must remain so that products of magnitude < 2^7 do not wrap.
 PRODUCT_HEADROOM_BITS = 8
@@ -27,6 +30,23 @@ def check_int(owner: str, name: str, value: object, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise SpecError(f"{owner}.{name} must be an integer >= {minimum}, got {value!r}")
     return value
+
+
+_FAMILY_FIELDS = frozenset(
+    {
+        "router_bias",
+        "score_bias",
+        "n_groups",
+        "topk_groups",
+        "group_score",
+        "routed_scaling",
+        "gate_on_input",
+        "shared_gate",
+        "expert_bias",
+        "swiglu_alpha",
+        "swiglu_limit",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -51,6 +71,19 @@ class MoEConfig:
     d_ff_shared: int = 0  # 0 means d_ff
     ring_bits: int = 64
     frac_bits: int = 18
+    # Routing families of today's checkpoints (spec §6.1.1, second table). The defaults are the
+    # plain softmax router above, so older configurations mean what they meant.
+    router_bias: bool = False
+    score_bias: bool = False
+    n_groups: int = 1
+    topk_groups: int = 1
+    group_score: GroupScore = "top2_sum"
+    routed_scaling: float = 1.0
+    gate_on_input: bool = False
+    shared_gate: bool = False
+    expert_bias: bool = False
+    swiglu_alpha: float = 1.702
+    swiglu_limit: float = 7.0
 
     def __post_init__(self) -> None:
         for name in ("d_model", "d_ff", "n_experts", "top_k"):
@@ -65,6 +98,7 @@ class MoEConfig:
             raise SpecError(
                 f"MoEConfig.gate_norm must be one of {GATE_NORMS}, got {self.gate_norm!r}"
             )
+        self._check_routing_families()
         check_int("MoEConfig", "n_shared_experts", self.n_shared_experts, minimum=0)
         check_int("MoEConfig", "d_ff_shared", self.d_ff_shared, minimum=0)
         check_int("MoEConfig", "ring_bits", self.ring_bits)
@@ -79,6 +113,82 @@ class MoEConfig:
                 f"{PRODUCT_HEADROOM_BITS} = {need}"
             )
 
+    def _check_routing_families(self) -> None:
+        for name in ("router_bias", "score_bias", "gate_on_input", "shared_gate", "expert_bias"):
+            if not isinstance(getattr(self, name), bool):
+                raise SpecError(f"MoEConfig.{name} must be a bool, got {getattr(self, name)!r}")
+        check_int("MoEConfig", "n_groups", self.n_groups)
+        check_int("MoEConfig", "topk_groups", self.topk_groups)
+        if self.n_experts % self.n_groups:
+            raise SpecError(
+                f"MoEConfig.n_groups = {self.n_groups} does not divide n_experts = {self.n_experts}"
+            )
+        if self.topk_groups > self.n_groups:
+            raise SpecError(
+                f"MoEConfig.topk_groups = {self.topk_groups} exceeds n_groups = {self.n_groups}"
+            )
+        group_size = self.n_experts // self.n_groups
+        if self.n_groups > 1 and self.topk_groups * group_size < self.top_k:
+            raise SpecError(
+                f"MoEConfig: topk_groups * (n_experts / n_groups) = {self.topk_groups * group_size}"
+                f" experts cannot hold top_k = {self.top_k}"
+            )
+        if self.n_groups > 1 and self.group_score == "top2_sum" and group_size < 2:
+            raise SpecError("MoEConfig.group_score top2_sum needs at least 2 experts per group")
+        if self.group_score not in GROUP_SCORES:
+            raise SpecError(
+                f"MoEConfig.group_score must be one of {GROUP_SCORES}, got {self.group_score!r}"
+            )
+        if self.score_bias and self.gate_norm not in ("sigmoid", "sigmoid_topk"):
+            raise SpecError("MoEConfig.score_bias applies to sigmoid scoring only")
+        for name in ("routed_scaling", "swiglu_alpha", "swiglu_limit"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise SpecError(f"MoEConfig.{name} must be a number, got {value!r}")
+            if not math.isfinite(value) or value <= 0:
+                raise SpecError(f"MoEConfig.{name} must be finite and > 0, got {value!r}")
+        if self.gate_on_input and self.top_k != 1:
+            raise SpecError("MoEConfig.gate_on_input (Llama4) needs top_k = 1")
+        if self.shared_gate and self.n_shared_experts == 0:
+            raise SpecError("MoEConfig.shared_gate gates shared experts, but there are none")
+
+    @property
+    def sigmoid_scoring(self) -> bool:
+        """Whether router scores are sigmoid(logits) rather than a softmax."""
+        return self.gate_norm in ("sigmoid", "sigmoid_topk")
+
+    @property
+    def plain_routing(self) -> bool:
+        """Whether the layer uses only the routing and expert kinds of §6.1.1's first table."""
+        return (
+            self.gate_norm in ("softmax", "softmax_topk")
+            and self.expert_kind != "gptoss"
+            and not (self.router_bias or self.score_bias or self.gate_on_input)
+            and not (self.shared_gate or self.expert_bias)
+            and self.n_groups == 1
+            and self.routed_scaling == 1.0
+        )
+
+    def nonplain_fields(self) -> list[str]:
+        """The routing-family fields set away from their defaults (spec §6.1.1, second table)."""
+        names = [
+            f.name
+            for f in fields(self)
+            if f.name in _FAMILY_FIELDS and getattr(self, f.name) != f.default
+        ]
+        if self.gate_norm not in ("softmax", "softmax_topk"):
+            names.insert(0, "gate_norm")
+        if self.expert_kind == "gptoss":
+            names.insert(0, "expert_kind")
+        return names
+
+    def require_plain(self, where: str) -> None:
+        """``SpecError`` unless ``where`` can run this configuration: until the fixed-point and
+        secure forms of a routing family exist, it is refused by name, never run as another."""
+        extra = self.nonplain_fields()
+        if extra:
+            raise SpecError(f"{where} does not yet implement MoEConfig fields {extra}")
+
     @property
     def gated(self) -> bool:
         return self.expert_kind != "relu"
@@ -92,9 +202,10 @@ class MoEConfig:
     def fxp(self) -> FixedPoint:
         return FixedPoint(Ring(self.ring_bits), self.frac_bits)
 
-    def as_dict(self) -> dict[str, int | str]:
-        """Every field, for reports and vector files."""
-        return {
+    def as_dict(self) -> dict[str, int | str | float | bool]:
+        """Every field, for reports and vector files; the routing-family fields only where they
+        differ from their defaults, so that the plain configurations' records are unchanged."""
+        out: dict[str, int | str | float | bool] = {
             "d_model": self.d_model,
             "d_ff": self.d_ff,
             "n_experts": self.n_experts,
@@ -106,6 +217,10 @@ class MoEConfig:
             "ring_bits": self.ring_bits,
             "frac_bits": self.frac_bits,
         }
+        for f in fields(self):
+            if f.name not in out and getattr(self, f.name) != f.default:
+                out[f.name] = getattr(self, f.name)
+        return out
 
 
 @dataclass(frozen=True)
@@ -116,7 +231,11 @@ class MoEWeights:
     (n_experts, d_ff, d_model), ``w2`` (n_experts, d_model, d_ff), so that expert i computes
     ``w2[i] @ (act(w1[i] @ x) * (v[i] @ x))``. Shared experts: ``shared_w1``, ``shared_v``
     (n_shared, d_ff_shared, d_model) and ``shared_w2`` (n_shared, d_model, d_ff_shared). The
-    ``v`` arrays are None for ReLU experts.
+    ``v`` arrays are None for ReLU experts. The routing-family arrays (spec §6.1.1, second
+    table) are present exactly when their configuration flag is set: ``b_gate`` (n_experts,)
+    with ``router_bias``; ``score_bias`` (n_experts,) with ``score_bias``; ``b1``, ``bv``
+    (n_experts, d_ff) and ``b2`` (n_experts, d_model) with ``expert_bias``; ``shared_gate``
+    (d_model,) with ``shared_gate``.
     """
 
     w_gate: Floats
@@ -126,6 +245,12 @@ class MoEWeights:
     shared_w1: Floats
     shared_v: Floats | None
     shared_w2: Floats
+    b_gate: Floats | None = None
+    score_bias: Floats | None = None
+    b1: Floats | None = None
+    bv: Floats | None = None
+    b2: Floats | None = None
+    shared_gate: Floats | None = None
 
     def check(self, config: MoEConfig) -> None:
         """Raise SpecError unless every array has the dtype and shape ``config`` implies."""
@@ -144,6 +269,20 @@ class MoEWeights:
                 _need(name, v, shape)
             elif v is not None:
                 raise SpecError(f"MoEWeights.{name} must be None for ReLU experts")
+        optional: tuple[tuple[str, bool, tuple[int, ...]], ...] = (
+            ("b_gate", config.router_bias, (n,)),
+            ("score_bias", config.score_bias, (n,)),
+            ("b1", config.expert_bias, (n, ff)),
+            ("bv", config.expert_bias and config.gated, (n, ff)),
+            ("b2", config.expert_bias, (n, d)),
+            ("shared_gate", config.shared_gate, (d,)),
+        )
+        for part, present, part_shape in optional:
+            a = getattr(self, part)
+            if present:
+                _need(part, a, part_shape)
+            elif a is not None:
+                raise SpecError(f"MoEWeights.{part} is given but the configuration does not use it")
 
 
 def _need(name: str, a: object, shape: tuple[int, ...]) -> None:

@@ -61,6 +61,7 @@ class FixedOutput:
 
 def encode_weights(config: MoEConfig, weights: MoEWeights) -> FixedWeights:
     """``fxp_encode`` every weight array (after checking the shapes against ``config``)."""
+    config.require_plain("the fixed-point model")
     weights.check(config)
     fxp = config.fxp
 
@@ -251,6 +252,7 @@ def moe_fixed(config: MoEConfig, weights: MoEWeights | FixedWeights, x: RingVec)
     Implements spec §6.3.3 `moe_fixed` (spec/06-models.md#moe_fixed).
     """
     fxp = config.fxp
+    config.require_plain("moe_fixed")
     # Step 1: encode the weights (x arrives encoded).
     fw = encode_weights(config, weights) if isinstance(weights, MoEWeights) else weights
     x = fxp.ring.check(np.asarray(x), "x")

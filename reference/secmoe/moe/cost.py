@@ -107,6 +107,7 @@ def moe_steps(
 ) -> list[Step]:
     """``moe`` on ``tokens`` tokens as named steps in call order (spec §40.4, key ``steps`` of
     ``secmoe cost --json``); ``moe_cost`` is their sequential composition."""
+    config.require_plain("the MoE cost formula")
     l, f = config.ring_bits, config.frac_bits
     d, d_ff, e, k = config.d_model, config.d_ff, config.n_experts, config.top_k
     rows = tokens * k

@@ -43,6 +43,7 @@ def check_inputs(
 ) -> RingVec:
     """The tokens as a (T, d_model) ring matrix; the session must use the config's ring and the
     server must hold the weights (``SpecError`` otherwise)."""
+    config.require_plain("the secure MoE layer")
     if ctx.fxp != config.fxp:
         raise SpecError("the session's fixed-point parameters differ from the config's")
     xs = ctx.ring.check(np.asarray(x), "x")
