@@ -243,7 +243,10 @@ def _gen_ring_vec() -> list[Json]:
     anchor="spec/01-encoding.md#bit_vec_encode",
     params={},
     mode="local",
-    header=["Bit vectors: 8 bits a byte, bit i at position i mod 8 of byte i div 8."],
+    header=[
+        "Bit vectors: 8 bits a byte, bit i at position i mod 8 of byte i div 8.",
+        "inputs.bits is a JSON array of 0/1 (spec 5.1); bytes are hex.",
+    ],
     notes={"Normal": NORMAL, "Padding": EDGE, "Invalid": INVALID},
 )
 def _gen_bit_vec() -> list[Json]:
@@ -289,6 +292,7 @@ def _gen_bit_vec() -> list[Json]:
         "Prg(seed, dst, binder): AES-128-CTR keyed by SHAKE-256 of the length-prefixed inputs.",
         "Each case draws, in order: next_bytes(40), next_ring(3, 64), next_ring(3, 13),",
         "next_bits(11), next_below(5, q) for q = 3, 12289 and 2^61 - 1; then reports the position.",
+        "next_bits_11 is a bit vector written as a JSON array of 0/1 (spec 5.1), not hex.",
     ],
     notes={"Normal": NORMAL},
 )
