@@ -243,7 +243,10 @@ def _gen_ring_vec() -> list[Json]:
     anchor="spec/01-encoding.md#bit_vec_encode",
     params={},
     mode="local",
-    header=["Bit vectors: 8 bits a byte, bit i at position i mod 8 of byte i div 8."],
+    header=[
+        "Bit vectors: 8 bits a byte, bit i at position i mod 8 of byte i div 8.",
+        "inputs.bits is a JSON array of 0/1 (spec 5.1); bytes are hex.",
+    ],
     notes={"Normal": NORMAL, "Padding": EDGE, "Invalid": INVALID},
 )
 def _gen_bit_vec() -> list[Json]:
@@ -289,6 +292,7 @@ def _gen_bit_vec() -> list[Json]:
         "Prg(seed, dst, binder): AES-128-CTR keyed by SHAKE-256 of the length-prefixed inputs.",
         "Each case draws, in order: next_bytes(40), next_ring(3, 64), next_ring(3, 13),",
         "next_bits(11), next_below(5, q) for q = 3, 12289 and 2^61 - 1; then reports the position.",
+        "next_bits_11 is a bit vector written as a JSON array of 0/1 (spec 5.1), not hex.",
     ],
     notes={"Normal": NORMAL},
 )
@@ -340,13 +344,13 @@ def _gen_prg() -> list[Json]:
 def _sharing_file(kind: str) -> list[Json]:
     protocol = f"sharing.{kind}"
     groups: list[Json] = []
+    n = 5
     for bits in (64, 16):
         fxp = FixedPoint(Ring(bits), 8 if bits < 64 else 18)
         ring = fxp.ring
         cases: list[Json] = []
         for owner in ("client", "server"):
             case_id = f"{protocol}/l{bits}/{owner}"
-            n = 5
             src = inputs_prg(protocol, case_id)
             x = src.next_ring(n, bits)
             xb = src.next_bits(n)
@@ -395,7 +399,9 @@ def _sharing_file(kind: str) -> list[Json]:
                     flags=["Normal"],
                 )
             )
-        groups.append({"params": {"ring_bits": bits, "frac_bits": fxp.frac_bits}, "tests": cases})
+        groups.append(
+            {"params": {"ring_bits": bits, "frac_bits": fxp.frac_bits, "n": n}, "tests": cases}
+        )
     return groups
 
 
@@ -476,8 +482,8 @@ def _gen_reveal() -> list[Json]:
                     seeds,
                     res,
                     inputs={
-                        "client": {"share": enc(shares[0])},
-                        "server": {"share": enc(shares[1])},
+                        "client": {"share": enc(shares[0]), "n": shares[0].size},
+                        "server": {"share": enc(shares[1]), "n": shares[1].size},
                     },
                     outputs=out,
                     flags=["Normal"],
@@ -518,8 +524,8 @@ def _gen_share_add_reveal() -> list[Json]:
                 seeds,
                 res,
                 inputs={
-                    "client": {"x": hex_ring(fxp.ring, x)},
-                    "server": {"y": hex_ring(fxp.ring, y)},
+                    "client": {"x": hex_ring(fxp.ring, x), "n": x.size},
+                    "server": {"y": hex_ring(fxp.ring, y), "n": y.size},
                 },
                 outputs={"client": {"sum": hex_ring(fxp.ring, res.client)}, "server": {}},
                 flags=["Normal"],

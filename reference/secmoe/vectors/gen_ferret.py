@@ -166,7 +166,7 @@ def _gen_mpcot() -> list[Json]:
         },
         flags=["Insecure"],
     )
-    return [{"params": {}, "tests": [case]}]
+    return [{"params": {"iteration": 1}, "tests": [case]}]
 
 
 @register(

@@ -74,6 +74,10 @@ def _small_plain(prg: Prg, n: int, nonzero: int, bits: int) -> np.ndarray:
         "One chain of BFV operations on the insecure toy set, every polynomial inline as",
         "poly_encode hex (limb-major u32 LE). The client's PRG is Prg(case_seed, dst('vectors', 'client'));",
         "each step draws from it in the order listed; plaintexts are ring vectors (u64 LE hex).",
+        "c1 = encrypt_sk(m1), c2 = encrypt_pk(pk, m2); add = ct_add(c1, c2), add_plain =",
+        "ct_add_plain(c1, m2), mul_plain = ct_mul_plain(c1, w) with w = m2 read as signed 64-bit",
+        "coefficients, mul = ct_mul(c1, c2); flooded, server_share = mask_and_flood(mul, (pk, pk2),",
+        "Prg(case_seed, dst('vectors', 'server')), flood_noise_bound_bits) (spec 20.9).",
     ],
     notes={"Insecure": INSECURE},
 )
@@ -154,6 +158,7 @@ def _gen_matvec() -> list[Json]:
         )
         xc, xs = src.next_ring(d_in), src.next_ring(d_in)
         shape = packing.matmul_shape(p, 1, d_in, d_out)
+        dims = {"T": 1, "d_in": d_in, "d_out": d_out}
         seeds, res = run_case(
             partial(he_matmul, params=p, shape=shape, x_share=xc),
             partial(he_matmul, params=p, shape=shape, x_share=xs, w=w),
@@ -167,8 +172,12 @@ def _gen_matvec() -> list[Json]:
                 seeds,
                 res,
                 inputs={
-                    "client": {"x": hex_ring(ring, xc)},
-                    "server": {"x": hex_ring(ring, xs), "w": [int(v) for v in w.reshape(-1)]},
+                    "client": {"x": hex_ring(ring, xc), **dims},
+                    "server": {
+                        "x": hex_ring(ring, xs),
+                        "w": [int(v) for v in w.reshape(-1)],
+                        **dims,
+                    },
                 },
                 outputs={
                     "client": {"y": hex_ring(ring, res.client)},
@@ -207,7 +216,13 @@ def _gen_packing() -> list[Json]:
             local_case(
                 cid,
                 f"{d_out} x {d_in}",
-                inputs={"w": [int(v) for v in w.reshape(-1)], "x": hex_ring(ring, x)},
+                inputs={
+                    "w": [int(v) for v in w.reshape(-1)],
+                    "x": hex_ring(ring, x),
+                    "T": 1,
+                    "d_in": d_in,
+                    "d_out": d_out,
+                },
                 outputs={
                     "n_i": shape.n_i,
                     "n_o": shape.n_o,

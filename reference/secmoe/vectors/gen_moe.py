@@ -25,6 +25,7 @@ from secmoe.vectors.build import hex_ring, run_case, two_party_case
 from secmoe.vectors.gen_protocols import NORMAL
 from secmoe.vectors.registry import Json, case_seed, inputs_prg, register
 
+TOKENS = 1
 Layer = Callable[[PartyContext, MoEConfig, np.ndarray, FixedWeights | None], MoeShares]
 CONFIGS = (
     ("geglu-top1", MoEConfig(d_model=4, d_ff=8, n_experts=4)),
@@ -53,7 +54,7 @@ def _cases(protocol: str, layer: Layer) -> list[Json]:
         seed = case_seed(protocol, cid)
         fw = encode_weights(c, default_weights(c, seed))
         ring = c.fxp.ring
-        x = c.fxp.encode(default_inputs(c, 1, seed))
+        x = c.fxp.encode(default_inputs(c, TOKENS, seed))
         xc = inputs_prg(protocol, cid).next_ring(x.size).reshape(x.shape)
         xs = ring.sub(x, xc)
         digest = hashlib.sha256()
@@ -87,7 +88,7 @@ def _cases(protocol: str, layer: Layer) -> list[Json]:
                 flags=["Normal"],
             )
         )
-    return [{"params": {"ring_bits": 64, "frac_bits": 18}, "tests": cases}]
+    return [{"params": {"ring_bits": 64, "frac_bits": 18, "T": TOKENS}, "tests": cases}]
 
 
 def _reg(name: str, spec: str, section: str, layer: Layer, what: str) -> None:

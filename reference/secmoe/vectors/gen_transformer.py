@@ -97,4 +97,4 @@ def _block_vectors() -> list[Json]:
         },
         flags=["Normal"],
     )
-    return [{"params": {"ring_bits": 64, "frac_bits": 18}, "tests": [case]}]
+    return [{"params": {"ring_bits": 64, "frac_bits": 18, "T": TOKENS}, "tests": [case]}]
