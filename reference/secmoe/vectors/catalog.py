@@ -2,6 +2,7 @@
 
 import secmoe.vectors.gen_baselines
 import secmoe.vectors.gen_core
+import secmoe.vectors.gen_cost
 import secmoe.vectors.gen_ferret
 import secmoe.vectors.gen_functions
 import secmoe.vectors.gen_he
