@@ -14,4 +14,5 @@ import secmoe.vectors.gen_msb_width
 import secmoe.vectors.gen_ot
 import secmoe.vectors.gen_protocols
 import secmoe.vectors.gen_selection
+import secmoe.vectors.gen_session
 import secmoe.vectors.gen_transformer  # noqa: F401

@@ -64,6 +64,7 @@ COVERS: dict[str, tuple[str, ...]] = {
         "spec/40-moe.md#select_mac",
     ),
     "net.frame": ("spec/04-messages.md#decode_frame",),
+    "net.session": ("spec/04-messages.md#channel", "spec/04-messages.md#recv"),
     "ot.base_ot": ("spec/10-ot.md#base_ot_recv",),
     "ot.ferret_extend": (
         "spec/11-silent-ot.md#ferret_extend_send",
