@@ -4,6 +4,7 @@ import secmoe.vectors.gen_baselines
 import secmoe.vectors.gen_core
 import secmoe.vectors.gen_cost
 import secmoe.vectors.gen_ferret
+import secmoe.vectors.gen_float
 import secmoe.vectors.gen_functions
 import secmoe.vectors.gen_he
 import secmoe.vectors.gen_he_galois

@@ -48,6 +48,17 @@ COVERS: dict[str, tuple[str, ...]] = {
     "he.params": ("spec/20-he.md#check_security",),
     "he.respack": ("spec/20-he.md#relin_keygen", "spec/20-he.md#relinearise"),
     "he.toy": ("spec/20-he.md#ct_mul_plain", "spec/20-he.md#decrypt_share"),
+    "model.float": (
+        "spec/50-transformer.md#transformer_float",
+        "spec/50-transformer.md#attention_fixed",
+        "spec/50-transformer.md#block_fixed",
+        "spec/50-transformer.md#transformer_fixed",
+    ),
+    "model.norm_fixed": (
+        "spec/33-functions.md#rsqrt_fixed",
+        "spec/33-functions.md#rmsnorm_fixed",
+        "spec/34-baselines.md#gelu_bumblebee_fixed",
+    ),
     "model.moe_fixed": (
         "spec/06-models.md#moeconfig",
         "spec/06-models.md#topk_order",
