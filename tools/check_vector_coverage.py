@@ -91,9 +91,9 @@ def check(spec_dir: Path, vectors_dir: Path) -> list[str]:
         if name not in algorithms:
             problems.append(f"05-test-vectors.md: not-vectorable row `{name}` is no algorithm")
         elif anchor_of(algorithms[name]) in named:
-            files = ", ".join(named[anchor_of(algorithms[name])])
+            where = ", ".join(named[anchor_of(algorithms[name])])
             problems.append(
-                f"05-test-vectors.md: `{name}` is listed as not vectorable but {files} covers it"
+                f"05-test-vectors.md: `{name}` is listed as not vectorable but {where} covers it"
             )
         elif not reason:
             problems.append(f"05-test-vectors.md: not-vectorable row `{name}` gives no reason")
@@ -146,7 +146,7 @@ def executed_algorithms(run: Callable[[], Any], root: Path = ROOT) -> set[str]:
         run()
     finally:
         sys.setprofile(None)
-        threading.setprofile(None)  # type: ignore[arg-type]
+        threading.setprofile(None)
     return seen
 
 

@@ -17,8 +17,8 @@ from collections.abc import Callable
 import numpy as np
 
 from secmoe.encoding import FixedPoint, RingVec
-from secmoe.errors import ProtocolError
-from secmoe.net.channel import TranscriptEntry
+from secmoe.errors import Party, ProtocolError
+from secmoe.net.channel import CostRecord, TranscriptEntry
 from secmoe.net.frame import decode_frame, encode_frame
 from secmoe.net.transport import LocalTransport, local_pair
 from secmoe.session import (
@@ -90,7 +90,7 @@ def _entries(frames: list[tuple[str, bytes]]) -> list[TranscriptEntry]:
     for sender, raw in frames:
         f = decode_frame(raw)
         digest = hashlib.sha256(f.payload).hexdigest()
-        party = "client" if sender == "client" else "server"
+        party: Party = "client" if sender == "client" else "server"
         out.append(TranscriptEntry(party, f.label, f.round, len(f.payload), f.payload, digest, ""))
     return out
 
@@ -100,7 +100,7 @@ def _run(
 ) -> tuple[RunResult[object, object], list[tuple[str, bytes]]]:
     tc, ts = local_pair()
     log: list[tuple[str, bytes]] = []
-    box: dict[str, object] = {}
+    box: dict[str, tuple[RingVec | None, CostRecord]] = {}
 
     def server() -> None:
         box["server"] = run_tcp_party(
@@ -120,7 +120,7 @@ def _run(
         None,
     )
     th.join()
-    s_out, s_cost = box["server"]  # type: ignore[misc]
+    s_out, s_cost = box["server"]
     frames = client_order(log)
     res: RunResult[object, object] = RunResult(out, s_out, cost, s_cost, _entries(frames))
     return res, frames
