@@ -137,7 +137,9 @@ def preprocess(config: ClassifierConfig, weights: ClassifierWeights, features: F
     return out
 
 
-def classifier_float(config: ClassifierConfig, weights: ClassifierWeights, x: Floats) -> Floats:
+def classifier_float(
+    config: ClassifierConfig, weights: ClassifierWeights, x: Floats
+) -> Floats:
     """Float logits (N, n_classes) of preprocessed inputs x (N, d_model), exact activations.
 
     Implements spec §60.1.3 `classifier_float` (spec/60-accuracy.md#classifier_float).
@@ -171,7 +173,9 @@ def head_fixed(config: ClassifierConfig, head: FixedHead, x: RingVec, y: RingVec
     return ring.add(matmul_fixed(config.moe.fxp, h, head.w_head.T), head.b_head[None, :])
 
 
-def classifier_fixed(config: ClassifierConfig, weights: ClassifierWeights, x: RingVec) -> RingVec:
+def classifier_fixed(
+    config: ClassifierConfig, weights: ClassifierWeights, x: RingVec
+) -> RingVec:
     """Fixed-point logits (N, n_classes) of encoded inputs x (N, d_model), bit-exact.
 
     Implements spec §60.1.4 `classifier_fixed` (spec/60-accuracy.md#classifier_fixed).
