@@ -19,9 +19,10 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP) ## create .venv and install secmoe with its dev extras
 
-lint: $(STAMP) ## ruff over reference/, tools/, tests/ and the spec-reference check
+lint: $(STAMP) ## ruff over reference/, tools/, tests/, the spec-reference and vector-coverage checks
 	$(BIN)/ruff check reference tools tests
 	$(BIN)/python tools/check_spec_refs.py
+	$(BIN)/python tools/check_vector_coverage.py
 
 typecheck: $(STAMP) ## mypy --strict over reference/ and tools/
 	$(BIN)/mypy --strict reference/secmoe tools

@@ -54,6 +54,7 @@ def spec_requirements() -> dict[str, list[Requirement]]:
     """The table of spec §5.4, one row per protocol."""
     text = (ROOT / "spec/05-test-vectors.md").read_text()
     section = text[text.index("## 5.4 Parameters and shapes") :]
+    section = section[: section.index("\n## ", 1)]  # up to the next section
     out: dict[str, list[Requirement]] = {}
     places = ("file", "group", "case", "party")
     for line in section.splitlines():

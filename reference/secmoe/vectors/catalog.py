@@ -2,7 +2,9 @@
 
 import secmoe.vectors.gen_baselines
 import secmoe.vectors.gen_core
+import secmoe.vectors.gen_cost
 import secmoe.vectors.gen_ferret
+import secmoe.vectors.gen_float
 import secmoe.vectors.gen_functions
 import secmoe.vectors.gen_he
 import secmoe.vectors.gen_he_galois
@@ -13,4 +15,5 @@ import secmoe.vectors.gen_msb_width
 import secmoe.vectors.gen_ot
 import secmoe.vectors.gen_protocols
 import secmoe.vectors.gen_selection
+import secmoe.vectors.gen_session
 import secmoe.vectors.gen_transformer  # noqa: F401

@@ -17,6 +17,7 @@ from secmoe import SPEC_VERSION
 from secmoe.errors import SpecError
 from secmoe.ot.pool import default_engine
 from secmoe.randomness import Prg, dst, lp
+from secmoe.vectors.coverage import COVERS
 
 SCHEMA_ID = "secmoe-vectors-v1"
 Mode = Literal["local", "real", "dealer"]
@@ -82,6 +83,15 @@ class Registered:
     spec: VectorFileSpec
     generate_groups: Generator
 
+    def spec_ref(self) -> Json:
+        """The envelope's ``spec``: version, section, anchor and, where the coverage table of
+        ``secmoe.vectors.coverage`` lists some, the further algorithms the file covers."""
+        s = self.spec
+        ref: Json = {"version": SPEC_VERSION, "section": s.section, "anchor": s.anchor}
+        if s.protocol in COVERS:
+            ref["covers"] = list(COVERS[s.protocol])
+        return ref
+
     def build(self) -> Json:
         """The complete file object, cases numbered 1..n in order.
 
@@ -113,7 +123,7 @@ class Registered:
         return {
             "schema": SCHEMA_ID,
             "protocol": s.protocol,
-            "spec": {"version": SPEC_VERSION, "section": s.section, "anchor": s.anchor},
+            "spec": self.spec_ref(),
             "params": s.params,
             "mode": s.mode,
             "derivation": {
