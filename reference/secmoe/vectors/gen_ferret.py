@@ -1,4 +1,4 @@
-"""Vector generators for spec §11 (Ferret silent OT), all at the INSECURE toy parameter sets."""
+"""Vector generators and table of spec §11 (Ferret silent OT), all at the INSECURE toy parameter sets."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from secmoe.errors import Party
 from secmoe.ot.ferret import (
     FERRET_TOY,
     FerretParams,
@@ -24,7 +25,16 @@ from secmoe.ot.ggm import ggm_expand, ggm_puncture
 from secmoe.ot.lpn import lpn_code, lpn_encode
 from secmoe.randomness import Prg
 from secmoe.session import PartyContext
-from secmoe.vectors.build import hex_bits, local_case, run_case, two_party_case
+from secmoe.vectors.build import hex_bits, local_case
+from secmoe.vectors.play import (
+    CaseSpec,
+    Group,
+    Play,
+    bits_of,
+    case_fxp,
+    rows_of,
+    two_party_file,
+)
 from secmoe.vectors.registry import Json, Note, inputs_prg, register
 
 INSECURE = Note(
@@ -122,13 +132,47 @@ def _gen_spcot() -> list[Json]:
     return [{"params": {}, "tests": [case]}]
 
 
-@register(
+def _play_mpcot(case: Json, params: Json) -> Play:
+    c, s = case["inputs"]["client"], case["inputs"]["server"]
+    par = FERRET_TOY
+    t = rows_of(c["t"])
+    b = bits_of(c["b"], t.shape[0])
+    delta, q = rows_of(s["delta"])[0], rows_of(s["q"])
+
+    def encode(p: Party, out: Any) -> Json:
+        if p == "client":
+            return {"v": _hex(out[0]), "positions": [int(x) for x in out[1]]}
+        return {"w": _hex(out)}
+
+    return Play(
+        case_fxp(params),
+        lambda ctx: mpcot_recv(ctx, par, t, b, 1),
+        lambda ctx: mpcot_send(ctx, par, delta, q, 1),
+        encode,
+    )
+
+
+def _mpcot_cases() -> list[Group]:
+    p, cid = "ot.ferret_mpcot", "ot.ferret_mpcot/toy"
+    par = FERRET_TOY
+    m = par.t * par.log_bin
+    src = inputs_prg(p, cid)
+    delta, q, b = _rows(src, 1)[0], _rows(src, m), src.next_bits(m)
+    t = q ^ (b[:, None] * delta)
+    inputs = {
+        "client": {"t": _hex(t), "b": hex_bits(b)},
+        "server": {"delta": _hex(delta), "q": _hex(q)},
+    }
+    comment = "regular MPCOT of weight 4 and length 128"
+    return [Group({}, [CaseSpec(cid, comment, inputs, ("Insecure",))])]
+
+
+two_party_file(
     "ot.ferret_mpcot",
     "ot/ferret_mpcot.json",
     section="11.4",
     anchor="spec/11-silent-ot.md#mpcot_send",
     params=_toy_params(FERRET_TOY),
-    mode="real",
     header=[
         "mpcot_send (server, S) / mpcot_recv (client, R) at ferret-toy-INSECURE, iteration 1,",
         "from the t h tree COTs given as inputs (Delta, q_j, b_j; R's rows t_j = q_j XOR b_j Delta).",
@@ -136,37 +180,9 @@ def _gen_spcot() -> list[Json]:
         HEADER_ROWS,
     ],
     notes={"Insecure": INSECURE},
+    player=_play_mpcot,
+    groups=_mpcot_cases,
 )
-def _gen_mpcot() -> list[Json]:
-    p, cid = "ot.ferret_mpcot", "ot.ferret_mpcot/toy"
-    par = FERRET_TOY
-    m = par.t * par.log_bin
-    src = inputs_prg(p, cid)
-    delta, q, b = _rows(src, 1)[0], _rows(src, m), src.next_bits(m)
-    t = q ^ (b[:, None] * delta)
-    seeds, res = run_case(
-        lambda ctx: mpcot_recv(ctx, par, t, b, 1),
-        lambda ctx: mpcot_send(ctx, par, delta, q, 1),
-        p,
-        cid,
-    )
-    v, positions = res.client
-    case = two_party_case(
-        cid,
-        "regular MPCOT of weight 4 and length 128",
-        seeds,
-        res,
-        inputs={
-            "client": {"t": _hex(t), "b": hex_bits(b)},
-            "server": {"delta": _hex(delta), "q": _hex(q)},
-        },
-        outputs={
-            "client": {"v": _hex(v), "positions": [int(x) for x in positions]},
-            "server": {"w": _hex(res.server)},
-        },
-        flags=["Insecure"],
-    )
-    return [{"params": {}, "tests": [case]}]
 
 
 @register(
@@ -212,13 +228,47 @@ def _gen_lpn() -> list[Json]:
     return [{"params": {}, "tests": [case]}]
 
 
-@register(
+def _play_extend(case: Json, params: Json) -> Play:
+    par = FERRET_TOY
+    iterations = int(case["inputs"]["server"]["iterations"])
+
+    def server(ctx: PartyContext) -> Any:
+        st = ferret_setup(ctx, "server", par)
+        assert isinstance(st, FerretSender)
+        return st.delta, [ferret_extend_send(ctx, st) for _ in range(iterations)]
+
+    def client(ctx: PartyContext) -> Any:
+        st = ferret_setup(ctx, "server", par)
+        assert isinstance(st, FerretReceiver)
+        return [ferret_extend_recv(ctx, st) for _ in range(iterations)]
+
+    def encode(p: Party, out: Any) -> Json:
+        if p == "client":
+            return {"t": [_hex(t) for t, _ in out], "r": [hex_bits(r) for _, r in out]}
+        return {"q": [_hex(q) for q in out[1]]}
+
+    return Play(
+        case_fxp(params),
+        client,
+        server,
+        encode,
+        intermediates=lambda c, s: {"server": {"delta": _hex(s[0])}},
+    )
+
+
+def _extend_cases() -> list[Group]:
+    cid = "ot.ferret_extend/toy/two_iterations"
+    inputs = {"client": {"iterations": 2}, "server": {"iterations": 2}}
+    comment = "set-up and two iterations, fresh direction"
+    return [Group({}, [CaseSpec(cid, comment, inputs, ("Insecure",))])]
+
+
+two_party_file(
     "ot.ferret_extend",
     "ot/ferret_extend.json",
     section="11.6",
     anchor="spec/11-silent-ot.md#ferret_setup",
     params=_toy_params(FERRET_TOY),
-    mode="real",
     header=[
         "A fresh direction with the server as S: ferret_setup (base OTs, IKNP bootstrap of 26",
         "COTs, the pre-iteration at ferret-toy-boot-INSECURE) then 2 iterations at",
@@ -227,37 +277,6 @@ def _gen_lpn() -> list[Json]:
         HEADER_ROWS,
     ],
     notes={"Insecure": INSECURE},
+    player=_play_extend,
+    groups=_extend_cases,
 )
-def _gen_extend() -> list[Json]:
-    p, cid = "ot.ferret_extend", "ot.ferret_extend/toy/two_iterations"
-    par = FERRET_TOY
-
-    def server(ctx: PartyContext) -> Any:
-        st = ferret_setup(ctx, "server", par)
-        assert isinstance(st, FerretSender)
-        return st.delta, [ferret_extend_send(ctx, st) for _ in range(2)]
-
-    def client(ctx: PartyContext) -> Any:
-        st = ferret_setup(ctx, "server", par)
-        assert isinstance(st, FerretReceiver)
-        return [ferret_extend_recv(ctx, st) for _ in range(2)]
-
-    seeds, res = run_case(client, server, p, cid)
-    delta, qs = res.server
-    case = two_party_case(
-        cid,
-        "set-up and two iterations, fresh direction",
-        seeds,
-        res,
-        inputs={"client": {"iterations": 2}, "server": {"iterations": 2}},
-        intermediates={"server": {"delta": _hex(delta)}},
-        outputs={
-            "client": {
-                "t": [_hex(t) for t, _ in res.client],
-                "r": [hex_bits(r) for _, r in res.client],
-            },
-            "server": {"q": [_hex(q) for q in qs]},
-        },
-        flags=["Insecure"],
-    )
-    return [{"params": {}, "tests": [case]}]

@@ -23,24 +23,8 @@ from secmoe.errors import Party, SpecError
 from secmoe.he import packing
 from secmoe.he.matmul import he_matmul
 from secmoe.he.params import preset
-from secmoe.model.config import MoEConfig
-from secmoe.model.default import default_weights
-from secmoe.model.fixed import encode_weights
 from secmoe.model.tables import TABLES
-from secmoe.model.transformer import TransformerConfig, encode_transformer, transformer_weights
-from secmoe.moe.baseline import moe_compute_then_select, moe_reveal_routing
-from secmoe.moe.layer import MoeShares, moe
 from secmoe.ot.base import base_ot_recv, base_ot_send
-from secmoe.ot.ferret import (
-    FERRET_TOY,
-    FerretReceiver,
-    FerretSender,
-    ferret_extend_recv,
-    ferret_extend_send,
-    ferret_setup,
-    mpcot_recv,
-    mpcot_send,
-)
 from secmoe.ot.flavours import (
     cot_recv,
     cot_send,
@@ -64,9 +48,8 @@ from secmoe.protocols.topk import TopK, argmax, lt, maximum, topk
 from secmoe.protocols.trunc import trunc
 from secmoe.session import PartyContext
 from secmoe.sharing import arith_reveal, arith_share, bool_reveal, bool_share, share_add_reveal
-from secmoe.transformer.block import transformer_block
-from secmoe.vectors.build import hex_bits, hex_ring
-from secmoe.vectors.registry import Json
+from secmoe.vectors.build import hex_bits, hex_ring, run_case, two_party_case
+from secmoe.vectors.registry import Json, Note, register, registered
 
 PartyFn = Callable[[PartyContext], Any]
 PARTIES: tuple[Party, Party] = ("client", "server")
@@ -81,6 +64,8 @@ class Play:
     client: PartyFn
     server: PartyFn
     encode: Callable[[Party, Any], Json]
+    # What the vector lists besides the outputs, from both parties' results (generator only).
+    intermediates: Callable[[Any, Any], Json] | None = None
 
     def party(self, party: Party) -> PartyFn:
         return self.client if party == "client" else self.server
@@ -142,7 +127,7 @@ def _same(fn: Callable[[PartyContext, Json], Any], inputs: Json) -> tuple[PartyF
     return (lambda ctx: fn(ctx, inputs["client"]), lambda ctx: fn(ctx, inputs["server"]))
 
 
-def _both(key: str, enc: Callable[[Any], Any]) -> Callable[[Party, Any], Json]:
+def both(key: str, enc: Callable[[Any], Any]) -> Callable[[Party, Any], Json]:
     return lambda party, out: {key: enc(out)}
 
 
@@ -165,7 +150,7 @@ def _shared(
             return call(ctx, *args(ring, mine, params))
 
         c, s = _same(run, case["inputs"])
-        return Play(fxp, c, s, _both("z", out(ring)))
+        return Play(fxp, c, s, both("z", out(ring)))
 
     return play
 
@@ -291,7 +276,7 @@ def _arith_share(case: Json, params: Json) -> Play:
     def run(ctx: PartyContext) -> Any:
         return arith_share(ctx, owner, x if ctx.party == owner else None, x.size)
 
-    return Play(fxp, run, run, _both("share", lambda v: hex_ring(fxp.ring, v)))
+    return Play(fxp, run, run, both("share", lambda v: hex_ring(fxp.ring, v)))
 
 
 @player("sharing.bool_share")
@@ -303,7 +288,7 @@ def _bool_share(case: Json, params: Json) -> Play:
     def run(ctx: PartyContext) -> Any:
         return bool_share(ctx, owner, b if ctx.party == owner else None, n)
 
-    return Play(case_fxp(params), run, run, _both("share", hex_bits))
+    return Play(case_fxp(params), run, run, both("share", hex_bits))
 
 
 @player("sharing.reveal")
@@ -437,50 +422,6 @@ def _triples(case: Json, params: Json) -> Play:
     return Play(case_fxp(params), run, run, enc_bits)
 
 
-@player("ot.ferret_mpcot")
-def _mpcot(case: Json, params: Json) -> Play:
-    c, s = case["inputs"]["client"], case["inputs"]["server"]
-    par = FERRET_TOY
-    t = rows_of(c["t"])
-    b = bits_of(c["b"], t.shape[0])
-    delta, q = rows_of(s["delta"])[0], rows_of(s["q"])
-
-    def encode(p: Party, out: Any) -> Json:
-        if p == "client":
-            return {"v": _bytes_hex(out[0]), "positions": [int(x) for x in out[1]]}
-        return {"w": _bytes_hex(out)}
-
-    return Play(
-        case_fxp(params),
-        lambda ctx: mpcot_recv(ctx, par, t, b, 1),
-        lambda ctx: mpcot_send(ctx, par, delta, q, 1),
-        encode,
-    )
-
-
-@player("ot.ferret_extend")
-def _ferret_extend(case: Json, params: Json) -> Play:
-    par = FERRET_TOY
-    iterations = int(case["inputs"]["server"]["iterations"])
-
-    def server(ctx: PartyContext) -> Any:
-        st = ferret_setup(ctx, "server", par)
-        assert isinstance(st, FerretSender)
-        return st.delta, [ferret_extend_send(ctx, st) for _ in range(iterations)]
-
-    def client(ctx: PartyContext) -> Any:
-        st = ferret_setup(ctx, "server", par)
-        assert isinstance(st, FerretReceiver)
-        return [ferret_extend_recv(ctx, st) for _ in range(iterations)]
-
-    def encode(p: Party, out: Any) -> Json:
-        if p == "client":
-            return {"t": [_bytes_hex(t) for t, _ in out], "r": [hex_bits(r) for _, r in out]}
-        return {"q": [_bytes_hex(q) for q in out[1]]}
-
-    return Play(case_fxp(params), client, server, encode)
-
-
 # --- §20: the HE matrix product --------------------------------------------------------------------
 
 
@@ -497,70 +438,94 @@ def _matvec(case: Json, params: Json) -> Play:
         case_fxp(params),
         lambda ctx: he_matmul(ctx, params=p, shape=shape, x_share=xc),
         lambda ctx: he_matmul(ctx, params=p, shape=shape, x_share=xs, w=w),
-        _both("y", lambda v: hex_ring(ring, v)),
+        both("y", lambda v: hex_ring(ring, v)),
     )
 
 
 # --- §40, §41, §50: the MoE layer, its baselines, a transformer block -----------------------------
 
-Layer = Callable[[PartyContext, MoEConfig, Any, Any], MoeShares]
 
-
-def _moe_player(layer: Layer) -> Player:
-    def play(case: Json, params: Json) -> Play:
-        inputs = case["inputs"]
-        c = MoEConfig(**inputs["config"])
-        ring = c.fxp.ring
-        fw = encode_weights(c, default_weights(c, bytes.fromhex(inputs["weights_seed"])))
-        shape = (-1, c.d_model)
-        xc = ring_of(ring, inputs["client"]["x"]).reshape(shape)
-        xs = ring_of(ring, inputs["server"]["x"]).reshape(shape)
-
-        def encode(p: Party, out: MoeShares) -> Json:
-            return {
-                "y": hex_ring(ring, out.y),
-                "experts": hex_ring(ring, out.experts),
-                "gates": hex_ring(ring, out.gates),
-            }
-
-        return Play(
-            c.fxp, lambda ctx: layer(ctx, c, xc, None), lambda ctx: layer(ctx, c, xs, fw), encode
-        )
-
+def play_case(protocol: str, case: Json, params: Json) -> Play:
+    """The :class:`Play` of one case of the vector file of ``protocol``: its table entry's."""
+    players = {r.spec.protocol: r.player for r in registered() if r.player is not None}
+    players = {**PLAYERS, **players}
+    if protocol not in players:
+        raise SpecError(f"no two-party player for {protocol!r}; known: {sorted(players)}")
+    play = players[protocol](case, params)
+    assert isinstance(play, Play)
     return play
 
 
-PLAYERS["moe.moe"] = _moe_player(moe)
-PLAYERS["moe.moe_compute_then_select"] = _moe_player(moe_compute_then_select)
-PLAYERS["moe.moe_reveal_routing"] = _moe_player(moe_reveal_routing)
+# --- the generic recorder ----------------------------------------------------------------------
 
 
-def transformer_config(config: Json) -> TransformerConfig:
-    """A :class:`TransformerConfig` from the vector's ``config`` object (the MoE's d_model is
-    the model's)."""
-    fields = {k: v for k, v in config.items() if k not in ("moe", "d_model")}
-    return TransformerConfig(moe=MoEConfig(d_model=config["d_model"], **config["moe"]), **fields)
+@dataclass(frozen=True)
+class CaseSpec:
+    """A two-party case before it runs: its id, comment, inputs (both parties') and flags."""
+
+    id: str
+    comment: str
+    inputs: Json
+    flags: tuple[str, ...] = ("Normal",)
 
 
-@player("transformer.transformer_block")
-def _block(case: Json, params: Json) -> Play:
-    inputs = case["inputs"]
-    c = transformer_config(inputs["config"])
-    ring = c.fxp.ring
-    fb = encode_transformer(c, transformer_weights(c, bytes.fromhex(inputs["weights_seed"])))
-    block = fb.blocks[0]
-    xc = ring_of(ring, inputs["client"]["x"]).reshape(-1, c.d_model)
-    xs = ring_of(ring, inputs["server"]["x"]).reshape(-1, c.d_model)
-    return Play(
-        c.fxp,
-        lambda ctx: transformer_block(ctx, c, xc, None),
-        lambda ctx: transformer_block(ctx, c, xs, block),
-        _both("y", lambda v: hex_ring(ring, v)),
+@dataclass(frozen=True)
+class Group:
+    """A test group: its params and its cases."""
+
+    params: Json
+    cases: list[CaseSpec]
+
+
+def record(protocol: str, player: Player, params: Json, spec: CaseSpec) -> Json:
+    """Run a case by its player with the test DRNG's seeds and write it as the schema's case."""
+    play = player({"id": spec.id, "inputs": spec.inputs}, params)
+    seeds, res = run_case(play.client, play.server, protocol, spec.id, fxp=play.fxp)
+    return two_party_case(
+        spec.id,
+        spec.comment,
+        seeds,
+        res,
+        inputs=spec.inputs,
+        outputs={
+            "client": play.encode("client", res.client),
+            "server": play.encode("server", res.server),
+        },
+        intermediates=None
+        if play.intermediates is None
+        else play.intermediates(res.client, res.server),
+        flags=list(spec.flags),
     )
 
 
-def play_case(protocol: str, case: Json, params: Json) -> Play:
-    """The :class:`Play` of one case of the vector file of ``protocol``."""
-    if protocol not in PLAYERS:
-        raise SpecError(f"no two-party player for {protocol!r}; known: {sorted(PLAYERS)}")
-    return PLAYERS[protocol](case, params)
+def two_party_file(
+    protocol: str,
+    path: str,
+    *,
+    section: str,
+    anchor: str,
+    params: Json,
+    header: tuple[str, ...] | list[str],
+    notes: dict[str, Note],
+    player: Player,
+    groups: Callable[[], list[Group]],
+) -> None:
+    """A table entry: a two-party vector file, its player and its cases (spec §5.6)."""
+
+    def generate() -> list[Json]:
+        return [
+            {"params": g.params, "tests": [record(protocol, player, g.params, c) for c in g.cases]}
+            for g in groups()
+        ]
+
+    register(
+        protocol,
+        path,
+        section=section,
+        anchor=anchor,
+        params=params,
+        mode="real",
+        header=header,
+        notes=notes,
+        player=player,
+    )(generate)
