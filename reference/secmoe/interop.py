@@ -114,7 +114,8 @@ def load_cases(path: str | Path, case_id: str | None = None) -> list[Case]:
         for case in group["tests"]:
             if "transcript" not in case or (case_id is not None and case["id"] != case_id):
                 continue
-            out.append(Case(str(path), data["protocol"], case, group.get("params", {})))
+            params = {**data["params"], **group["params"]}  # the group's value applies (§5.4)
+            out.append(Case(str(path), data["protocol"], case, params))
     if not out:
         what = f"case {case_id!r}" if case_id is not None else "two-party case"
         raise SpecError(f"{path}: no {what} with a transcript")

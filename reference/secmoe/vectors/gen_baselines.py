@@ -28,6 +28,7 @@ def _gelu(src: Prg, ring: Ring) -> Inputs:
         {"x": hex_ring(ring, xc)},
         {"x": hex_ring(ring, xs)},
         lambda v: hex_ring(ring, v),
+        {"n": xc.size},
     )
 
 

@@ -340,13 +340,13 @@ def _gen_prg() -> list[Json]:
 def _sharing_file(kind: str) -> list[Json]:
     protocol = f"sharing.{kind}"
     groups: list[Json] = []
+    n = 5
     for bits in (64, 16):
         fxp = FixedPoint(Ring(bits), 8 if bits < 64 else 18)
         ring = fxp.ring
         cases: list[Json] = []
         for owner in ("client", "server"):
             case_id = f"{protocol}/l{bits}/{owner}"
-            n = 5
             src = inputs_prg(protocol, case_id)
             x = src.next_ring(n, bits)
             xb = src.next_bits(n)
@@ -395,7 +395,9 @@ def _sharing_file(kind: str) -> list[Json]:
                     flags=["Normal"],
                 )
             )
-        groups.append({"params": {"ring_bits": bits, "frac_bits": fxp.frac_bits}, "tests": cases})
+        groups.append(
+            {"params": {"ring_bits": bits, "frac_bits": fxp.frac_bits, "n": n}, "tests": cases}
+        )
     return groups
 
 
@@ -476,8 +478,8 @@ def _gen_reveal() -> list[Json]:
                     seeds,
                     res,
                     inputs={
-                        "client": {"share": enc(shares[0])},
-                        "server": {"share": enc(shares[1])},
+                        "client": {"share": enc(shares[0]), "n": shares[0].size},
+                        "server": {"share": enc(shares[1]), "n": shares[1].size},
                     },
                     outputs=out,
                     flags=["Normal"],
@@ -518,8 +520,8 @@ def _gen_share_add_reveal() -> list[Json]:
                 seeds,
                 res,
                 inputs={
-                    "client": {"x": hex_ring(fxp.ring, x)},
-                    "server": {"y": hex_ring(fxp.ring, y)},
+                    "client": {"x": hex_ring(fxp.ring, x), "n": x.size},
+                    "server": {"y": hex_ring(fxp.ring, y), "n": y.size},
                 },
                 outputs={"client": {"sum": hex_ring(fxp.ring, res.client)}, "server": {}},
                 flags=["Normal"],

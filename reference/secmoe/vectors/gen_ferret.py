@@ -41,6 +41,7 @@ INSECURE = Note(
     "INSECURE_PARAMS",
     "the INSECURE toy parameter set of spec §11.7: for checking implementations only",
 )
+ITERATION = 1  # the MPCOT case's Ferret iteration number
 HEADER_ROWS = (
     "Rows and nodes are hex, 16 bytes each, concatenated in order; bit vectors as bit-vec hex."
 )
@@ -138,6 +139,7 @@ def _play_mpcot(case: Json, params: Json) -> Play:
     t = rows_of(c["t"])
     b = bits_of(c["b"], t.shape[0])
     delta, q = rows_of(s["delta"])[0], rows_of(s["q"])
+    iteration = int(params["iteration"])
 
     def encode(p: Party, out: Any) -> Json:
         if p == "client":
@@ -146,8 +148,8 @@ def _play_mpcot(case: Json, params: Json) -> Play:
 
     return Play(
         case_fxp(params),
-        lambda ctx: mpcot_recv(ctx, par, t, b, 1),
-        lambda ctx: mpcot_send(ctx, par, delta, q, 1),
+        lambda ctx: mpcot_recv(ctx, par, t, b, iteration),
+        lambda ctx: mpcot_send(ctx, par, delta, q, iteration),
         encode,
     )
 
@@ -164,7 +166,7 @@ def _mpcot_cases() -> list[Group]:
         "server": {"delta": _hex(delta), "q": _hex(q)},
     }
     comment = "regular MPCOT of weight 4 and length 128"
-    return [Group({}, [CaseSpec(cid, comment, inputs, ("Insecure",))])]
+    return [Group({"iteration": ITERATION}, [CaseSpec(cid, comment, inputs, ("Insecure",))])]
 
 
 two_party_file(

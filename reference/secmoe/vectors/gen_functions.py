@@ -19,6 +19,7 @@ from secmoe.protocols.softmax import exp, reciprocal, softmax
 from secmoe.randomness import Prg
 from secmoe.vectors.build import hex_ring
 from secmoe.vectors.gen_protocols import Inputs, MakeInputs, _reg
+from secmoe.vectors.registry import Json
 
 BITS, FRAC = 64, 18
 SPEC = "33-functions.md"
@@ -37,6 +38,13 @@ def _split(src: Prg, ring: Ring, values: Any) -> tuple[RingVec, RingVec]:
     return xc, ring.sub(x, xc)
 
 
+def _shape(x: RingVec) -> Json:
+    """The group parameters of a shared input: ``n`` values, or ``rows`` of ``n``."""
+    if x.ndim == 2:
+        return {"rows": x.shape[0], "n": x.shape[1]}
+    return {"n": x.size}
+
+
 def _one(values: Callable[[Prg], Any], *extra: Any, names: tuple[str, ...] = ()) -> MakeInputs:
     """Inputs for a function of one shared argument and public parameters ``extra``."""
 
@@ -49,13 +57,15 @@ def _one(values: Callable[[Prg], Any], *extra: Any, names: tuple[str, ...] = ())
             {"x": hex_ring(ring, xc), **public},
             {"x": hex_ring(ring, xs), **public},
             lambda v: hex_ring(ring, v),
+            _shape(xc),
         )
 
     return make
 
 
-def _norm(with_beta: bool) -> MakeInputs:
-    """Two tokens of d = 3 (one almost constant), the server's gamma (and beta)."""
+def _norm(with_beta: bool, eps: float) -> MakeInputs:
+    """Two tokens of d = 3 (one almost constant), the server's gamma (and beta); ``eps`` is passed
+    to the protocol and recorded with the shape."""
 
     def make(src: Prg, ring: Ring) -> Inputs:
         fxp = FixedPoint(ring, FRAC)
@@ -68,11 +78,12 @@ def _norm(with_beta: bool) -> MakeInputs:
         if with_beta:
             server_json["beta"] = hex_ring(ring, beta)
         return Inputs(
-            (xc, *([None] * len(weights))),
-            (xs, *weights),
+            (xc, *([None] * len(weights)), eps),
+            (xs, *weights, eps),
             {"x": hex_ring(ring, xc)},
             server_json,
             lambda v: hex_ring(ring, v),
+            {"T": x.shape[0], "d": x.shape[1], "eps": repr(eps)},
         )
 
     return make
@@ -130,7 +141,7 @@ _reg(
         "gamma and beta are the server's (encoded), absent from the client's inputs.",
     ],
     layernorm,
-    _norm(True),
+    _norm(True, 1e-5),
     BITS,
     FRAC,
     spec=SPEC,
@@ -143,7 +154,7 @@ _reg(
         "the server's (encoded), absent from the client's inputs.",
     ],
     rmsnorm,
-    _norm(False),
+    _norm(False, 1e-6),
     BITS,
     FRAC,
     spec=SPEC,

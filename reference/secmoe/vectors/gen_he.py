@@ -154,6 +154,7 @@ def _gen_matvec() -> list[Json]:
         )
         xc, xs = src.next_ring(d_in), src.next_ring(d_in)
         shape = packing.matmul_shape(p, 1, d_in, d_out)
+        dims = {"T": 1, "d_in": d_in, "d_out": d_out}
         seeds, res = run_case(
             partial(he_matmul, params=p, shape=shape, x_share=xc),
             partial(he_matmul, params=p, shape=shape, x_share=xs, w=w),
@@ -167,8 +168,12 @@ def _gen_matvec() -> list[Json]:
                 seeds,
                 res,
                 inputs={
-                    "client": {"x": hex_ring(ring, xc)},
-                    "server": {"x": hex_ring(ring, xs), "w": [int(v) for v in w.reshape(-1)]},
+                    "client": {"x": hex_ring(ring, xc), **dims},
+                    "server": {
+                        "x": hex_ring(ring, xs),
+                        "w": [int(v) for v in w.reshape(-1)],
+                        **dims,
+                    },
                 },
                 outputs={
                     "client": {"y": hex_ring(ring, res.client)},
@@ -207,7 +212,13 @@ def _gen_packing() -> list[Json]:
             local_case(
                 cid,
                 f"{d_out} x {d_in}",
-                inputs={"w": [int(v) for v in w.reshape(-1)], "x": hex_ring(ring, x)},
+                inputs={
+                    "w": [int(v) for v in w.reshape(-1)],
+                    "x": hex_ring(ring, x),
+                    "T": 1,
+                    "d_in": d_in,
+                    "d_out": d_out,
+                },
                 outputs={
                     "n_i": shape.n_i,
                     "n_o": shape.n_o,

@@ -34,6 +34,7 @@ def _matmul(src: Prg, ring: Ring) -> Inputs:
         {"x": hex_ring(ring, xc.reshape(-1)), "shape": [2, 3], "d_out": 2},
         {"x": hex_ring(ring, xs.reshape(-1)), "w": hex_ring(ring, w.reshape(-1)), "d_out": 2},
         lambda v: hex_ring(ring, v.reshape(-1)),
+        {"T": x.shape[0], "d_in": x.shape[1], "d_out": w.shape[0]},
     )
 
 
@@ -46,6 +47,7 @@ def _matmul_ss(src: Prg, ring: Ring) -> Inputs:
         {"x": hex_ring(ring, xc.reshape(-1)), "y": hex_ring(ring, yc.reshape(-1))},
         {"x": hex_ring(ring, xs.reshape(-1)), "y": hex_ring(ring, ys.reshape(-1))},
         lambda v: hex_ring(ring, v.reshape(-1)),
+        {"a": x.shape[0], "b": x.shape[1], "c": y.shape[1]},
     )
 
 

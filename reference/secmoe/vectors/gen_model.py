@@ -159,6 +159,9 @@ MOE_CONFIGS: tuple[tuple[str, MoEConfig], ...] = (
 )
 
 
+MOE_TOKENS = 3
+
+
 @register(
     "model.moe_fixed",
     "model/moe_fixed.json",
@@ -183,7 +186,7 @@ def _gen_moe() -> list[Json]:
         seed = case_seed(protocol, cid)
         weights = default_weights(cfg, seed)
         fw = encode_weights(cfg, weights)
-        x = FXP.encode(default_inputs(cfg, 3, seed))
+        x = FXP.encode(default_inputs(cfg, MOE_TOKENS, seed))
         out = moe_fixed(cfg, fw, x)
         enc: Json = {
             k: hex_ring(ring, getattr(fw, k))
@@ -214,5 +217,5 @@ def _gen_moe() -> list[Json]:
                 "d_ff_shared",
             )
         }
-        groups.append({"params": config, "tests": [case]})
+        groups.append({"params": {**config, "T": MOE_TOKENS}, "tests": [case]})
     return groups

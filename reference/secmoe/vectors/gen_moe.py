@@ -25,7 +25,7 @@ from secmoe.moe.layer import MoeShares, moe
 from secmoe.session import PartyContext
 from secmoe.vectors.build import hex_ring
 from secmoe.vectors.gen_protocols import NORMAL
-from secmoe.vectors.play import CaseSpec, Group, Play, Player, ring_of, two_party_file
+from secmoe.vectors.play import CaseSpec, Group, Play, Player, param, ring_of, two_party_file
 from secmoe.vectors.registry import Json, case_seed, inputs_prg
 
 Layer = Callable[[PartyContext, MoEConfig, Any, FixedWeights | None], MoeShares]
@@ -38,7 +38,9 @@ CONFIGS = (
         ),
     ),
 )
-PARAMS: Json = {"ring_bits": 64, "frac_bits": 18}
+TOKENS = 1
+FILE_PARAMS: Json = {"ring_bits": 64, "frac_bits": 18}
+PARAMS: Json = {**FILE_PARAMS, "T": TOKENS}
 
 
 def _weights(c: MoEConfig, seed: bytes) -> FixedWeights:
@@ -51,8 +53,8 @@ def _player(layer: Layer) -> Player:
         c = MoEConfig(**inputs["config"])
         ring = c.fxp.ring
         fw = _weights(c, bytes.fromhex(inputs["weights_seed"]))
-        xc = ring_of(ring, inputs["client"]["x"], (-1, c.d_model))
-        xs = ring_of(ring, inputs["server"]["x"], (-1, c.d_model))
+        xc = ring_of(ring, inputs["client"]["x"], (param(params, "T"), c.d_model))
+        xs = ring_of(ring, inputs["server"]["x"], (param(params, "T"), c.d_model))
 
         def encode(p: Party, out: MoeShares) -> Json:
             return {
@@ -74,7 +76,7 @@ def _groups(protocol: str) -> list[Group]:
         cid = f"{protocol}/{name}"
         seed = case_seed(protocol, cid)
         fw = _weights(c, seed)
-        x = c.fxp.encode(default_inputs(c, 1, seed))
+        x = c.fxp.encode(default_inputs(c, TOKENS, seed))
         xc = inputs_prg(protocol, cid).next_ring(x.size).reshape(x.shape)
         digest = hashlib.sha256()
         for arr in (fw.w_gate, fw.w1, fw.v, fw.w2):
@@ -98,7 +100,7 @@ def _file(name: str, spec: str, section: str, layer: Layer, what: str) -> None:
         f"moe/{name}.json",
         section=section,
         anchor=f"spec/{spec}#{name}",
-        params=PARAMS,
+        params=FILE_PARAMS,
         header=[
             f"{what} on one token of two tiny configurations (spec 40.6).",
             "Weights: default_weights(config, weights_seed), encoded with fxp_encode (SHA-256 of",

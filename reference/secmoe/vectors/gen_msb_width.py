@@ -25,6 +25,7 @@ def _msb_width(src: Prg, ring: Ring) -> Inputs:
         {"x": hex_ring(ring, xc), "width": WIDTH},
         {"x": hex_ring(ring, xs), "width": WIDTH},
         hex_bits,
+        {"n": xc.size},
     )
 
 

@@ -100,7 +100,7 @@ def _gen_base() -> list[Json]:
                 f"{n} base OTs",
                 partial(base_ot_recv, choices=choices),
                 partial(base_ot_send, n=n),
-                {"client": {"choices": hex_bits(choices)}, "server": {"n": n}},
+                {"client": {"choices": hex_bits(choices), "n": n}, "server": {"n": n}},
                 lambda c, s: {
                     "client": {"keys": [k.hex() for k in c]},
                     "server": {"keys": [[k0.hex(), k1.hex()] for k0, k1 in s]},
@@ -146,7 +146,7 @@ def _gen_flavours() -> list[Json]:
             "16 random OTs",
             seeds,
             res,
-            inputs={"client": {"choices": hex_bits(ch)}, "server": {"n": 16}},
+            inputs={"client": {"choices": hex_bits(ch), "n": 16}, "server": {"n": 16}},
             intermediates={"server": {"s": box["s"]}},
             outputs={
                 "client": {"m_c": res.client.tobytes().hex()},
@@ -170,7 +170,10 @@ def _gen_flavours() -> list[Json]:
                 f"{n} correlated OTs over Z_2^{bits}",
                 partial(cot_recv, choices=ch, bits=bits),
                 partial(cot_send, delta=delta, bits=bits),
-                {"client": {"choices": hex_bits(ch)}, "server": {"delta": hex_ring(ring, delta)}},
+                {
+                    "client": {"choices": hex_bits(ch), "n": n, "w": bits},
+                    "server": {"delta": hex_ring(ring, delta), "n": n, "w": bits},
+                },
                 partial(_cot_outputs, ring),
                 ["Fresh"],
             )
@@ -188,8 +191,8 @@ def _gen_flavours() -> list[Json]:
             lambda ctx: ot_recv(ctx, ch, 5),
             lambda ctx: ot_send(ctx, m0, m1),
             {
-                "client": {"choices": hex_bits(ch)},
-                "server": {"m0": m0.tobytes().hex(), "m1": m1.tobytes().hex()},
+                "client": {"choices": hex_bits(ch), "n": 6, "L": 5},
+                "server": {"m0": m0.tobytes().hex(), "m1": m1.tobytes().hex(), "n": 6, "L": 5},
             },
             lambda c, s: {"client": {"m_c": c.tobytes().hex()}, "server": {}},
             ["Fresh"],
@@ -208,8 +211,13 @@ def _gen_flavours() -> list[Json]:
                 partial(one_of_n_recv, choices=choices, n_msgs=n_msgs, width=10),
                 partial(one_of_n_send, messages=msgs),
                 {
-                    "client": {"choices": [int(v) for v in choices]},
-                    "server": {"messages": hex_bits(msgs.reshape(-1))},
+                    "client": {"choices": [int(v) for v in choices], "n": 5, "N": n_msgs, "b": 10},
+                    "server": {
+                        "messages": hex_bits(msgs.reshape(-1)),
+                        "n": 5,
+                        "N": n_msgs,
+                        "b": 10,
+                    },
                 },
                 lambda c, s: {"client": {"x": hex_bits(c.reshape(-1))}, "server": {}},
                 ["Fresh"],

@@ -7,10 +7,11 @@ arguments (``Inputs``), and each party's output is its share of the result.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from secmoe.encoding import FixedPoint, Ring, fxp_encode
+from secmoe.errors import SpecError
 from secmoe.model.tables import GELU
 from secmoe.protocols.b2a import b2a, mux
 from secmoe.protocols.compare import millionaire, msb, onehot
@@ -27,13 +28,15 @@ NORMAL = Note("NORMAL", "an ordinary input; the transcript includes the OT-based
 
 @dataclass(frozen=True)
 class Inputs:
-    """One case: each party's positional arguments after ``ctx``, their JSON, the output encoder."""
+    """One case: each party's positional arguments after ``ctx``, their JSON, the output encoder
+    and the shapes of the inputs (the group's ``params``, spec §5.1)."""
 
     client_args: tuple[Any, ...]
     server_args: tuple[Any, ...]
     client_json: Json
     server_json: Json
     encode: Callable[[Any], str]
+    shapes: Json = field(default_factory=dict)
 
 
 Protocol = Callable[..., Any]
@@ -43,9 +46,11 @@ MakeInputs = Callable[[Prg, Ring], Inputs]
 def _file(protocol: str, call: Protocol, make: MakeInputs, bits: int, frac: int) -> list[Json]:
     ring = Ring(bits)
     cases = []
+    shapes: list[Json] = []
     for i in range(2):
         cid = f"{protocol}/l{bits}/{i}"
         inp = make(inputs_prg(protocol, cid), ring)
+        shapes.append(inp.shapes)
 
         def client(ctx: PartyContext, inp: Inputs = inp) -> Any:
             return call(ctx, *inp.client_args)
@@ -68,7 +73,9 @@ def _file(protocol: str, call: Protocol, make: MakeInputs, bits: int, frac: int)
                 flags=["Normal"],
             )
         )
-    return [{"params": {"ring_bits": bits, "frac_bits": frac}, "tests": cases}]
+    if any(s != shapes[0] for s in shapes):
+        raise SpecError(f"{protocol}: the cases of one group must share their shapes")
+    return [{"params": {"ring_bits": bits, "frac_bits": frac, **shapes[0]}, "tests": cases}]
 
 
 def _reg(
@@ -104,6 +111,7 @@ def _mul(src: Prg, ring: Ring) -> Inputs:
         {"x": hex_ring(ring, xc), "y": hex_ring(ring, yc)},
         {"x": hex_ring(ring, xs), "y": hex_ring(ring, ys)},
         lambda v: hex_ring(ring, v),
+        {"n": xc.size},
     )
 
 
@@ -115,13 +123,19 @@ def _and(src: Prg, ring: Ring) -> Inputs:
         {"x": hex_bits(xc), "y": hex_bits(yc)},
         {"x": hex_bits(xs), "y": hex_bits(ys)},
         hex_bits,
+        {"n": xc.size},
     )
 
 
 def _b2a(src: Prg, ring: Ring) -> Inputs:
     bc, bs = src.next_bits(10), src.next_bits(10)
     return Inputs(
-        (bc,), (bs,), {"b": hex_bits(bc)}, {"b": hex_bits(bs)}, lambda v: hex_ring(ring, v)
+        (bc,),
+        (bs,),
+        {"b": hex_bits(bc)},
+        {"b": hex_bits(bs)},
+        lambda v: hex_ring(ring, v),
+        {"n": bc.size},
     )
 
 
@@ -134,6 +148,7 @@ def _mux(src: Prg, ring: Ring) -> Inputs:
         {"b": hex_bits(bc), "x": hex_ring(ring, xc)},
         {"b": hex_bits(bs), "x": hex_ring(ring, xs)},
         lambda v: hex_ring(ring, v),
+        {"n": bc.size},
     )
 
 
@@ -146,12 +161,15 @@ def _millionaire(src: Prg, ring: Ring) -> Inputs:
         {"v": [int(x) for x in v], "bits": 13},
         {"u": [int(x) for x in u], "bits": 13},
         hex_bits,
+        {"n": u.size},
     )
 
 
 def _msb(src: Prg, ring: Ring) -> Inputs:
     xc, xs = src.next_ring(6, ring.bits), src.next_ring(6, ring.bits)
-    return Inputs((xc,), (xs,), {"x": hex_ring(ring, xc)}, {"x": hex_ring(ring, xs)}, hex_bits)
+    return Inputs(
+        (xc,), (xs,), {"x": hex_ring(ring, xc)}, {"x": hex_ring(ring, xs)}, hex_bits, {"n": xc.size}
+    )
 
 
 def _onehot(src: Prg, ring: Ring) -> Inputs:
@@ -164,6 +182,7 @@ def _onehot(src: Prg, ring: Ring) -> Inputs:
         {"index": hex_ring(ring, ic), "entries": 8},
         {"index": hex_ring(ring, is_), "entries": 8},
         hex_bits,
+        {"n": ic.size},
     )
 
 
@@ -177,6 +196,7 @@ def _trunc(src: Prg, ring: Ring) -> Inputs:
         {"x": hex_ring(ring, xc), "s": 4},
         {"x": hex_ring(ring, xs), "s": 4},
         lambda v: hex_ring(ring, v),
+        {"n": xc.size},
     )
 
 
@@ -191,6 +211,7 @@ def _piecewise(src: Prg, ring: Ring) -> Inputs:
         {"x": hex_ring(ring, xc), "table": "gelu"},
         {"x": hex_ring(ring, xs), "table": "gelu"},
         lambda v: hex_ring(ring, v),
+        {"n": xc.size},
     )
 
 

@@ -45,6 +45,7 @@ def _lt(src: Prg, ring: Ring) -> Inputs:
         {"x": hex_ring(ring, xc), "y": hex_ring(ring, yc)},
         {"x": hex_ring(ring, xs), "y": hex_ring(ring, ys)},
         hex_bits,
+        {"n": xc.size},
     )
 
 
@@ -58,8 +59,14 @@ def _rows(src: Prg, ring: Ring, bound_bits: int) -> tuple[RingVec, RingVec]:
 def _matrix(encode: Any, bound_bits: int) -> MakeInputs:
     def make(src: Prg, ring: Ring) -> Inputs:
         xc, xs = _rows(src, ring, bound_bits)
+        rows, n = xc.shape
         return Inputs(
-            (xc,), (xs,), {"x": hex_ring(ring, xc)}, {"x": hex_ring(ring, xs)}, encode(ring)
+            (xc,),
+            (xs,),
+            {"x": hex_ring(ring, xc)},
+            {"x": hex_ring(ring, xs)},
+            encode(ring),
+            {"rows": rows, "n": n},
         )
 
     return make
@@ -79,6 +86,7 @@ def _topk(src: Prg, ring: Ring) -> Inputs:
         {"x": hex_ring(ring, xc), "k": 2, "onehot": True},
         {"x": hex_ring(ring, xs), "k": 2, "onehot": True},
         encode,
+        {"rows": xc.shape[0], "n": xc.shape[1]},
     )
 
 

@@ -13,7 +13,7 @@ from secmoe.model.transformer import TransformerConfig, encode_transformer, tran
 from secmoe.transformer.block import transformer_block
 from secmoe.vectors.build import hex_ring
 from secmoe.vectors.gen_protocols import NORMAL
-from secmoe.vectors.play import CaseSpec, Group, Play, both, ring_of, two_party_file
+from secmoe.vectors.play import CaseSpec, Group, Play, both, param, ring_of, two_party_file
 from secmoe.vectors.registry import Json, case_seed, inputs_prg
 
 PROTOCOL = "transformer.transformer_block"
@@ -26,7 +26,8 @@ CONFIG = TransformerConfig(
     n_classes=3,
 )
 TOKENS = 2
-PARAMS: Json = {"ring_bits": 64, "frac_bits": 18}
+FILE_PARAMS: Json = {"ring_bits": 64, "frac_bits": 18}
+PARAMS: Json = {**FILE_PARAMS, "T": TOKENS}
 
 
 def config_json(c: TransformerConfig) -> Json:
@@ -56,8 +57,8 @@ def _play(case: Json, params: Json) -> Play:
     ring = c.fxp.ring
     fb = encode_transformer(c, transformer_weights(c, bytes.fromhex(inputs["weights_seed"])))
     block = fb.blocks[0]
-    xc = ring_of(ring, inputs["client"]["x"], (-1, c.d_model))
-    xs = ring_of(ring, inputs["server"]["x"], (-1, c.d_model))
+    xc = ring_of(ring, inputs["client"]["x"], (param(params, "T"), c.d_model))
+    xs = ring_of(ring, inputs["server"]["x"], (param(params, "T"), c.d_model))
     return Play(
         c.fxp,
         lambda ctx: transformer_block(ctx, c, xc, None),
@@ -88,7 +89,7 @@ two_party_file(
     "transformer/block.json",
     section="50.2.2",
     anchor="spec/50-transformer.md#transformer_block",
-    params=PARAMS,
+    params=FILE_PARAMS,
     header=[
         "One pre-norm MoE transformer block (LayerNorm, attention, LayerNorm, MoE) on shares of",
         "two tokens: d_model 4, 2 heads, 4 GeGLU experts (d_ff 8, top-1), no mask.",

@@ -2,7 +2,7 @@
 (spec/05-test-vectors.md#interop).
 
 ``PLAYERS`` maps a vector file's ``protocol`` to a *player*: given the case (its ``inputs``) and
-its group's ``params``, the player returns a :class:`Play` — the fixed-point parameters of the
+its parameters (the file's ``params`` updated by its group's), the player returns a :class:`Play` — the fixed-point parameters of the
 run, the client's and the server's functions on a :class:`PartyContext`, and the encoder of a
 party's output in the case's ``outputs`` format. ``secmoe interop`` runs one party from it; the
 tests run both and compare with the transcript. Everything a party needs is read from the JSON:
@@ -76,8 +76,8 @@ PLAYERS: dict[str, Player] = {}
 
 
 def case_fxp(params: Json) -> FixedPoint:
-    """The fixed-point parameters of a case: its group's ``ring_bits`` and ``frac_bits``, 64
-    and 18 where absent (spec §5.6)."""
+    """The fixed-point parameters of a case: ``ring_bits`` and ``frac_bits`` of its group (or
+    file) parameters, 64 and 18 where absent (spec §5.6)."""
     return FixedPoint(Ring(int(params.get("ring_bits", 64))), int(params.get("frac_bits", 18)))
 
 
@@ -111,7 +111,7 @@ def rows_of(text: str, width: int = 16) -> NDArray[np.uint8]:
     return np.frombuffer(bytes.fromhex(text), np.uint8).reshape(-1, width).copy()
 
 
-def _n(params: Json, key: str = "n") -> int:
+def param(params: Json, key: str = "n") -> int:
     if key not in params:
         raise SpecError(f"the case's params lack {key!r}")
     return int(params[key])
@@ -119,7 +119,7 @@ def _n(params: Json, key: str = "n") -> int:
 
 def _shape(params: Json) -> tuple[int, ...] | None:
     """``(rows, n)`` for matrices, None (flat) for vectors."""
-    return (_n(params, "rows"), _n(params, "n")) if "rows" in params else None
+    return (param(params, "rows"), param(params, "n")) if "rows" in params else None
 
 
 def _same(fn: Callable[[PartyContext, Json], Any], inputs: Json) -> tuple[PartyFn, PartyFn]:
@@ -172,7 +172,7 @@ def _xy(ring: Ring, mine: Json, params: Json) -> tuple[Any, ...]:
 
 
 def _xy_bits(ring: Ring, mine: Json, params: Json) -> tuple[Any, ...]:
-    return bits_of(mine["x"], _n(params)), bits_of(mine["y"], _n(params))
+    return bits_of(mine["x"], param(params)), bits_of(mine["y"], param(params))
 
 
 def _x_and(*keys: str) -> Callable[[Ring, Json, Json], tuple[Any, ...]]:
@@ -181,7 +181,7 @@ def _x_and(*keys: str) -> Callable[[Ring, Json, Json], tuple[Any, ...]]:
 
 
 def _mux_args(ring: Ring, mine: Json, params: Json) -> tuple[Any, ...]:
-    return bits_of(mine["b"], _n(params)), ring_of(ring, mine["x"])
+    return bits_of(mine["b"], param(params)), ring_of(ring, mine["x"])
 
 
 def _millionaire_args(ring: Ring, mine: Json, params: Json) -> tuple[Any, ...]:
@@ -197,7 +197,7 @@ def _norm_args(*weights: str) -> Callable[[Ring, Json, Json], tuple[Any, ...]]:
     """x (T x d), the server's weights (None for the client), then eps."""
 
     def args(ring: Ring, mine: Json, params: Json) -> tuple[Any, ...]:
-        x = ring_of(ring, mine["x"], (_n(params, "T"), _n(params, "d")))
+        x = ring_of(ring, mine["x"], (param(params, "T"), param(params, "d")))
         ws = [ring_of(ring, mine[w]) if w in mine else None for w in weights]
         return (x, *ws, float(params["eps"]))
 
@@ -205,13 +205,13 @@ def _norm_args(*weights: str) -> Callable[[Ring, Json, Json], tuple[Any, ...]]:
 
 
 def _matmul_args(ring: Ring, mine: Json, params: Json) -> tuple[Any, ...]:
-    t, d_in, d_out = _n(params, "T"), _n(params, "d_in"), _n(params, "d_out")
+    t, d_in, d_out = param(params, "T"), param(params, "d_in"), param(params, "d_out")
     w = ring_of(ring, mine["w"], (d_out, d_in)) if "w" in mine else None
     return ring_of(ring, mine["x"], (t, d_in)), w, d_out
 
 
 def _matmul_ss_args(ring: Ring, mine: Json, params: Json) -> tuple[Any, ...]:
-    a, b, c = _n(params, "a"), _n(params, "b"), _n(params, "c")
+    a, b, c = param(params, "a"), param(params, "b"), param(params, "c")
     return ring_of(ring, mine["x"], (a, b)), ring_of(ring, mine["y"], (b, c))
 
 
@@ -231,7 +231,7 @@ def _topk_out(ring: Ring) -> Callable[[Any], str]:
 _SHARED: dict[str, tuple[Callable[..., Any], Any, Any]] = {
     "mul": (mul, _xy, _ring_out),
     "and_bits": (and_bits, _xy_bits, _bits_out),
-    "b2a": (b2a, lambda ring, m, p: (bits_of(m["b"], _n(p)),), _ring_out),
+    "b2a": (b2a, lambda ring, m, p: (bits_of(m["b"], param(p)),), _ring_out),
     "mux": (mux, _mux_args, _ring_out),
     "millionaire": (millionaire, _millionaire_args, _bits_out),
     "msb": (msb, _x, _bits_out),
@@ -281,7 +281,7 @@ def _arith_share(case: Json, params: Json) -> Play:
 
 @player("sharing.bool_share")
 def _bool_share(case: Json, params: Json) -> Play:
-    n = _n(params)
+    n = param(params)
     owner = _owner(case["inputs"], "b")
     b = bits_of(case["inputs"][owner]["b"], n)
 
@@ -295,7 +295,8 @@ def _bool_share(case: Json, params: Json) -> Play:
 def _reveal(case: Json, params: Json) -> Play:
     fxp = case_fxp(params)
     inputs = case["inputs"]
-    _, kind, to = case["id"].split("/")  # TODO(spec15): kind and recipient as inputs
+    # The file lists the kind and the recipient only in the case id (sharing.reveal/KIND/TO).
+    _, kind, to = case["id"].split("/")
     arith = kind == "arith"
 
     def run(ctx: PartyContext, mine: Json) -> Any:
@@ -427,11 +428,11 @@ def _triples(case: Json, params: Json) -> Play:
 
 @player("he.matvec")
 def _matvec(case: Json, params: Json) -> Play:
-    p = preset(str(params.get("set", "toy")))
+    p = preset(str(params["set"]))
     ring = Ring(64)
     c, s = case["inputs"]["client"], case["inputs"]["server"]
-    d_in, d_out = _n(params, "d_in"), _n(params, "d_out")
-    shape = packing.matmul_shape(p, 1, d_in, d_out)
+    d_in, d_out = param(c, "d_in"), param(c, "d_out")
+    shape = packing.matmul_shape(p, param(c, "T"), d_in, d_out)
     w = np.asarray(s["w"], dtype=np.int64).reshape(d_out, d_in)
     xc, xs = ring_of(ring, c["x"]), ring_of(ring, s["x"])
     return Play(
@@ -513,10 +514,16 @@ def two_party_file(
     """A table entry: a two-party vector file, its player and its cases (spec §5.6)."""
 
     def generate() -> list[Json]:
-        return [
-            {"params": g.params, "tests": [record(protocol, player, g.params, c) for c in g.cases]}
-            for g in groups()
-        ]
+        out = []
+        for g in groups():
+            merged = {**params, **g.params}  # a group's value applies over the file's (§5.4)
+            out.append(
+                {
+                    "params": g.params,
+                    "tests": [record(protocol, player, merged, c) for c in g.cases],
+                }
+            )
+        return out
 
     register(
         protocol,
