@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from secmoe.encoding import FixedPoint, Ring, bit_vec_encode, fxp_encode, fxp_trunc, ring_vec_encode
-from secmoe.errors import ProtocolError, SpecError
+from secmoe.errors import Party, ProtocolError, SpecError
 from secmoe.net.frame import decode_frame, encode_frame
 from secmoe.randomness import Prg, derive_seed, dst, instance_prg
 from secmoe.session import PartyContext
@@ -15,8 +17,17 @@ from secmoe.vectors.build import (
     hex_ring,
     invalid_case,
     local_case,
-    run_case,
-    two_party_case,
+)
+from secmoe.vectors.play import (
+    CaseSpec,
+    Group,
+    Play,
+    bits_of,
+    both,
+    case_fxp,
+    param,
+    ring_of,
+    two_party_file,
 )
 from secmoe.vectors.registry import Json, Note, case_seed, inputs_prg, register
 
@@ -336,198 +347,177 @@ def _gen_prg() -> list[Json]:
 
 # --- sharing ------------------------------------------------------------------------------------
 
+N_SHARED = 5  # elements of the sharing cases
 
-def _sharing_file(kind: str) -> list[Json]:
+
+def _owner(inputs: Json, key: str) -> Party:
+    """The party whose inputs hold ``key`` (the owner of the shared value)."""
+    owners: list[Party] = [p for p in ("client", "server") if key in inputs[p]]
+    if len(owners) != 1:
+        raise SpecError(f"exactly one party must hold {key!r}")
+    return owners[0]
+
+
+def _play_arith_share(case: Json, params: Json) -> Play:
+    fxp = case_fxp(params)
+    owner = _owner(case["inputs"], "x")
+    x = ring_of(fxp.ring, case["inputs"][owner]["x"])
+
+    def run(ctx: PartyContext) -> Any:
+        return arith_share(ctx, owner, x if ctx.party == owner else None, param(params))
+
+    return Play(fxp, run, run, both("share", lambda v: hex_ring(fxp.ring, v)))
+
+
+def _play_bool_share(case: Json, params: Json) -> Play:
+    n = param(params)
+    owner = _owner(case["inputs"], "b")
+    b = bits_of(case["inputs"][owner]["b"], n)
+
+    def run(ctx: PartyContext) -> Any:
+        return bool_share(ctx, owner, b if ctx.party == owner else None, n)
+
+    return Play(case_fxp(params), run, run, both("share", hex_bits))
+
+
+def _sharing_groups(kind: str) -> list[Group]:
     protocol = f"sharing.{kind}"
-    groups: list[Json] = []
-    n = 5
+    groups = []
     for bits in (64, 16):
-        fxp = FixedPoint(Ring(bits), 8 if bits < 64 else 18)
-        ring = fxp.ring
-        cases: list[Json] = []
+        cases = []
         for owner in ("client", "server"):
             case_id = f"{protocol}/l{bits}/{owner}"
             src = inputs_prg(protocol, case_id)
-            x = src.next_ring(n, bits)
-            xb = src.next_bits(n)
-            if kind == "arith_share":
-
-                def fn(
-                    ctx: PartyContext, owner: str = owner, x: np.ndarray = x, n: int = n
-                ) -> np.ndarray:
-                    return arith_share(ctx, owner, x if ctx.party == owner else None, n)  # type: ignore[arg-type]
-
-                seeds, res = run_case(fn, fn, protocol, case_id, fxp=fxp)
-                inputs: Json = {
-                    owner: {"x": hex_ring(ring, x)},
-                    ("server" if owner == "client" else "client"): {},
-                }
-                outputs: Json = {
-                    "client": {"share": hex_ring(ring, res.client)},
-                    "server": {"share": hex_ring(ring, res.server)},
-                }
-            elif kind == "bool_share":
-
-                def fnb(
-                    ctx: PartyContext, owner: str = owner, b: np.ndarray = xb, n: int = n
-                ) -> np.ndarray:
-                    return bool_share(ctx, owner, b if ctx.party == owner else None, n)  # type: ignore[arg-type]
-
-                seeds, res = run_case(fnb, fnb, protocol, case_id, fxp=fxp)
-                inputs = {
-                    owner: {"b": hex_bits(xb)},
-                    ("server" if owner == "client" else "client"): {},
-                }
-                outputs = {
-                    "client": {"share": hex_bits(res.client)},
-                    "server": {"share": hex_bits(res.server)},
-                }
-            else:
-                raise SpecError(kind)
-            cases.append(
-                two_party_case(
-                    case_id,
-                    f"the {owner} shares {n} elements",
-                    seeds,
-                    res,
-                    inputs={"client": inputs["client"], "server": inputs["server"]},
-                    outputs=outputs,
-                    flags=["Normal"],
-                )
-            )
-        groups.append(
-            {"params": {"ring_bits": bits, "frac_bits": fxp.frac_bits, "n": n}, "tests": cases}
-        )
+            x = src.next_ring(N_SHARED, bits)
+            xb = src.next_bits(N_SHARED)
+            value = {"x": hex_ring(Ring(bits), x)} if kind == "arith_share" else {"b": hex_bits(xb)}
+            inputs = {p: value if p == owner else {} for p in ("client", "server")}
+            cases.append(CaseSpec(case_id, f"the {owner} shares {N_SHARED} elements", inputs))
+        frac = 8 if bits < 64 else 18
+        groups.append(Group({"ring_bits": bits, "frac_bits": frac, "n": N_SHARED}, cases))
     return groups
 
 
-@register(
+two_party_file(
     "sharing.arith_share",
     "sharing/arith_share.json",
     section="3.2.1",
     anchor="spec/03-sharing.md#arith_share",
     params={"ring_bits": 64},
-    mode="real",
     header=["The owner sends r = its instance PRG's next_ring(n, l) and keeps x - r."],
     notes={"Normal": NORMAL},
+    player=_play_arith_share,
+    groups=lambda: _sharing_groups("arith_share"),
 )
-def _gen_arith_share() -> list[Json]:
-    return _sharing_file("arith_share")
-
-
-@register(
+two_party_file(
     "sharing.bool_share",
     "sharing/bool_share.json",
     section="3.2.3",
     anchor="spec/03-sharing.md#bool_share",
     params={},
-    mode="real",
     header=["The owner sends r = its instance PRG's next_bits(n) and keeps b XOR r."],
     notes={"Normal": NORMAL},
+    player=_play_bool_share,
+    groups=lambda: _sharing_groups("bool_share"),
 )
-def _gen_bool_share() -> list[Json]:
-    return _sharing_file("bool_share")
 
 
-@register(
+def _play_reveal(case: Json, params: Json) -> Play:
+    fxp = case_fxp(params)
+    # The file names the kind and the recipient only in the case id (sharing.reveal/KIND/TO).
+    _, kind, to = case["id"].split("/")
+    arith = kind == "arith"
+
+    def run(ctx: PartyContext, mine: Json) -> Any:
+        if arith:
+            return arith_reveal(ctx, ring_of(fxp.ring, mine["share"]), to)
+        return bool_reveal(ctx, bits_of(mine["share"], param(mine)), to)
+
+    def encode(party: Party, out: Any) -> Json:
+        if out is None:
+            return {}
+        return {"x": hex_ring(fxp.ring, out) if arith else hex_bits(out)}
+
+    inputs = case["inputs"]
+    return Play(
+        fxp, lambda ctx: run(ctx, inputs["client"]), lambda ctx: run(ctx, inputs["server"]), encode
+    )
+
+
+def _reveal_groups() -> list[Group]:
+    ring = Ring(64)
+    protocol = "sharing.reveal"
+    cases = []
+    for kind in ("arith", "bool"):
+        for to in ("client", "server", "both"):
+            case_id = f"{protocol}/{kind}/{to}"
+            src = inputs_prg(protocol, case_id)
+            if kind == "arith":
+                shares = [hex_ring(ring, src.next_ring(4)) for _ in range(2)]
+                n = 4
+            else:
+                shares = [hex_bits(src.next_bits(9)) for _ in range(2)]
+                n = 9
+            inputs = {
+                "client": {"share": shares[0], "n": n},
+                "server": {"share": shares[1], "n": n},
+            }
+            cases.append(CaseSpec(case_id, f"{kind}_reveal to {to}", inputs))
+    return [Group({"ring_bits": 64}, cases)]
+
+
+two_party_file(
     "sharing.reveal",
     "sharing/reveal.json",
     section="3.2.2",
     anchor="spec/03-sharing.md#arith_reveal",
     params={"ring_bits": 64},
-    mode="real",
     header=["arith_reveal and bool_reveal to the client, the server, and both."],
     notes={"Normal": NORMAL},
+    player=_play_reveal,
+    groups=_reveal_groups,
 )
-def _gen_reveal() -> list[Json]:
-    ring = Ring(64)
-    protocol = "sharing.reveal"
-    cases: list[Json] = []
-    for kind in ("arith", "bool"):
-        for to in ("client", "server", "both"):
-            case_id = f"{protocol}/{kind}/{to}"
-            src = inputs_prg(protocol, case_id)
-            arith = kind == "arith"
-            shares = (
-                (src.next_ring(4), src.next_ring(4))
-                if arith
-                else (src.next_bits(9), src.next_bits(9))
-            )
-
-            def party(
-                ctx: PartyContext,
-                to: str = to,
-                arith: bool = arith,
-                shares: tuple[np.ndarray, np.ndarray] = shares,
-            ) -> object:
-                mine = shares[0] if ctx.party == "client" else shares[1]
-                reveal = arith_reveal if arith else bool_reveal
-                return reveal(ctx, mine, to)  # type: ignore[arg-type]
-
-            def enc(v: np.ndarray, arith: bool = arith) -> str:
-                return hex_ring(ring, v) if arith else hex_bits(v)
-
-            seeds, res = run_case(party, party, protocol, case_id)
-            out: Json = {}
-            for p, value in (("client", res.client), ("server", res.server)):
-                out[p] = {} if value is None else {"x": enc(value)}  # type: ignore[arg-type]
-            cases.append(
-                two_party_case(
-                    case_id,
-                    f"{kind}_reveal to {to}",
-                    seeds,
-                    res,
-                    inputs={
-                        "client": {"share": enc(shares[0]), "n": shares[0].size},
-                        "server": {"share": enc(shares[1]), "n": shares[1].size},
-                    },
-                    outputs=out,
-                    flags=["Normal"],
-                )
-            )
-    return [{"params": {"ring_bits": 64}, "tests": cases}]
 
 
-@register(
+def _play_share_add_reveal(case: Json, params: Json) -> Play:
+    fxp = case_fxp(params)
+    inputs = case["inputs"]
+    x, y = ring_of(fxp.ring, inputs["client"]["x"]), ring_of(fxp.ring, inputs["server"]["y"])
+
+    def encode(party: Party, out: Any) -> Json:
+        return {} if out is None else {"sum": hex_ring(fxp.ring, out)}
+
+    return Play(
+        fxp, lambda ctx: share_add_reveal(ctx, x), lambda ctx: share_add_reveal(ctx, y), encode
+    )
+
+
+def _share_add_reveal_groups() -> list[Group]:
+    fxp = FixedPoint()
+    cases = []
+    for i, (xs, ys) in enumerate((([1.0, -2.5, 3.25], [10.0, 20.0, -30.0]), ([0.0], [-1e-5]))):
+        x, y = fxp_encode(fxp, xs), fxp_encode(fxp, ys)
+        inputs = {
+            "client": {"x": hex_ring(fxp.ring, x), "n": x.size},
+            "server": {"y": hex_ring(fxp.ring, y), "n": y.size},
+        }
+        cases.append(
+            CaseSpec(f"sharing.share_add_reveal/{i}", f"x = {xs}, y = {ys} in fixed point", inputs)
+        )
+    return [Group({}, cases)]
+
+
+two_party_file(
     "sharing.share_add_reveal",
     "sharing/share_add_reveal.json",
     section="3.4.1",
     anchor="spec/03-sharing.md#share_add_reveal",
     params={"ring_bits": 64, "frac_bits": 18},
-    mode="real",
     header=["The worked example: both share, add locally, open the sum to the client."],
     notes={"Normal": NORMAL},
+    player=_play_share_add_reveal,
+    groups=_share_add_reveal_groups,
 )
-def _gen_share_add_reveal() -> list[Json]:
-    fxp = FixedPoint()
-    cases: list[Json] = []
-    for i, (xs, ys) in enumerate((([1.0, -2.5, 3.25], [10.0, 20.0, -30.0]), ([0.0], [-1e-5]))):
-        case_id = f"sharing.share_add_reveal/{i}"
-        x, y = fxp_encode(fxp, xs), fxp_encode(fxp, ys)
-
-        def fc(ctx: PartyContext, x: np.ndarray = x) -> object:
-            return share_add_reveal(ctx, x)
-
-        def fs(ctx: PartyContext, y: np.ndarray = y) -> object:
-            return share_add_reveal(ctx, y)
-
-        seeds, res = run_case(fc, fs, "sharing.share_add_reveal", case_id)
-        assert isinstance(res.client, np.ndarray)
-        cases.append(
-            two_party_case(
-                case_id,
-                f"x = {xs}, y = {ys} in fixed point",
-                seeds,
-                res,
-                inputs={
-                    "client": {"x": hex_ring(fxp.ring, x), "n": x.size},
-                    "server": {"y": hex_ring(fxp.ring, y), "n": y.size},
-                },
-                outputs={"client": {"sum": hex_ring(fxp.ring, res.client)}, "server": {}},
-                flags=["Normal"],
-            )
-        )
-    return [{"params": {}, "tests": cases}]
 
 
 # --- framing ------------------------------------------------------------------------------------

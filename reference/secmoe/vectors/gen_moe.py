@@ -24,8 +24,16 @@ from secmoe.moe.baseline import moe_compute_then_select, moe_reveal_routing
 from secmoe.moe.layer import MoeShares, moe
 from secmoe.session import PartyContext
 from secmoe.vectors.build import hex_ring
-from secmoe.vectors.gen_protocols import NORMAL
-from secmoe.vectors.play import CaseSpec, Group, Play, Player, param, ring_of, two_party_file
+from secmoe.vectors.play import (
+    NORMAL,
+    CaseSpec,
+    Group,
+    Play,
+    Player,
+    param,
+    ring_of,
+    two_party_file,
+)
 from secmoe.vectors.registry import Json, case_seed, inputs_prg
 
 Layer = Callable[[PartyContext, MoEConfig, Any, FixedWeights | None], MoeShares]
