@@ -22,10 +22,17 @@ import numpy as np
 from numpy.typing import NDArray
 
 from secmoe.encoding import FixedPoint, Ring, RingVec, bit_vec_decode
-from secmoe.errors import Party, SpecError
+from secmoe.errors import Party, ProtocolError, SpecError
 from secmoe.randomness import Prg
 from secmoe.session import PartyContext
-from secmoe.vectors.build import hex_bits, hex_ring, run_case, two_party_case
+from secmoe.vectors.build import (
+    hex_bits,
+    hex_ring,
+    invalid_case,
+    local_case,
+    run_case,
+    two_party_case,
+)
 from secmoe.vectors.registry import Json, Note, inputs_prg, register, registered
 
 PartyFn = Callable[[PartyContext], Any]
@@ -225,12 +232,15 @@ def play_case(protocol: str, case: Json, params: Json) -> Play:
 
 @dataclass(frozen=True)
 class CaseSpec:
-    """A two-party case before it runs: its id, comment, inputs (both parties') and flags."""
+    """A case before it runs: its id, comment, inputs (a two-party case's: both parties') and
+    flags; an invalid (local) case also names the valid case it mutates and its error."""
 
     id: str
     comment: str
     inputs: Json
     flags: tuple[str, ...] = ("Normal",)
+    base_id: str | None = None
+    error: Json | None = None  # {"kind", "party", "label"}; the kind is checked when recorded
 
 
 @dataclass(frozen=True)
@@ -298,4 +308,80 @@ def two_party_file(
         header=header,
         notes=notes,
         player=player,
+    )(generate)
+
+
+# --- local files: a function of the case's inputs -----------------------------------------------
+
+# (inputs, params) -> (outputs, intermediates or None); raises the case's error on invalid inputs.
+LocalFn = Callable[[Json, Json], tuple[Json, Json | None]]
+
+
+def _error_kind(fn: LocalFn, inputs: Json, params: Json) -> str:
+    try:
+        fn(inputs, params)
+    except SpecError:
+        return "spec_error"
+    except ProtocolError as exc:
+        return exc.kind
+    return "none"
+
+
+def record_local(fn: LocalFn, params: Json, spec: CaseSpec) -> Json:
+    """A local case: ``fn`` applied to its inputs; an invalid case is checked to raise its error."""
+    if spec.error is None:
+        outputs, intermediates = fn(spec.inputs, params)
+        return local_case(
+            spec.id,
+            spec.comment,
+            inputs=spec.inputs,
+            outputs=outputs,
+            flags=list(spec.flags),
+            intermediates=intermediates,
+        )
+    kind = _error_kind(fn, spec.inputs, params)
+    if kind != spec.error["kind"] or spec.base_id is None:
+        raise SpecError(f"{spec.id}: the inputs give {kind!r}, the case states {spec.error}")
+    return invalid_case(
+        spec.id,
+        spec.comment,
+        base_id=spec.base_id,
+        inputs=spec.inputs,
+        error=spec.error,
+        flags=list(spec.flags),
+    )
+
+
+def local_file(
+    protocol: str,
+    path: str,
+    *,
+    section: str,
+    anchor: str,
+    params: Json,
+    header: tuple[str, ...] | list[str],
+    notes: dict[str, Note],
+    fn: LocalFn,
+    groups: Callable[[], list[Group]],
+) -> None:
+    """A table entry: a local vector file, the function it tests and its cases."""
+
+    def generate() -> list[Json]:
+        return [
+            {
+                "params": g.params,
+                "tests": [record_local(fn, {**params, **g.params}, c) for c in g.cases],
+            }
+            for g in groups()
+        ]
+
+    register(
+        protocol,
+        path,
+        section=section,
+        anchor=anchor,
+        params=params,
+        mode="local",
+        header=header,
+        notes=notes,
     )(generate)
