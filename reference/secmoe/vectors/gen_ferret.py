@@ -1,4 +1,4 @@
-"""Vector generators and table of spec §11 (Ferret silent OT), all at the INSECURE toy parameter sets."""
+"""Vector table of spec §11 (Ferret silent OT), all at the INSECURE toy parameter sets."""
 
 from __future__ import annotations
 
@@ -25,17 +25,19 @@ from secmoe.ot.ggm import ggm_expand, ggm_puncture
 from secmoe.ot.lpn import lpn_code, lpn_encode
 from secmoe.randomness import Prg
 from secmoe.session import PartyContext
-from secmoe.vectors.build import hex_bits, local_case
+from secmoe.vectors.build import hex_bits
 from secmoe.vectors.play import (
     CaseSpec,
     Group,
     Play,
     bits_of,
     case_fxp,
+    local_file,
+    param,
     rows_of,
     two_party_file,
 )
-from secmoe.vectors.registry import Json, Note, inputs_prg, register
+from secmoe.vectors.registry import Json, Note, inputs_prg
 
 INSECURE = Note(
     "INSECURE_PARAMS",
@@ -59,13 +61,38 @@ def _toy_params(p: FerretParams) -> Json:
     return {"name": p.name, "n": p.n, "k": p.k, "t": p.t, "log_bin": p.log_bin, "d": p.d}
 
 
-@register(
+def _ggm(inputs: Json, params: Json) -> tuple[Json, Json | None]:
+    depth = param(params, "depth")
+    roots = rows_of(inputs["roots"])
+    alpha = np.asarray(inputs["alpha"], dtype=np.int64)
+    leaves, sums = ggm_expand(roots, depth)
+    trees = np.arange(len(roots))
+    bits = (alpha[:, None] >> np.arange(depth)) & 1
+    known = sums[trees[:, None], np.arange(depth)[None, :], 1 - bits]
+    outputs = {
+        "leaves": _hex(leaves),
+        "sums": _hex(sums),
+        "punctured": _hex(ggm_puncture(alpha, known, depth)),
+    }
+    return outputs, {"known": _hex(known)}
+
+
+def _ggm_groups() -> list[Group]:
+    p, cid = "ot.ferret_ggm", "ot.ferret_ggm/t2/h3"
+    src = inputs_prg(p, cid)
+    roots = _rows(src, 2)
+    alpha = src.next_below(2, 8)
+    inputs = {"roots": _hex(roots), "alpha": [int(a) for a in alpha]}
+    comment = "2 trees of depth 3, expanded and punctured"
+    return [Group({}, [CaseSpec(cid, comment, inputs, ("Insecure",))])]
+
+
+local_file(
     "ot.ferret_ggm",
     "ot/ferret_ggm.json",
     section="11.2",
     anchor="spec/11-silent-ot.md#ggm_expand",
     params={"t": 2, "depth": 3},
-    mode="local",
     header=[
         "GGM expansion of 2 trees of depth 3 and the puncturing of each at alpha_i.",
         "leaves: leaf x of tree i at position x t + i; sums: tree, level 1..h, side 0 then 1.",
@@ -73,37 +100,39 @@ def _toy_params(p: FerretParams) -> Json:
         HEADER_ROWS,
     ],
     notes={"Insecure": INSECURE},
+    fn=_ggm,
+    groups=_ggm_groups,
 )
-def _gen_ggm() -> list[Json]:
-    p, cid = "ot.ferret_ggm", "ot.ferret_ggm/t2/h3"
+
+
+def _spcot(inputs: Json, params: Json) -> tuple[Json, Json | None]:
+    iteration = param(params, "iteration")
+    roots, delta, q = rows_of(inputs["roots"]), rows_of(inputs["delta"])[0], rows_of(inputs["q"])
+    b = bits_of(inputs["b"], len(q))
+    t = q ^ (b[:, None] * delta)
+    leaves, masked, corr = spcot_send(roots, delta, q, iteration)
+    v, alpha = spcot_recv(masked, corr, t, b, iteration)
+    return {
+        "sender": {"leaves": _hex(leaves), "masked": _hex(masked), "corr": _hex(corr)},
+        "receiver": {"leaves": _hex(v), "alpha": [int(a) for a in alpha]},
+    }, None
+
+
+def _spcot_groups() -> list[Group]:
+    p, cid = "ot.ferret_spcot", "ot.ferret_spcot/t2/h4"
     src = inputs_prg(p, cid)
-    roots = _rows(src, 2)
-    alpha = src.next_below(2, 8).astype(np.int64)
-    leaves, sums = ggm_expand(roots, 3)
-    bits = (alpha[:, None] >> np.arange(3)) & 1
-    known = sums[np.arange(2)[:, None], np.arange(3)[None, :], 1 - bits]
-    case = local_case(
-        cid,
-        "2 trees of depth 3, expanded and punctured",
-        inputs={"roots": _hex(roots), "alpha": [int(a) for a in alpha]},
-        intermediates={"known": _hex(known)},
-        outputs={
-            "leaves": _hex(leaves),
-            "sums": _hex(sums),
-            "punctured": _hex(ggm_puncture(alpha, known, 3)),
-        },
-        flags=["Insecure"],
-    )
-    return [{"params": {}, "tests": [case]}]
+    roots, delta = _rows(src, 2), _rows(src, 1)[0]
+    q, b = _rows(src, 8), src.next_bits(8)
+    inputs = {"roots": _hex(roots), "delta": _hex(delta), "q": _hex(q), "b": hex_bits(b)}
+    return [Group({}, [CaseSpec(cid, "2 single-point COTs of depth 4", inputs, ("Insecure",))])]
 
 
-@register(
+local_file(
     "ot.ferret_spcot",
     "ot/ferret_spcot.json",
     section="11.3",
     anchor="spec/11-silent-ot.md#spcot_send",
     params={"t": 2, "depth": 4, "iteration": 1},
-    mode="local",
     header=[
         "spcot_send / spcot_recv for 2 trees of depth 4 (iteration number 1), from given roots,",
         "Delta and tree COTs (q_j; b_j; t_j = q_j XOR b_j Delta), tree i level l at j = 4 i + l - 1.",
@@ -111,26 +140,9 @@ def _gen_ggm() -> list[Json]:
         HEADER_ROWS,
     ],
     notes={"Insecure": INSECURE},
+    fn=_spcot,
+    groups=_spcot_groups,
 )
-def _gen_spcot() -> list[Json]:
-    p, cid = "ot.ferret_spcot", "ot.ferret_spcot/t2/h4"
-    src = inputs_prg(p, cid)
-    roots, delta = _rows(src, 2), _rows(src, 1)[0]
-    q, b = _rows(src, 8), src.next_bits(8)
-    t = q ^ (b[:, None] * delta)
-    leaves, masked, corr = spcot_send(roots, delta, q, 1)
-    v, alpha = spcot_recv(masked, corr, t, b, 1)
-    case = local_case(
-        cid,
-        "2 single-point COTs of depth 4",
-        inputs={"roots": _hex(roots), "delta": _hex(delta), "q": _hex(q), "b": hex_bits(b)},
-        outputs={
-            "sender": {"leaves": _hex(leaves), "masked": _hex(masked), "corr": _hex(corr)},
-            "receiver": {"leaves": _hex(v), "alpha": [int(a) for a in alpha]},
-        },
-        flags=["Insecure"],
-    )
-    return [{"params": {}, "tests": [case]}]
 
 
 def _play_mpcot(case: Json, params: Json) -> Play:
@@ -187,47 +199,52 @@ two_party_file(
 )
 
 
-@register(
+def _lpn(inputs: Json, params: Json) -> tuple[Json, Json | None]:
+    n, k = param(inputs), param(inputs, "k")
+    code = lpn_code(n, k, param(inputs, "d"))
+    rows, table = rows_of(inputs["rows"]), rows_of(inputs["table"])
+    bits, tbits = bits_of(inputs["bits"], n), bits_of(inputs["table_bits"], k)
+    return {
+        "code": [[int(x) for x in col] for col in code.idx],
+        "rows": _hex(lpn_encode(rows, table, code)),
+        "bits": hex_bits(lpn_encode(bits, tbits, code)),
+    }, None
+
+
+def _lpn_groups() -> list[Group]:
+    p, cid = "ot.ferret_lpn", "ot.ferret_lpn/toy"
+    par = FERRET_TOY
+    src = inputs_prg(p, cid)
+    rows, table = _rows(src, par.n), _rows(src, par.k)
+    bits, tbits = src.next_bits(par.n), src.next_bits(par.k)
+    inputs = {
+        "n": par.n,
+        "k": par.k,
+        "d": par.d,
+        "rows": _hex(rows),
+        "table": _hex(table),
+        "bits": hex_bits(bits),
+        "table_bits": hex_bits(tbits),
+    }
+    comment = "the toy code and one encoding of rows and of bits"
+    return [Group({}, [CaseSpec(cid, comment, inputs, ("Insecure",))])]
+
+
+local_file(
     "ot.ferret_lpn",
     "ot/ferret_lpn.json",
     section="11.5",
     anchor="spec/11-silent-ot.md#lpn_code",
     params=_toy_params(FERRET_TOY),
-    mode="local",
     header=[
         "lpn_code(128, 32, 10): the code's indices, column by column (row i: A[i, 0..9]);",
         "lpn_encode of random rows (16 bytes) and bits with random tables of k entries.",
         HEADER_ROWS,
     ],
     notes={"Insecure": INSECURE},
+    fn=_lpn,
+    groups=_lpn_groups,
 )
-def _gen_lpn() -> list[Json]:
-    p, cid = "ot.ferret_lpn", "ot.ferret_lpn/toy"
-    par = FERRET_TOY
-    code = lpn_code(par.n, par.k, par.d)
-    src = inputs_prg(p, cid)
-    rows, table = _rows(src, par.n), _rows(src, par.k)
-    bits, tbits = src.next_bits(par.n), src.next_bits(par.k)
-    case = local_case(
-        cid,
-        "the toy code and one encoding of rows and of bits",
-        inputs={
-            "n": par.n,
-            "k": par.k,
-            "d": par.d,
-            "rows": _hex(rows),
-            "table": _hex(table),
-            "bits": hex_bits(bits),
-            "table_bits": hex_bits(tbits),
-        },
-        outputs={
-            "code": [[int(x) for x in col] for col in code.idx],
-            "rows": _hex(lpn_encode(rows, table, code)),
-            "bits": hex_bits(lpn_encode(bits, tbits, code)),
-        },
-        flags=["Insecure"],
-    )
-    return [{"params": {}, "tests": [case]}]
 
 
 def _play_extend(case: Json, params: Json) -> Play:

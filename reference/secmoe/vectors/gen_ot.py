@@ -22,7 +22,7 @@ from secmoe.ot.flavours import (
 from secmoe.ot.iknp import IknpSender
 from secmoe.ot.triples import and_triples, beaver_triples, dealer_triples
 from secmoe.session import PartyContext
-from secmoe.vectors.build import hex_bits, hex_ring, local_case
+from secmoe.vectors.build import hex_bits, hex_ring
 from secmoe.vectors.play import (
     CaseSpec,
     Group,
@@ -30,12 +30,13 @@ from secmoe.vectors.play import (
     bits_of,
     bytes_hex,
     case_fxp,
+    local_file,
     param,
     ring_of,
     rows_of,
     two_party_file,
 )
-from secmoe.vectors.registry import Json, Note, case_seed, inputs_prg, register
+from secmoe.vectors.registry import Json, Note, case_seed, inputs_prg
 
 NORMAL = Note("NORMAL", "an ordinary input")
 FRESH = Note("EDGE_CASE", "the first OT of a direction: the transcript starts with the base OTs")
@@ -250,29 +251,32 @@ two_party_file(
 )
 
 
-@register(
+def _dealer(inputs: Json, params: Json) -> tuple[Json, Json | None]:
+    """Each party's triples from the dealer's seed."""
+    seed, n, ring = bytes.fromhex(inputs["dealer_seed"]), param(inputs), Ring(param(inputs, "l"))
+    out: Json = {}
+    parties: tuple[Party, ...] = ("client", "server")
+    for party in parties:
+        a, b, c = dealer_triples(seed, party, n, ring.bits)
+        out[party] = {"a": hex_ring(ring, a), "b": hex_ring(ring, b), "c": hex_ring(ring, c)}
+    return out, None
+
+
+def _dealer_groups() -> list[Group]:
+    cid = "ot.dealer_triples/l64/n3"
+    inputs = {"dealer_seed": case_seed("ot.dealer_triples", cid).hex(), "n": 3, "l": 64}
+    return [Group({}, [CaseSpec(cid, "3 dealer triples over Z_2^64", inputs, ("Dealer",))])]
+
+
+local_file(
     "ot.dealer_triples",
     "ot/dealer_triples.json",
     section="10.6.3",
     anchor="spec/10-ot.md#dealer_triples",
     params={},
-    mode="dealer",
     header=["DEALER MODE (teaching and tests only): each party's shares from the dealer's seed."],
     notes={"Dealer": DEALER},
+    fn=_dealer,
+    groups=_dealer_groups,
+    mode="dealer",
 )
-def _gen_dealer() -> list[Json]:
-    seed = case_seed("ot.dealer_triples", "ot.dealer_triples/l64/n3")
-    ring = Ring(64)
-    out: Json = {}
-    parties: tuple[Party, ...] = ("client", "server")
-    for party in parties:
-        a, b, c = dealer_triples(seed, party, 3, 64)
-        out[party] = {"a": hex_ring(ring, a), "b": hex_ring(ring, b), "c": hex_ring(ring, c)}
-    case = local_case(
-        "ot.dealer_triples/l64/n3",
-        "3 dealer triples over Z_2^64",
-        inputs={"dealer_seed": seed.hex(), "n": 3, "l": 64},
-        outputs=out,
-        flags=["Dealer"],
-    )
-    return [{"params": {}, "tests": [case]}]

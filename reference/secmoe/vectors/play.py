@@ -33,7 +33,7 @@ from secmoe.vectors.build import (
     run_case,
     two_party_case,
 )
-from secmoe.vectors.registry import Json, Note, inputs_prg, register, registered
+from secmoe.vectors.registry import Json, Mode, Note, inputs_prg, register, registered
 
 PartyFn = Callable[[PartyContext], Any]
 NORMAL = Note("NORMAL", "an ordinary input; the transcript includes the OT-based correlations")
@@ -363,8 +363,9 @@ def local_file(
     notes: dict[str, Note],
     fn: LocalFn,
     groups: Callable[[], list[Group]],
+    mode: Mode = "local",
 ) -> None:
-    """A table entry: a local vector file, the function it tests and its cases."""
+    """A table entry: a local vector file (or a dealer's), the function it tests, its cases."""
 
     def generate() -> list[Json]:
         return [
@@ -381,7 +382,7 @@ def local_file(
         section=section,
         anchor=anchor,
         params=params,
-        mode="local",
+        mode=mode,
         header=header,
         notes=notes,
     )(generate)
