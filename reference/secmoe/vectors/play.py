@@ -1,5 +1,5 @@
-"""The vector table's machinery: one generic recorder for every two-party vector file, and the
-players that run a case's parties from its JSON (spec/05-test-vectors.md#interop).
+"""The vector table's machinery: a generic recorder for two-party and for local vector files,
+and the players that run a case's parties from its JSON (spec/05-test-vectors.md#interop).
 
 A two-party file is one table entry (:func:`two_party_file`): protocol id, spec section, params,
 its groups of cases (each a :class:`CaseSpec`: id, comment, both parties' ``inputs``) and its
@@ -9,7 +9,9 @@ functions on a :class:`PartyContext` (each reads its arguments from its own ``in
 the encoder of a party's output as the case's ``outputs[party]``. :func:`record` runs both with
 the test DRNG's seeds and writes the case; ``secmoe interop`` runs one party from the same
 player (:func:`play_case`), so the generator and the live checker cannot disagree. Protocols on
-shares (every file of ``protocols/``) are entries of :func:`shared_file`.
+shares (every file of ``protocols/``) are entries of :func:`shared_file`. A local file is an entry
+of :func:`local_file`: its cases and the function of their ``inputs`` it tests (an invalid case
+is checked to raise its stated error).
 """
 
 from __future__ import annotations
