@@ -31,10 +31,9 @@ from secmoe.vectors.play import (
     bits_of,
     both,
     case_fxp,
-    local_file,
     param,
     ring_of,
-    two_party_file,
+    table_file,
 )
 from secmoe.vectors.registry import Json, Note, case_seed, inputs_prg
 
@@ -125,7 +124,7 @@ def _fxp_groups() -> list[Group]:
     return groups
 
 
-local_file(
+table_file(
     "encoding.fxp",
     "encoding/fxp.json",
     section="1.2",
@@ -169,7 +168,7 @@ def _fxp_trunc_groups() -> list[Group]:
     return groups
 
 
-local_file(
+table_file(
     "encoding.fxp_trunc",
     "encoding/fxp_trunc.json",
     section="1.3",
@@ -229,7 +228,7 @@ def _ring_vec_groups() -> list[Group]:
     return groups
 
 
-local_file(
+table_file(
     "encoding.ring_vec",
     "encoding/ring_vec.json",
     section="1.4",
@@ -275,7 +274,7 @@ def _bit_vec_groups() -> list[Group]:
     return [Group({}, cases)]
 
 
-local_file(
+table_file(
     "encoding.bit_vec",
     "encoding/bit_vec.json",
     section="1.4",
@@ -326,7 +325,7 @@ def _prg_groups() -> list[Group]:
     return [Group({}, cases)]
 
 
-local_file(
+table_file(
     "randomness.prg",
     "randomness/prg.json",
     section="2",
@@ -396,7 +395,7 @@ def _sharing_groups(kind: str) -> list[Group]:
     return groups
 
 
-two_party_file(
+table_file(
     "sharing.arith_share",
     "sharing/arith_share.json",
     section="3.2.1",
@@ -407,7 +406,7 @@ two_party_file(
     player=_play_arith_share,
     groups=lambda: _sharing_groups("arith_share"),
 )
-two_party_file(
+table_file(
     "sharing.bool_share",
     "sharing/bool_share.json",
     section="3.2.3",
@@ -464,7 +463,7 @@ def _reveal_groups() -> list[Group]:
     return [Group({"ring_bits": 64}, cases)]
 
 
-two_party_file(
+table_file(
     "sharing.reveal",
     "sharing/reveal.json",
     section="3.2.2",
@@ -505,7 +504,7 @@ def _share_add_reveal_groups() -> list[Group]:
     return [Group({}, cases)]
 
 
-two_party_file(
+table_file(
     "sharing.share_add_reveal",
     "sharing/share_add_reveal.json",
     section="3.4.1",
@@ -569,7 +568,7 @@ def _frame_groups() -> list[Group]:
     return [Group({}, cases)]
 
 
-local_file(
+table_file(
     "net.frame",
     "net/frame.json",
     section="4.1",

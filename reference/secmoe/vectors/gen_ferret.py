@@ -32,10 +32,9 @@ from secmoe.vectors.play import (
     Play,
     bits_of,
     case_fxp,
-    local_file,
     param,
     rows_of,
-    two_party_file,
+    table_file,
 )
 from secmoe.vectors.registry import Json, Note, inputs_prg
 
@@ -87,7 +86,7 @@ def _ggm_groups() -> list[Group]:
     return [Group({}, [CaseSpec(cid, comment, inputs, ("Insecure",))])]
 
 
-local_file(
+table_file(
     "ot.ferret_ggm",
     "ot/ferret_ggm.json",
     section="11.2",
@@ -127,7 +126,7 @@ def _spcot_groups() -> list[Group]:
     return [Group({}, [CaseSpec(cid, "2 single-point COTs of depth 4", inputs, ("Insecure",))])]
 
 
-local_file(
+table_file(
     "ot.ferret_spcot",
     "ot/ferret_spcot.json",
     section="11.3",
@@ -181,7 +180,7 @@ def _mpcot_cases() -> list[Group]:
     return [Group({"iteration": ITERATION}, [CaseSpec(cid, comment, inputs, ("Insecure",))])]
 
 
-two_party_file(
+table_file(
     "ot.ferret_mpcot",
     "ot/ferret_mpcot.json",
     section="11.4",
@@ -230,7 +229,7 @@ def _lpn_groups() -> list[Group]:
     return [Group({}, [CaseSpec(cid, comment, inputs, ("Insecure",))])]
 
 
-local_file(
+table_file(
     "ot.ferret_lpn",
     "ot/ferret_lpn.json",
     section="11.5",
@@ -282,7 +281,7 @@ def _extend_cases() -> list[Group]:
     return [Group({}, [CaseSpec(cid, comment, inputs, ("Insecure",))])]
 
 
-two_party_file(
+table_file(
     "ot.ferret_extend",
     "ot/ferret_extend.json",
     section="11.6",

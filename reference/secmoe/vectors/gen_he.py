@@ -21,7 +21,7 @@ from secmoe.vectors.play import (
     case_fxp,
     param,
     ring_of,
-    two_party_file,
+    table_file,
 )
 from secmoe.vectors.registry import Json, Note, case_seed, inputs_prg, register
 
@@ -173,7 +173,7 @@ def _matvec_groups() -> list[Group]:
     return [Group({}, cases)]
 
 
-two_party_file(
+table_file(
     "he.matvec",
     "he/matvec.json",
     section="20.8.2",

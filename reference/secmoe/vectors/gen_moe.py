@@ -32,7 +32,7 @@ from secmoe.vectors.play import (
     Player,
     param,
     ring_of,
-    two_party_file,
+    table_file,
 )
 from secmoe.vectors.registry import Json, case_seed, inputs_prg
 
@@ -103,7 +103,7 @@ def _groups(protocol: str) -> list[Group]:
 
 def _file(name: str, spec: str, section: str, layer: Layer, what: str) -> None:
     protocol = f"moe.{name}"
-    two_party_file(
+    table_file(
         protocol,
         f"moe/{name}.json",
         section=section,

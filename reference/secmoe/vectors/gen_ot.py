@@ -30,11 +30,10 @@ from secmoe.vectors.play import (
     bits_of,
     bytes_hex,
     case_fxp,
-    local_file,
     param,
     ring_of,
     rows_of,
-    two_party_file,
+    table_file,
 )
 from secmoe.vectors.registry import Json, Note, case_seed, inputs_prg
 
@@ -78,7 +77,7 @@ def _base_ot_groups() -> list[Group]:
     return [Group({}, cases)]
 
 
-two_party_file(
+table_file(
     "ot.base_ot",
     "ot/base_ot.json",
     section="10.2",
@@ -185,7 +184,7 @@ def _flavours_groups() -> list[Group]:
     return [Group({}, cases)]
 
 
-two_party_file(
+table_file(
     "ot.flavours",
     "ot/flavours.json",
     section="10.5",
@@ -238,7 +237,7 @@ def _triples_groups() -> list[Group]:
     return [Group({}, cases)]
 
 
-two_party_file(
+table_file(
     "ot.triples",
     "ot/triples.json",
     section="10.6",
@@ -268,7 +267,7 @@ def _dealer_groups() -> list[Group]:
     return [Group({}, [CaseSpec(cid, "3 dealer triples over Z_2^64", inputs, ("Dealer",))])]
 
 
-local_file(
+table_file(
     "ot.dealer_triples",
     "ot/dealer_triples.json",
     section="10.6.3",

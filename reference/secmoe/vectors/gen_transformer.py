@@ -12,7 +12,7 @@ from secmoe.model.default import uniform_tensor
 from secmoe.model.transformer import TransformerConfig, encode_transformer, transformer_weights
 from secmoe.transformer.block import transformer_block
 from secmoe.vectors.build import hex_ring
-from secmoe.vectors.play import NORMAL, CaseSpec, Group, Play, both, param, ring_of, two_party_file
+from secmoe.vectors.play import NORMAL, CaseSpec, Group, Play, both, param, ring_of, table_file
 from secmoe.vectors.registry import Json, case_seed, inputs_prg
 
 PROTOCOL = "transformer.transformer_block"
@@ -83,7 +83,7 @@ def _groups() -> list[Group]:
     return [Group(PARAMS, [CaseSpec(cid, comment, inputs)])]
 
 
-two_party_file(
+table_file(
     PROTOCOL,
     "transformer/block.json",
     section="50.2.2",

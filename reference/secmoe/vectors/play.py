@@ -1,7 +1,7 @@
 """The vector table's machinery: a generic recorder for two-party and for local vector files,
 and the players that run a case's parties from its JSON (spec/05-test-vectors.md#interop).
 
-A two-party file is one table entry (:func:`two_party_file`): protocol id, spec section, params,
+A two-party file is one table entry (:func:`table_file`): protocol id, spec section, params,
 its groups of cases (each a :class:`CaseSpec`: id, comment, both parties' ``inputs``) and its
 *player*. Given a case and its parameters (the file's ``params`` updated by its group's), the
 player returns a :class:`Play`: the fixed-point parameters, the client's and the server's
@@ -10,7 +10,7 @@ the encoder of a party's output as the case's ``outputs[party]``. :func:`record`
 the test DRNG's seeds and writes the case; ``secmoe interop`` runs one party from the same
 player (:func:`play_case`), so the generator and the live checker cannot disagree. Protocols on
 shares (every file of ``protocols/``) are entries of :func:`shared_file`. A local file is an entry
-of :func:`local_file`: its cases and the function of their ``inputs`` it tests (an invalid case
+of :func:`table_file`: its cases and the function of their ``inputs`` it tests (an invalid case
 is checked to raise its stated error).
 """
 
@@ -203,7 +203,7 @@ def shared_file(
             raise SpecError(f"{protocol}: the cases of one group must share their shapes")
         return [Group({"ring_bits": bits, "frac_bits": frac, **shapes[0]}, cases)]
 
-    two_party_file(
+    table_file(
         protocol,
         f"protocols/{name}.json",
         section=section,
@@ -274,45 +274,6 @@ def record(protocol: str, player: Player, params: Json, spec: CaseSpec) -> Json:
     )
 
 
-def two_party_file(
-    protocol: str,
-    path: str,
-    *,
-    section: str,
-    anchor: str,
-    params: Json,
-    header: tuple[str, ...] | list[str],
-    notes: dict[str, Note],
-    player: Player,
-    groups: Callable[[], list[Group]],
-) -> None:
-    """A table entry: a two-party vector file, its player and its cases (spec §5.6)."""
-
-    def generate() -> list[Json]:
-        out = []
-        for g in groups():
-            merged = {**params, **g.params}  # a group's value applies over the file's (§5.4)
-            out.append(
-                {
-                    "params": g.params,
-                    "tests": [record(protocol, player, merged, c) for c in g.cases],
-                }
-            )
-        return out
-
-    register(
-        protocol,
-        path,
-        section=section,
-        anchor=anchor,
-        params=params,
-        mode="real",
-        header=header,
-        notes=notes,
-        player=player,
-    )(generate)
-
-
 # --- local files: a function of the case's inputs -----------------------------------------------
 
 # (inputs, params) -> (outputs, intermediates or None); raises the case's error on invalid inputs.
@@ -354,7 +315,7 @@ def record_local(fn: LocalFn, params: Json, spec: CaseSpec) -> Json:
     )
 
 
-def local_file(
+def table_file(
     protocol: str,
     path: str,
     *,
@@ -363,18 +324,26 @@ def local_file(
     params: Json,
     header: tuple[str, ...] | list[str],
     notes: dict[str, Note],
-    fn: LocalFn,
     groups: Callable[[], list[Group]],
-    mode: Mode = "local",
+    player: Player | None = None,
+    fn: LocalFn | None = None,
+    mode: Mode | None = None,
 ) -> None:
-    """A table entry: a local vector file (or a dealer's), the function it tests, its cases."""
+    """A table entry: a vector file and its cases, recorded by the case's ``player`` (a
+    two-party file, mode ``real``) or by the local function ``fn`` (mode ``local`` or
+    ``dealer``). A case runs with the file's params updated by its group's (§5.4)."""
+    if (player is None) == (fn is None):
+        raise SpecError(f"{protocol}: a table entry has a player or a local function")
+
+    def one(merged: Json, case: CaseSpec) -> Json:
+        if player is not None:
+            return record(protocol, player, merged, case)
+        assert fn is not None
+        return record_local(fn, merged, case)
 
     def generate() -> list[Json]:
         return [
-            {
-                "params": g.params,
-                "tests": [record_local(fn, {**params, **g.params}, c) for c in g.cases],
-            }
+            {"params": g.params, "tests": [one({**params, **g.params}, c) for c in g.cases]}
             for g in groups()
         ]
 
@@ -384,7 +353,8 @@ def local_file(
         section=section,
         anchor=anchor,
         params=params,
-        mode=mode,
+        mode=mode or ("real" if player is not None else "local"),
         header=header,
         notes=notes,
+        player=player,
     )(generate)
