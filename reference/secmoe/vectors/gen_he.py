@@ -82,6 +82,10 @@ def _small_plain(prg: Prg, n: int, nonzero: int, bits: int) -> np.ndarray:
         "One chain of BFV operations on the insecure toy set, every polynomial inline as",
         "poly_encode hex (limb-major u32 LE). The client's PRG is Prg(case_seed, dst('vectors', 'client'));",
         "each step draws from it in the order listed; plaintexts are ring vectors (u64 LE hex).",
+        "c1 = encrypt_sk(m1), c2 = encrypt_pk(pk, m2); add = ct_add(c1, c2), add_plain =",
+        "ct_add_plain(c1, m2), mul_plain = ct_mul_plain(c1, w) with w = m2 read as signed 64-bit",
+        "coefficients, mul = ct_mul(c1, c2); flooded, server_share = mask_and_flood(mul, (pk, pk2),",
+        "Prg(case_seed, dst('vectors', 'server')), flood_noise_bound_bits) (spec 20.9).",
     ],
     notes={"Insecure": INSECURE},
 )

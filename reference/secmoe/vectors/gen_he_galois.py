@@ -14,6 +14,7 @@ from secmoe.randomness import Prg, dst
 from secmoe.vectors.build import hex_ring, local_case
 from secmoe.vectors.registry import Json, Note, case_seed, inputs_prg, register
 
+FLOOD_BOUND = 60.0  # the analytic noise bound (bits) modswitch's responses are flooded for
 INSECURE = Note("INSECURE_PARAMS", "the toy parameter set (N = 32): readable, not secure")
 
 
@@ -77,8 +78,9 @@ def _gen_galois() -> list[Json]:
     mode="local",
     header=[
         "A flooded response switched down to response_keep(toy, degree) primes (mod_switch).",
-        "Client PRG Prg(case_seed, dst('vectors', 'client')): keygen, pk, pk2, encryption;",
-        "server PRG Prg(case_seed, dst('vectors', 'server')) for mask_and_flood.",
+        "Client PRG Prg(case_seed, dst('vectors', 'client')): keygen, pk, pk2, encrypt_sk(m);",
+        "degree 2 squares it with ct_mul. flooded, server_share = mask_and_flood(ct, (pk, pk2),",
+        "Prg(case_seed, dst('vectors', 'server')), flood_noise_bound_bits) (spec 20.9).",
     ],
     notes={"Insecure": INSECURE},
 )
@@ -97,7 +99,7 @@ def _gen_modswitch() -> list[Json]:
         ct = bfv.encrypt_sk(sk, m, prg)
         if degree == 2:
             ct = bfv.ct_mul(ct, ct)
-        flooded, share = mask_and_flood(ct, keys, server, 60.0)
+        flooded, share = mask_and_flood(ct, keys, server, FLOOD_BOUND)
         keep = modswitch.response_keep(p, degree)
         small = modswitch.mod_switch(flooded, keep)
         client = bfv.decrypt(modswitch.switch_key(sk, small.params), small)
@@ -105,7 +107,12 @@ def _gen_modswitch() -> list[Json]:
             local_case(
                 cid,
                 f"degree {degree}: {len(p.q_primes)} primes down to {keep}",
-                inputs={"flooded": ct_encode(flooded).hex(), "degree": degree},
+                inputs={
+                    "flooded": ct_encode(flooded).hex(),
+                    "degree": degree,
+                    "m": hex_ring(ring, m),
+                    "flood_noise_bound_bits": FLOOD_BOUND,
+                },
                 intermediates={"s": [int(v) for v in sk.s], "server_share": hex_ring(ring, share)},
                 outputs={
                     "keep": keep,

@@ -47,7 +47,8 @@ def _table_json(table: PiecewiseTable) -> Json:
     header=[
         "Piecewise-quadratic activations in fixed point (GeLU, SiLU, ReLU tables of spec 6.2).",
         "Inputs: table (encoded breakpoints; rows (C2, C1, C0) row-major, ring-vec hex) and x.",
-        "Intermediates: j (segment per element) and x2 = trunc(x * x). Output: y.",
+        "Intermediates: j (segment per element, a JSON array of integers) and x2 = trunc(x * x).",
+        "Output: y.",
     ],
     notes={"Normal": NORMAL, "Breakpoints": EDGE},
 )
@@ -172,7 +173,8 @@ MOE_TOKENS = 3
     header=[
         "The fixed-point MoE layer (spec 6.3.3) on small configurations.",
         "Weights are default_weights(config, seed) (spec 6.5.1) with the case's weights_seed,",
-        "also given encoded (ring-vec hex, row-major, the array shapes of spec 6.1). x: tokens.",
+        "also given encoded (ring-vec hex, row-major, the array shapes of spec 6.1).",
+        "x = fxp_encode(default_inputs(config, T, weights_seed)) (spec 6.5.1), T tokens.",
         "Outputs: y (T x d_model), experts (T x k, best first), gates (T x k).",
     ],
     notes={"Normal": NORMAL},
