@@ -477,6 +477,8 @@ def cmd_party(args: argparse.Namespace) -> int:
         from secmoe.interop_cli import cmd_interop
 
         return cmd_interop(args)  # our party of a vector case as the peer (spec §5.6)
+    if args.command == "serve" and (args.listen is not None or args.connect or args.case):
+        raise SpecError("--listen, --connect and --case serve a vector case: add --vector FILE")
     protocol = _protocol_name(args)
     if protocol == ADD_PROTOCOL:
         return _party_add(args)
