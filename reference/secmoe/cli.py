@@ -473,6 +473,12 @@ def _party_moe(args: argparse.Namespace) -> int:
 
 
 def cmd_party(args: argparse.Namespace) -> int:
+    if args.command == "serve" and (args.vector or args.all):
+        from secmoe.interop_cli import cmd_interop
+
+        return cmd_interop(args)  # our party of a vector case as the peer (spec §5.6)
+    if args.command == "serve" and (args.listen is not None or args.connect or args.case):
+        raise SpecError("--listen, --connect and --case serve a vector case: add --vector FILE")
     protocol = _protocol_name(args)
     if protocol == ADD_PROTOCOL:
         return _party_add(args)
@@ -558,6 +564,10 @@ def _party_parser(s: argparse.ArgumentParser, name: str) -> None:
     )
     s.add_argument("--json", action="store_true")
     s.add_argument("--quiet", action="store_true")
+    if name == "serve":
+        from secmoe.interop_cli import add_case_options
+
+        add_case_options(s, default_party="server")
     s.set_defaults(func=cmd_party)
 
 
@@ -688,6 +698,10 @@ def build_parser() -> argparse.ArgumentParser:
     from secmoe.trace.command import add_parser as add_trace_parser
 
     add_trace_parser(sub)
+
+    from secmoe.interop_cli import add_interop_parser
+
+    add_interop_parser(sub)
 
     for name, helptext in (
         ("serve", "serve the server party over TCP until stopped (default protocol: moe-demo)"),

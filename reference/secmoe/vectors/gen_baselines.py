@@ -1,6 +1,6 @@
-"""Vector generators for spec §34: the baselines (BumbleBee's compute-then-select GeLU).
+"""Vector table of spec §34: the baselines (BumbleBee's compute-then-select GeLU).
 
-The cases reuse the two-party case builder of ``gen_protocols``: both parties call the protocol
+A table entry (``shared_file``) like those of ``gen_protocols``: both parties call the protocol
 on their own shares, and each party's output ``z`` is its share of the result.
 """
 
@@ -10,7 +10,7 @@ from secmoe.encoding import FixedPoint, Ring, fxp_encode
 from secmoe.protocols.gelu_bumblebee import gelu_bumblebee
 from secmoe.randomness import Prg
 from secmoe.vectors.build import hex_ring
-from secmoe.vectors.gen_protocols import Inputs, _reg
+from secmoe.vectors.play import Shares, arg_x, out_ring, shared_file
 
 ULP = 2.0**-18
 # Both sides of each breakpoint (-5 and -1.97 belong to the piece on their right, 3 to its left),
@@ -18,21 +18,14 @@ ULP = 2.0**-18
 VALUES = [-40.0, -5.0 - ULP, -5.0, -3.0, -1.97 - ULP, -1.97, 0.5, 3.0, 3.0 + ULP, 40.0]
 
 
-def _gelu(src: Prg, ring: Ring) -> Inputs:
+def _gelu(src: Prg, ring: Ring) -> Shares:
     x = fxp_encode(FixedPoint(ring, 18), VALUES)
     xc = src.next_ring(x.size, ring.bits)
     xs = ring.sub(x, xc)
-    return Inputs(
-        (xc,),
-        (xs,),
-        {"x": hex_ring(ring, xc)},
-        {"x": hex_ring(ring, xs)},
-        lambda v: hex_ring(ring, v),
-        {"n": xc.size},
-    )
+    return Shares({"x": hex_ring(ring, xc)}, {"x": hex_ring(ring, xs)}, {"n": xc.size})
 
 
-_reg(
+shared_file(
     "gelu_bumblebee",
     "34.1.2",
     "BumbleBee's GeLU by compute-then-select (f = 18) around -5, -1.97, 3 and far outside.",
@@ -41,4 +34,6 @@ _reg(
     64,
     frac=18,
     spec="34-baselines.md",
+    args=arg_x,
+    out=out_ring,
 )

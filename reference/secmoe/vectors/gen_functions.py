@@ -1,6 +1,6 @@
-"""Vector generators for spec §33: exp, reciprocal, softmax, rsqrt, layernorm, rmsnorm.
+"""Vector table of spec §33: exp, reciprocal, softmax, rsqrt, layernorm, rmsnorm.
 
-The cases reuse the two-party case builder of ``gen_protocols``: both parties call the same
+Table entries (``shared_file``) like those of ``gen_protocols``: both parties call the same
 function on their own shares (the server also on its weights), and each party's output ``z`` is
 its share of the result. All at l = 64, f = 18.
 """
@@ -18,7 +18,16 @@ from secmoe.protocols.norm import layernorm, rmsnorm, rsqrt
 from secmoe.protocols.softmax import exp, reciprocal, softmax
 from secmoe.randomness import Prg
 from secmoe.vectors.build import hex_ring
-from secmoe.vectors.gen_protocols import Inputs, MakeInputs, _reg
+from secmoe.vectors.play import (
+    MakeShares,
+    Shares,
+    arg_x,
+    arg_x_and,
+    out_ring,
+    param,
+    ring_of,
+    shared_file,
+)
 from secmoe.vectors.registry import Json
 
 BITS, FRAC = 64, 18
@@ -45,51 +54,53 @@ def _shape(x: RingVec) -> Json:
     return {"n": x.size}
 
 
-def _one(values: Callable[[Prg], Any], *extra: Any, names: tuple[str, ...] = ()) -> MakeInputs:
+def _norm_args(*weights: str) -> Callable[[Ring, Json, Json], tuple[Any, ...]]:
+    """x (T x d), the server's ``weights`` (None for the client, who has none), then eps."""
+
+    def args(ring: Ring, mine: Json, params: Json) -> tuple[Any, ...]:
+        x = ring_of(ring, mine["x"], (param(params, "T"), param(params, "d")))
+        ws = [ring_of(ring, mine[w]) if w in mine else None for w in weights]
+        return (x, *ws, float(params["eps"]))
+
+    return args
+
+
+def _one(values: Callable[[Prg], Any], *extra: Any, names: tuple[str, ...] = ()) -> MakeShares:
     """Inputs for a function of one shared argument and public parameters ``extra``."""
 
-    def make(src: Prg, ring: Ring) -> Inputs:
+    def make(src: Prg, ring: Ring) -> Shares:
         xc, xs = _split(src, ring, values(src))
         public = dict(zip(names, extra, strict=True))
-        return Inputs(
-            (xc, *extra),
-            (xs, *extra),
-            {"x": hex_ring(ring, xc), **public},
-            {"x": hex_ring(ring, xs), **public},
-            lambda v: hex_ring(ring, v),
-            _shape(xc),
+        return Shares(
+            {"x": hex_ring(ring, xc), **public}, {"x": hex_ring(ring, xs), **public}, _shape(xc)
         )
 
     return make
 
 
-def _norm(with_beta: bool, eps: float) -> MakeInputs:
+def _norm(with_beta: bool, eps: float) -> MakeShares:
     """Two tokens of d = 3 (one almost constant), the server's gamma (and beta); ``eps`` is passed
     to the protocol and recorded with the shape."""
 
-    def make(src: Prg, ring: Ring) -> Inputs:
+    def make(src: Prg, ring: Ring) -> Shares:
         fxp = FixedPoint(ring, FRAC)
         x = np.array([_uniform(src, 3, -4.0, 4.0), [1.0, 1.0 + 2 * UNIT, 1.0 - UNIT]])
         xc, xs = _split(src, ring, x)
         gamma = fxp_encode(fxp, _uniform(src, 3, -2.0, 2.0))
         beta = fxp_encode(fxp, _uniform(src, 3, -1.0, 1.0))
-        weights = (gamma, beta) if with_beta else (gamma,)
         server_json = {"x": hex_ring(ring, xs), "gamma": hex_ring(ring, gamma)}
         if with_beta:
             server_json["beta"] = hex_ring(ring, beta)
-        return Inputs(
-            (xc, *([None] * len(weights)), eps),
-            (xs, *weights, eps),
+        return Shares(
             {"x": hex_ring(ring, xc)},
             server_json,
-            lambda v: hex_ring(ring, v),
             {"T": x.shape[0], "d": x.shape[1], "eps": repr(eps)},
         )
 
     return make
 
 
-_reg(
+shared_file(
     "exp",
     "33.1.1",
     ["exp_fixed of shared z <= 0, around the clip point -14 and far below it (f = 18)."],
@@ -98,8 +109,10 @@ _reg(
     BITS,
     FRAC,
     spec=SPEC,
+    args=arg_x,
+    out=out_ring,
 )
-_reg(
+shared_file(
     "reciprocal",
     "33.2.1",
     ["reciprocal_fixed of shared s in [1, 8] with the public bound 8, at segment edges (f = 18)."],
@@ -108,8 +121,10 @@ _reg(
     BITS,
     FRAC,
     spec=SPEC,
+    args=arg_x_and("bound"),
+    out=out_ring,
 )
-_reg(
+shared_file(
     "softmax",
     "33.3.1",
     ["softmax_fixed of 2 rows of 4 shared logits; row 0 has a tied maximum (f = 18)."],
@@ -118,8 +133,10 @@ _reg(
     BITS,
     FRAC,
     spec=SPEC,
+    args=arg_x,
+    out=out_ring,
 )
-_reg(
+shared_file(
     "rsqrt",
     "33.4.2",
     ["rsqrt_fixed of shared v in [2^-18, 2^16] with the public bound 2^16 (f = 18)."],
@@ -132,8 +149,10 @@ _reg(
     BITS,
     FRAC,
     spec=SPEC,
+    args=arg_x_and("bound"),
+    out=out_ring,
 )
-_reg(
+shared_file(
     "layernorm",
     "33.5.2",
     [
@@ -145,8 +164,10 @@ _reg(
     BITS,
     FRAC,
     spec=SPEC,
+    args=_norm_args("gamma", "beta"),
+    out=out_ring,
 )
-_reg(
+shared_file(
     "rmsnorm",
     "33.5.4",
     [
@@ -158,4 +179,6 @@ _reg(
     BITS,
     FRAC,
     spec=SPEC,
+    args=_norm_args("gamma"),
+    out=out_ring,
 )

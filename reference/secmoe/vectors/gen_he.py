@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 import numpy as np
 
 from secmoe.encoding import Ring
@@ -14,7 +12,17 @@ from secmoe.he.params import preset
 from secmoe.he.privacy import ClientKeys, decrypt_share, mask_and_flood
 from secmoe.he.serialize import ct_encode, pk_encode
 from secmoe.randomness import Prg, dst
-from secmoe.vectors.build import hex_ring, local_case, run_case, two_party_case
+from secmoe.vectors.build import hex_ring, local_case
+from secmoe.vectors.play import (
+    CaseSpec,
+    Group,
+    Play,
+    both,
+    case_fxp,
+    param,
+    ring_of,
+    table_file,
+)
 from secmoe.vectors.registry import Json, Note, case_seed, inputs_prg, register
 
 INSECURE = Note("INSECURE_PARAMS", "the toy parameter set (N = 32): readable, not secure")
@@ -133,60 +141,56 @@ def _gen_toy() -> list[Json]:
     return [{"params": {}, "tests": [case]}]
 
 
-@register(
-    "he.matvec",
-    "he/matvec.json",
-    section="20.8.2",
-    anchor="spec/20-he.md#he_matmul",
-    params={"set": "toy"},
-    mode="real",
-    header=[
-        "The shared matrix x vector product on the toy set (keys, upload, masked results).",
-        "The server's W is signed and row-major; shares are ring vectors.",
-    ],
-    notes={"Insecure": INSECURE},
-)
-def _gen_matvec() -> list[Json]:
+def _play_matvec(case: Json, params: Json) -> Play:
+    p = preset(str(params["set"]))
+    ring = Ring(64)
+    c, s = case["inputs"]["client"], case["inputs"]["server"]
+    d_in, d_out = param(c, "d_in"), param(c, "d_out")
+    shape = packing.matmul_shape(p, param(c, "T"), d_in, d_out)
+    w = np.asarray(s["w"], dtype=np.int64).reshape(d_out, d_in)
+    xc, xs = ring_of(ring, c["x"]), ring_of(ring, s["x"])
+    return Play(
+        case_fxp(params),
+        lambda ctx: he_matmul(ctx, params=p, shape=shape, x_share=xc),
+        lambda ctx: he_matmul(ctx, params=p, shape=shape, x_share=xs, w=w),
+        both("y", lambda v: hex_ring(ring, v)),
+    )
+
+
+def _matvec_groups() -> list[Group]:
     p = preset("toy")
     ring = Ring(64)
     cases = []
     for d_in, d_out in ((5, 3), (12, 9)):
         cid = f"he.matvec/toy/{d_out}x{d_in}"
         src = inputs_prg("he.matvec", cid)
-        w = (src.next_below(d_in * d_out, 1 << 19).astype(np.int64) - (1 << 18)).reshape(
-            d_out, d_in
-        )
+        w = src.next_below(d_in * d_out, 1 << 19).astype(np.int64) - (1 << 18)
         xc, xs = src.next_ring(d_in), src.next_ring(d_in)
         shape = packing.matmul_shape(p, 1, d_in, d_out)
         dims = {"T": 1, "d_in": d_in, "d_out": d_out}
-        seeds, res = run_case(
-            partial(he_matmul, params=p, shape=shape, x_share=xc),
-            partial(he_matmul, params=p, shape=shape, x_share=xs, w=w),
-            "he.matvec",
-            cid,
-        )
-        cases.append(
-            two_party_case(
-                cid,
-                f"{d_out} x {d_in} with n_i = {shape.n_i}, n_o = {shape.n_o}",
-                seeds,
-                res,
-                inputs={
-                    "client": {"x": hex_ring(ring, xc), **dims},
-                    "server": {
-                        "x": hex_ring(ring, xs),
-                        "w": [int(v) for v in w.reshape(-1)],
-                        **dims,
-                    },
-                },
-                outputs={
-                    "client": {"y": hex_ring(ring, res.client)},
-                    "server": {"y": hex_ring(ring, res.server)},
-                },
-                flags=["Insecure"],
-            )
-        )
-    return [{"params": {}, "tests": cases}]
+        inputs = {
+            "client": {"x": hex_ring(ring, xc), **dims},
+            "server": {"x": hex_ring(ring, xs), "w": [int(v) for v in w], **dims},
+        }
+        comment = f"{d_out} x {d_in} with n_i = {shape.n_i}, n_o = {shape.n_o}"
+        cases.append(CaseSpec(cid, comment, inputs, ("Insecure",)))
+    return [Group({}, cases)]
+
+
+table_file(
+    "he.matvec",
+    "he/matvec.json",
+    section="20.8.2",
+    anchor="spec/20-he.md#he_matmul",
+    params={"set": "toy"},
+    header=[
+        "The shared matrix x vector product on the toy set (keys, upload, masked results).",
+        "The server's W is signed and row-major; shares are ring vectors.",
+    ],
+    notes={"Insecure": INSECURE},
+    player=_play_matvec,
+    groups=_matvec_groups,
+)
 
 
 @register(

@@ -1,4 +1,4 @@
-"""Vector generators for spec §31: matrix products on shares under the client's HE key.
+"""Vector table of spec §31: matrix products on shares under the client's HE key.
 
 Tiny shapes at ``he8192``: two tokens, three input columns, two outputs. Payloads over 1024
 bytes (every ciphertext) appear in the transcripts as SHA-256 hashes.
@@ -6,11 +6,14 @@ bytes (every ciphertext) appear in the transcripts as SHA-256 hashes.
 
 from __future__ import annotations
 
+from typing import Any
+
 from secmoe.encoding import FixedPoint, Ring, RingVec, fxp_encode
 from secmoe.protocols.linear import matmul, matmul_ss
 from secmoe.randomness import Prg
 from secmoe.vectors.build import hex_ring
-from secmoe.vectors.gen_protocols import Inputs, _reg
+from secmoe.vectors.play import Shares, out_ring, param, ring_of, shared_file
+from secmoe.vectors.registry import Json
 
 
 def _fixed(src: Prg, ring: Ring, shape: tuple[int, int], scale: float) -> RingVec:
@@ -25,33 +28,39 @@ def _split(src: Prg, ring: Ring, v: RingVec) -> tuple[RingVec, RingVec]:
     return mine, ring.sub(v, mine)
 
 
-def _matmul(src: Prg, ring: Ring) -> Inputs:
+def _matmul_args(ring: Ring, mine: Json, params: Json) -> tuple[Any, ...]:
+    """X (T x d_in), the server's W (d_out x d_in; None for the client), d_out."""
+    t, d_in, d_out = param(params, "T"), param(params, "d_in"), param(params, "d_out")
+    w = ring_of(ring, mine["w"], (d_out, d_in)) if "w" in mine else None
+    return ring_of(ring, mine["x"], (t, d_in)), w, d_out
+
+
+def _matmul_ss_args(ring: Ring, mine: Json, params: Json) -> tuple[Any, ...]:
+    a, b, c = param(params, "a"), param(params, "b"), param(params, "c")
+    return ring_of(ring, mine["x"], (a, b)), ring_of(ring, mine["y"], (b, c))
+
+
+def _matmul(src: Prg, ring: Ring) -> Shares:
     x, w = _fixed(src, ring, (2, 3), 2.0), _fixed(src, ring, (2, 3), 1.0)
     xc, xs = _split(src, ring, x)
-    return Inputs(
-        (xc, None, 2),
-        (xs, w, 2),
+    return Shares(
         {"x": hex_ring(ring, xc.reshape(-1)), "shape": [2, 3], "d_out": 2},
         {"x": hex_ring(ring, xs.reshape(-1)), "w": hex_ring(ring, w.reshape(-1)), "d_out": 2},
-        lambda v: hex_ring(ring, v.reshape(-1)),
         {"T": x.shape[0], "d_in": x.shape[1], "d_out": w.shape[0]},
     )
 
 
-def _matmul_ss(src: Prg, ring: Ring) -> Inputs:
+def _matmul_ss(src: Prg, ring: Ring) -> Shares:
     x, y = _fixed(src, ring, (2, 3), 2.0), _fixed(src, ring, (3, 2), 2.0)
     (xc, xs), (yc, ys) = _split(src, ring, x), _split(src, ring, y)
-    return Inputs(
-        (xc, yc),
-        (xs, ys),
+    return Shares(
         {"x": hex_ring(ring, xc.reshape(-1)), "y": hex_ring(ring, yc.reshape(-1))},
         {"x": hex_ring(ring, xs.reshape(-1)), "y": hex_ring(ring, ys.reshape(-1))},
-        lambda v: hex_ring(ring, v.reshape(-1)),
         {"a": x.shape[0], "b": x.shape[1], "c": y.shape[1]},
     )
 
 
-_reg(
+shared_file(
     "matmul",
     "31.1.1",
     "trunc(X W^T): X (2 x 3) shared, W (2 x 3) the server's, he8192, row-major hex.",
@@ -60,8 +69,10 @@ _reg(
     64,
     frac=18,
     spec="31-linear.md",
+    args=_matmul_args,
+    out=out_ring,
 )
-_reg(
+shared_file(
     "matmul_ss",
     "31.2.1",
     "trunc(X Y): X (2 x 3) and Y (3 x 2) both shared, he8192, row-major hex.",
@@ -70,4 +81,6 @@ _reg(
     64,
     frac=18,
     spec="31-linear.md",
+    args=_matmul_ss_args,
+    out=out_ring,
 )

@@ -1,8 +1,8 @@
-"""Vector generator for spec §30.3.2 with a width below l: the MSB in Z_2^m of a shared value,
+"""Vector table entry of spec §30.3.2 with a width below l: the MSB in Z_2^m of a shared value,
 the comparison ring of ``piecewise`` (m = 33 at l = 64, spec §30.5.1).
 
-The cases reuse the two-party case builder of ``gen_protocols``; the file is registered by hand
-because its name (``msb_width``) is not the anchor of the algorithm (``msb``).
+A table entry like those of ``gen_protocols``, whose name (``msb_width``) is not the anchor of
+the algorithm (``msb``).
 """
 
 from __future__ import annotations
@@ -10,36 +10,33 @@ from __future__ import annotations
 from secmoe.encoding import Ring
 from secmoe.protocols.compare import msb
 from secmoe.randomness import Prg
-from secmoe.vectors.build import hex_bits, hex_ring
-from secmoe.vectors.gen_protocols import NORMAL, Inputs, _file
-from secmoe.vectors.registry import register
+from secmoe.vectors.build import hex_ring
+from secmoe.vectors.play import Shares, arg_x_and, out_bits, shared_file
 
 BITS, WIDTH = 64, 33
 
 
-def _msb_width(src: Prg, ring: Ring) -> Inputs:
+def _msb_width(src: Prg, ring: Ring) -> Shares:
     xc, xs = src.next_ring(6, ring.bits), src.next_ring(6, ring.bits)
-    return Inputs(
-        (xc, WIDTH),
-        (xs, WIDTH),
+    return Shares(
         {"x": hex_ring(ring, xc), "width": WIDTH},
         {"x": hex_ring(ring, xs), "width": WIDTH},
-        hex_bits,
         {"n": xc.size},
     )
 
 
-register(
-    "protocols.msb_width",
-    "protocols/msb_width.json",
-    section="30.3.2",
-    anchor="spec/30-protocols.md#msb",
-    params={"ring_bits": BITS, "width": WIDTH},
-    mode="real",
-    header=[
+shared_file(
+    "msb_width",
+    "30.3.2",
+    [
         "Bit m - 1 of a shared ring element (its MSB in Z_2^m, m = 33 < l = 64): one millionaire",
         "on m - 1 = 32 bits after each party reduces its share mod 2^m.",
-        "Inputs are each party's shares; outputs each party's share of the result.",
     ],
-    notes={"Normal": NORMAL},
-)(lambda: _file("protocols.msb_width", msb, _msb_width, BITS, 0))
+    msb,
+    _msb_width,
+    BITS,
+    args=arg_x_and("width"),
+    out=out_bits,
+    algorithm="msb",
+    params={"width": WIDTH},
+)

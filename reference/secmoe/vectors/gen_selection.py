@@ -1,11 +1,12 @@
-"""Vector generators for spec §32: comparison of shares, maximum, argmax, top-k.
+"""Vector table of spec §32: comparison of shares, maximum, argmax, top-k.
 
-The cases reuse the two-party case builder of ``gen_protocols``: both parties call the same
+Table entries (``shared_file``) like those of ``gen_protocols``: both parties call the same
 function on their own shares, and each party's output ``z`` is its share of the result.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -14,7 +15,16 @@ from secmoe.encoding import Ring, RingVec
 from secmoe.protocols.topk import TopK, argmax, lt, maximum, topk
 from secmoe.randomness import Prg
 from secmoe.vectors.build import hex_bits, hex_ring
-from secmoe.vectors.gen_protocols import Inputs, MakeInputs, _reg
+from secmoe.vectors.play import (
+    MakeShares,
+    Shares,
+    arg_x,
+    arg_x_and,
+    arg_xy,
+    out_bits,
+    out_ring,
+    shared_file,
+)
 
 BITS = 16
 SPEC = "32-selection.md"
@@ -34,17 +44,30 @@ def _split(
     return xc, ring.sub(x, xc)
 
 
-def _lt(src: Prg, ring: Ring) -> Inputs:
+def _argmax_out(ring: Ring) -> Callable[[Any], str]:
+    """The maxima then the indices, one ring vector."""
+    return lambda v: hex_ring(ring, np.concatenate(v))
+
+
+def _topk_out(ring: Ring) -> Callable[[Any], str]:
+    """The values then the indices (a ring vector), then the one-hot's bit vector."""
+
+    def enc(out: TopK) -> str:
+        assert out.onehot is not None
+        both = np.concatenate([out.values.reshape(-1), out.indices.reshape(-1)])
+        return hex_ring(ring, both) + hex_bits(out.onehot)
+
+    return enc
+
+
+def _lt(src: Prg, ring: Ring) -> Shares:
     x = _signed(src, 6, ring.bits - 2)
     y = _signed(src, 6, ring.bits - 2)
     y[0] = x[0]  # a tie: [x < y] = 0
     (xc, xs), (yc, ys) = _split(src, ring, x, (6,)), _split(src, ring, y, (6,))
-    return Inputs(
-        (xc, yc),
-        (xs, ys),
+    return Shares(
         {"x": hex_ring(ring, xc), "y": hex_ring(ring, yc)},
         {"x": hex_ring(ring, xs), "y": hex_ring(ring, ys)},
-        hex_bits,
         {"n": xc.size},
     )
 
@@ -56,41 +79,26 @@ def _rows(src: Prg, ring: Ring, bound_bits: int) -> tuple[RingVec, RingVec]:
     return _split(src, ring, x, (2, 5))
 
 
-def _matrix(encode: Any, bound_bits: int) -> MakeInputs:
-    def make(src: Prg, ring: Ring) -> Inputs:
+def _matrix(bound_bits: int) -> MakeShares:
+    def make(src: Prg, ring: Ring) -> Shares:
         xc, xs = _rows(src, ring, bound_bits)
         rows, n = xc.shape
-        return Inputs(
-            (xc,),
-            (xs,),
-            {"x": hex_ring(ring, xc)},
-            {"x": hex_ring(ring, xs)},
-            encode(ring),
-            {"rows": rows, "n": n},
-        )
+        return Shares({"x": hex_ring(ring, xc)}, {"x": hex_ring(ring, xs)}, {"rows": rows, "n": n})
 
     return make
 
 
-def _topk(src: Prg, ring: Ring) -> Inputs:
+def _topk(src: Prg, ring: Ring) -> Shares:
     xc, xs = _rows(src, ring, ring.bits - 5)
 
-    def encode(out: TopK) -> str:
-        assert out.onehot is not None
-        both = np.concatenate([out.values.reshape(-1), out.indices.reshape(-1)])
-        return hex_ring(ring, both) + hex_bits(out.onehot)
-
-    return Inputs(
-        (xc, 2, True),
-        (xs, 2, True),
+    return Shares(
         {"x": hex_ring(ring, xc), "k": 2, "onehot": True},
         {"x": hex_ring(ring, xs), "k": 2, "onehot": True},
-        encode,
         {"rows": xc.shape[0], "n": xc.shape[1]},
     )
 
 
-_reg(
+shared_file(
     "lt",
     "32.1.1",
     ["[x < y] of shared signed x, y (|x|, |y| < 2^14), one tie; z: XOR shares as a bit vector."],
@@ -98,17 +106,21 @@ _reg(
     _lt,
     BITS,
     spec=SPEC,
+    args=arg_xy,
+    out=out_bits,
 )
-_reg(
+shared_file(
     "maximum",
     "32.2.1",
     ["Row maxima of a shared 2 x 5 matrix (|x| <= 2^13), row 0 with a tied maximum."],
     maximum,
-    _matrix(lambda ring: lambda v: hex_ring(ring, v), BITS - 3),
+    _matrix(BITS - 3),
     BITS,
     spec=SPEC,
+    args=arg_x,
+    out=out_ring,
 )
-_reg(
+shared_file(
     "argmax",
     "32.2.2",
     [
@@ -116,11 +128,13 @@ _reg(
         "1 and 3, the lower wins. z: ring vector of the 2 maxima then the 2 indices.",
     ],
     argmax,
-    _matrix(lambda ring: lambda v: hex_ring(ring, np.concatenate(v)), BITS - 3),
+    _matrix(BITS - 3),
     BITS,
     spec=SPEC,
+    args=arg_x,
+    out=_argmax_out,
 )
-_reg(
+shared_file(
     "topk",
     "32.3.1",
     [
@@ -132,4 +146,6 @@ _reg(
     _topk,
     BITS,
     spec=SPEC,
+    args=arg_x_and("k", "onehot"),
+    out=_topk_out,
 )

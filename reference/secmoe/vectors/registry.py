@@ -76,12 +76,15 @@ class VectorFileSpec:
 
 
 Generator = Callable[[], list[Json]]
+# A two-party file's player: (case, group params) -> the case's Play (secmoe.vectors.play).
+Player = Callable[[Json, Json], Any]
 
 
 @dataclass(frozen=True)
 class Registered:
     spec: VectorFileSpec
     generate_groups: Generator
+    player: Player | None = None  # two-party files: how a case runs (spec §5.6)
 
     def spec_ref(self) -> Json:
         """The envelope's ``spec``: version, section, anchor and, where the coverage table of
@@ -154,6 +157,7 @@ def register(
     mode: Mode,
     header: tuple[str, ...] | list[str],
     notes: dict[str, Note],
+    player: Player | None = None,
 ) -> Callable[[Generator], Generator]:
     """Register a generator of test groups for ``vectors/<path>``.
 
@@ -167,7 +171,7 @@ def register(
         if path in {r.spec.path for r in REGISTRY.values()} or protocol in REGISTRY:
             raise SpecError(f"vector file {protocol} / {path} registered twice")
         spec = VectorFileSpec(protocol, path, section, anchor, params, mode, tuple(header), notes)
-        REGISTRY[protocol] = Registered(spec, fn)
+        REGISTRY[protocol] = Registered(spec, fn, player)
         return fn
 
     return deco
