@@ -26,7 +26,7 @@ from secmoe.model.hf_config import (
     Family,
     config_path,
     defaults,
-    derive,
+    derive_moe_config,
     read_config,
 )
 from secmoe.model.safetensors import (
@@ -561,11 +561,11 @@ def _derivation(
         fam = _detect_family(names) if family is None else family
         return fam, defaults(fam), None
     doc = read_config(cfg)
-    derived = derive(doc) if family is None else None
+    derived = derive_moe_config(doc) if family is None else None
     if derived is None:
         stated: str
         try:
-            stated = derive(doc).family
+            stated = derive_moe_config(doc).family
         except SpecError as exc:
             stated = f"refused ({exc})"
         assert family is not None
@@ -576,7 +576,7 @@ def _derivation(
                 f"ignored and {family}'s defaults used",
             )
             return family, defaults(family), None
-        derived = derive(doc)
+        derived = derive_moe_config(doc)
     return derived.family, derived, cfg
 
 
@@ -604,7 +604,7 @@ def load_layer(
 ) -> LoadedLayer:
     """The MoE block of ``layer`` (None: the first MoE layer) of a Hugging Face checkpoint.
 
-    Implements spec §6.8.3 `load_moe_layer` (spec/06-models.md#load_moe_layer).
+    Implements spec §6.8.3 `load_layer` (spec/06-models.md#load_layer).
 
     ``path``: a ``.safetensors`` file, a ``*.safetensors.index.json`` (sharded checkpoint) or a
     directory holding ``model.safetensors`` or its index; a ``config.json`` beside it gives the
@@ -751,10 +751,8 @@ def load_moe_layer(
     gate_norm: GateNorm | None = None,
     ignore_shared_gate: bool = False,
 ) -> tuple[MoEConfig, MoEWeights]:
-    """``(config, weights)`` of :func:`load_layer` for ``layer`` (a number, as it always was).
-
-    Implements spec §6.8.3 `load_moe_layer` (spec/06-models.md#load_moe_layer).
-    """
+    """``(config, weights)`` of :func:`load_layer` (spec §6.8.3) for ``layer``, a number, as
+    it always was."""
     if type(layer) is not int or layer < 0:
         raise SpecError(f"layer must be an integer >= 0, got {layer!r}")
     got = load_layer(

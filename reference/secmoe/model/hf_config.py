@@ -155,8 +155,11 @@ def family_of(doc: dict[str, object]) -> tuple[str, Family]:
     return model_type, MODEL_TYPES[model_type]
 
 
-def derive(doc: dict[str, object]) -> Derived:
-    """The layer properties a config.json states (spec §6.8.4 `derive_moe_config`)."""
+def derive_moe_config(doc: dict[str, object]) -> Derived:
+    """The layer properties a config.json states.
+
+    Implements spec §6.8.4 `derive_moe_config` (spec/06-models.md#derive_moe_config).
+    """
     model_type, family = family_of(doc)
     quant = doc.get("quantization_config")
     if quant is not None:
