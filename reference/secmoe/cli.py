@@ -113,14 +113,34 @@ def format_cost(cost: CostRecord) -> str:
 # --- demo ---------------------------------------------------------------------------------------
 
 
-def _progress(quiet: bool) -> Callable[[str], None] | None:
-    """Progress lines on stderr, stamped with the seconds since the run started."""
+def _progress(quiet: bool, bar: bool = False) -> Callable[[str], None] | None:
+    """Progress on stderr: a bar of the client's stages on a terminal (or with --progress),
+    else lines stamped with the seconds since the run started; stdout is never touched."""
     if quiet:
         return None
+    if bar or sys.stderr.isatty():
+        return _progress_bar()
     t0 = time.monotonic()
 
     def say(message: str) -> None:
         _err(f"[{time.monotonic() - t0:7.1f}s] {message}")
+
+    return say
+
+
+def _progress_bar() -> Callable[[str], None]:
+    from tqdm import tqdm
+
+    # The stages are the client's progress messages (its steps of the layer); the server's
+    # messages only relabel the bar, so that its long expert products show as activity.
+    bar = tqdm(file=sys.stderr, unit=" stage", dynamic_ncols=True, leave=True)
+
+    def say(message: str) -> None:
+        if message.startswith("[client]"):
+            bar.update(1)
+        bar.set_postfix_str(message[:70], refresh=True)
+        if "output received" in message:
+            bar.close()
 
     return say
 
@@ -251,7 +271,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"secmoe demo: the secure MoE layer on {x.shape[0]} token(s), both parties in this process"
     )
     t0 = time.perf_counter()
-    run = demo_run(config, weights, x, seed, progress=_progress(args.quiet), timeout=args.timeout)
+    progress = _progress(args.quiet, args.progress)
+    run = demo_run(config, weights, x, seed, progress=progress, timeout=args.timeout)
     wall = time.perf_counter() - t0
     summary = summarize(config, weights, x, run.client, run.cost, wall, "in-process")
     _finish_demo(summary, config, run.client, loaded, output)
@@ -735,6 +756,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds to wait for a message",
     )
     d.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    d.add_argument(
+        "--progress",
+        action="store_true",
+        help="a progress bar on stderr even when it is not a terminal (default: on a terminal)",
+    )
     d.add_argument(
         "--model",
         choices=("tiny",),
