@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import hf_blocks as hb
@@ -204,6 +205,14 @@ def test_explicit_arguments_override_with_a_warning(tmp_path: Path) -> None:
         assert load_layer(folder, top_k=3).config.top_k == 3
     with pytest.warns(ConfigOverrideWarning, match="family 'olmoe' overrides"):
         assert load_layer(folder, family="olmoe").family == "olmoe"
+    bare = hb.qwen3_moe(True)
+    del bare.config["norm_topk_prob"]
+    folder = bare.save(tmp_path / "bare")
+    with pytest.raises(SpecError, match="lacks norm_topk_prob, whose default differs"):
+        load_layer(folder)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing to override: config.json does not say
+        assert load_layer(folder, gate_norm="softmax_topk").config.gate_norm == "softmax_topk"
     r = _demo(folder, hb.tokens(1), "--top-k", "3", "--plaintext")
     assert r.returncode == 2 and "--plaintext runs the default model" in r.stderr
 

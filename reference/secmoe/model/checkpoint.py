@@ -682,10 +682,17 @@ def load_layer(
             if name in ("router_bias", "score_bias"):
                 _shape(ckpt, tensor, (n_experts,))
     # Step 6: the configuration; explicit arguments override it.
+    given = {"top_k": top_k, "gate_norm": gate_norm}
+    for name, key in derived.missing.items():
+        if given[name] is None:
+            raise SpecError(
+                f"{cfg}: lacks {key}, whose default differs between {fam}'s versions; add it to "
+                f"config.json or pass {name}= (--{name.replace('_', '-')})"
+            )
     for name, value in (("top_k", top_k), ("gate_norm", gate_norm)):
         if value is None:
             continue
-        if cfg is not None and fields.get(name) != value:
+        if cfg is not None and name not in derived.missing and fields.get(name) != value:
             _warn(
                 notes,
                 f"{name} = {value!r} overrides {cfg} ({sources.get(name)}: {fields.get(name)!r})",

@@ -66,6 +66,7 @@ class Derived:
     n_experts: int | None = None  # the expert count the config states
     shared: bool | None = None  # whether the config says the layer has a shared expert
     expert_capacity: int | None = None  # Switch: tokens per expert per sequence
+    missing: dict[str, str] = field(default_factory=dict)  # field -> a key config.json must state
 
     def set(self, name: str, value: object, key: str) -> None:
         self.fields[name] = value
@@ -99,8 +100,15 @@ def _no_constant(name: str) -> object:
 class _Keys:
     """Typed access to one config object; every error names the key."""
 
-    def __init__(self, doc: dict[str, object], where: str) -> None:
-        self.doc, self.where = doc, where
+    def __init__(self, doc: dict[str, object], where: str, strict: bool = True) -> None:
+        self.doc, self.where, self.strict = doc, where, strict
+
+    def require(self, key: str, field: str, out: Derived) -> None:
+        """A key whose default differs between the family's versions: a config.json must state
+        it, or the caller must give the field (the family's defaults, without a config.json,
+        are not held to this)."""
+        if self.strict and key not in self.doc:
+            out.missing[field] = key
 
     def raw(self, key: str) -> object:
         return self.doc.get(key)
@@ -183,7 +191,7 @@ def defaults(family: Family) -> Derived:
     """The family's defaults where there is no config.json (Hugging Face's configuration
     defaults); what the tensors show (shared experts, biases) is then taken from them."""
     out = Derived(family, "")
-    _DERIVERS[family](_Keys({}, f"{family} defaults"), out)
+    _DERIVERS[family](_Keys({}, f"{family} defaults", strict=False), out)
     out.sources = dict.fromkeys(out.fields, "family default")
     out.shared, out.expert_capacity = None, None
     out.fields.pop("shared_gate", None)
@@ -236,8 +244,11 @@ def _switch(k: _Keys, out: Derived) -> None:
 
 def _qwen(k: _Keys, out: Derived) -> None:
     out.n_experts = k.integer("num_experts", None, 1)
-    _experts_per_token(k, out, 4)
-    _softmax_topk(k, out, "norm_topk_prob", False)
+    k.require("num_experts_per_tok", "top_k", out)
+    k.require("norm_topk_prob", "gate_norm", out)
+    next_ = out.family == "qwen3_next"  # Qwen3NextConfig's defaults: 10 per token, normalised
+    _experts_per_token(k, out, 10 if next_ else 4)
+    _softmax_topk(k, out, "norm_topk_prob", next_)
     _activation(k, out)
     if out.family in ("qwen2_moe", "qwen3_next"):
         shared = k.integer("shared_expert_intermediate_size", 0)
