@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from secmoe.errors import SpecError
-from secmoe.model.checkpoint import load_moe_layer
+from secmoe.model.checkpoint import ConfigOverrideWarning, load_moe_layer
 from secmoe.model.plain import moe_float
 from secmoe.model.safetensors import (
     FLOAT_DTYPES,
@@ -422,13 +422,16 @@ def test_switch(tmp_path: Path, stack: str) -> None:
         load_moe_layer(path, 0, stack=stack)  # type: ignore[arg-type]
 
 
-def test_qwen2_shared_gate_is_refused(tmp_path: Path) -> None:
+def test_qwen2_shared_gate_loads_and_ignoring_it_warns(tmp_path: Path) -> None:
     rng = np.random.default_rng(4)
     raw = qwen2(rng)
     path = save(tmp_path, raw)
-    with pytest.raises(SpecError, match=r"sigmoid\(x \. gate\).*ignore_shared_gate=True"):
-        load_moe_layer(path, 1)
-    config, w = load_moe_layer(path, 1, ignore_shared_gate=True)
+    gated_config, gated = load_moe_layer(path, 1)  # the gate is part of the model (spec 6.1.1)
+    assert gated_config.shared_gate and gated.shared_gate is not None
+    assert np.array_equal(gated.shared_gate, raw["model.layers.1.mlp.shared_expert_gate.weight"][0])
+    with pytest.warns(ConfigOverrideWarning, match="DIFFERENT model"):
+        config, w = load_moe_layer(path, 1, ignore_shared_gate=True)
+    assert not config.shared_gate and w.shared_gate is None
     assert (config.n_experts, config.top_k, config.gate_norm, config.expert_kind) == (
         5,
         4,
@@ -458,8 +461,10 @@ def test_qwen2_shared_gate_is_refused(tmp_path: Path) -> None:
         # The flag really changes the model: Qwen2-MoE would scale the shared part.
         gate = 1 / (1 + np.exp(-(raw[p + "shared_expert_gate.weight"] @ x[t])[0]))
         assert not np.allclose(y[t], routed + gate * shared)
+        y_gated, _ = moe_float(gated_config, gated, x[t : t + 1])
+        np.testing.assert_allclose(y_gated[0], routed + gate * shared, rtol=1e-12, atol=1e-13)
     with pytest.raises(SpecError, match="layer 0 has no qwen2_moe MoE router"):
-        load_moe_layer(path, 0, ignore_shared_gate=True)
+        load_moe_layer(path, 0)
 
 
 def test_qwen2_without_gate_and_deepseek(tmp_path: Path) -> None:
@@ -700,7 +705,7 @@ def test_every_role_with_a_wrong_shape_is_refused(
     raw = qwen2(np.random.default_rng(12))
     raw[ROLES[role]] = grid(np.random.default_rng(13), *shape)
     with pytest.raises(SpecError, match=message):
-        load_moe_layer(save(tmp_path, raw), 1, ignore_shared_gate=True)
+        load_moe_layer(save(tmp_path, raw), 1)
 
 
 def with_dtype(path: Path, name: str, dtype: str) -> Path:
@@ -725,7 +730,7 @@ def test_every_role_with_a_non_float_dtype_is_refused(
     path = save(tmp_path, qwen2(np.random.default_rng(14)), "F32")
     name = re.escape(ROLES[role])
     with pytest.raises(SpecError, match=rf"tensor '{name}' has dtype {dtype}; only"):
-        load_moe_layer(with_dtype(path, ROLES[role], dtype), 1, ignore_shared_gate=True)
+        load_moe_layer(with_dtype(path, ROLES[role], dtype), 1)
 
 
 BIASES = {
@@ -752,4 +757,4 @@ def test_every_role_with_a_bias_is_refused(tmp_path: Path, role: str, dtype: str
     if dtype != "F32":
         path = with_dtype(path, name, dtype)
     with pytest.raises(SpecError, match="cannot represent .*" + re.escape(name)):
-        load_moe_layer(path, 1, ignore_shared_gate=True)
+        load_moe_layer(path, 1)

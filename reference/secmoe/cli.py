@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,10 +18,13 @@ from secmoe.accuracy import DEFAULT_BATCH, ablation_report, accuracy_report, for
 from secmoe.encoding import FixedPoint
 from secmoe.errors import ProtocolError, SecmoeError, SpecError
 from secmoe.he.memory import keep_freed_memory
-from secmoe.model.checkpoint import load_moe_layer
+from secmoe.model.checkpoint import ConfigOverrideWarning, LoadedLayer, check_tokens, load_layer
 from secmoe.model.classifier import ARCHS, DATASETS
+from secmoe.model.config import GATE_NORMS, MoEConfig
 from secmoe.model.default import default_config, default_inputs, default_weights
 from secmoe.model.fixed import encode_weights
+from secmoe.model.hf_config import FAMILIES
+from secmoe.model.safetensors import Floats
 from secmoe.moe.demo import (
     DEMO_PROTOCOL,
     DEMO_SEED,
@@ -29,9 +33,10 @@ from secmoe.moe.demo import (
     MAX_TOKENS,
     ClientView,
     demo_client,
+    demo_run,
     demo_server,
     format_report,
-    secure_demo,
+    load_inputs,
     summarize,
 )
 from secmoe.moe.projection import (
@@ -108,14 +113,34 @@ def format_cost(cost: CostRecord) -> str:
 # --- demo ---------------------------------------------------------------------------------------
 
 
-def _progress(quiet: bool) -> Callable[[str], None] | None:
-    """Progress lines on stderr, stamped with the seconds since the run started."""
+def _progress(quiet: bool, bar: bool = False) -> Callable[[str], None] | None:
+    """Progress on stderr: a bar of the client's stages on a terminal (or with --progress),
+    else lines stamped with the seconds since the run started; stdout is never touched."""
     if quiet:
         return None
+    if bar or sys.stderr.isatty():
+        return _progress_bar()
     t0 = time.monotonic()
 
     def say(message: str) -> None:
         _err(f"[{time.monotonic() - t0:7.1f}s] {message}")
+
+    return say
+
+
+def _progress_bar() -> Callable[[str], None]:
+    from tqdm import tqdm
+
+    # The stages are the client's progress messages (its steps of the layer); the server's
+    # messages only relabel the bar, so that its long expert products show as activity.
+    bar = tqdm(file=sys.stderr, unit=" stage", dynamic_ncols=True, leave=True)
+
+    def say(message: str) -> None:
+        if message.startswith("[client]"):
+            bar.update(1)
+        bar.set_postfix_str(message[:70], refresh=True)
+        if "output received" in message:
+            bar.close()
 
     return say
 
@@ -125,46 +150,133 @@ def _model_demo(args: argparse.Namespace) -> int:
 
     if args.plaintext:
         raise SpecError("--plaintext is for the MoE layer demo; --model runs the secure model")
+    if args.weights or args.inputs or args.output:
+        raise SpecError("--model runs its own model and inputs; drop --weights/--inputs/--output")
     seed = DEMO_SEED if args.seed is None else _seed(args.seed)
+    tokens = args.tokens or DEMO_TOKENS
     _err(
-        f"secmoe demo --model {args.model}: the secure MoE transformer on {args.tokens} token(s), "
+        f"secmoe demo --model {args.model}: the secure MoE transformer on {tokens} token(s), "
         "both parties in this process"
     )
     summary, cost = secure_model_demo(
-        args.model, args.tokens, seed, progress=_progress(args.quiet), timeout=args.timeout
+        args.model, tokens, seed, progress=_progress(args.quiet), timeout=args.timeout
     )
     return _print_demo(args, summary, format_model_report(summary), cost)
+
+
+def _load_checkpoint(args: argparse.Namespace) -> LoadedLayer:
+    """``--weights`` and its loader flags; each loader warning goes to stderr."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConfigOverrideWarning)
+        loaded = load_layer(
+            args.weights,
+            args.layer,
+            args.family,
+            stack=args.stack,
+            top_k=args.top_k,
+            gate_norm=args.gate_norm,
+            ignore_shared_gate=args.ignore_shared_gate,
+        )
+    for w in caught:
+        _err(f"secmoe: warning: {w.message}")
+    if not args.quiet:
+        where = loaded.config_file or "no config.json (family defaults and tensor names)"
+        _err(
+            f"secmoe: {loaded.family} layer {loaded.layer} of {loaded.path} "
+            f"(configuration from {where}): {loaded.config}"
+        )
+    return loaded
+
+
+def _check_output_path(path: str | None) -> Path | None:
+    if path is None:
+        return None
+    out = Path(path)
+    if out.suffix != ".npy":
+        raise SpecError(
+            f"--output {out}: the file name must end in .npy (it is written by np.save)"
+        )
+    if not out.parent.is_dir():
+        raise SpecError(f"--output {out}: the directory {out.parent} does not exist")
+    return out
+
+
+def _check_loader_flags(args: argparse.Namespace) -> None:
+    loader_flags = (args.layer, args.family, args.stack, args.top_k, args.gate_norm)
+    if args.weights is None and (
+        any(v is not None for v in loader_flags) or args.ignore_shared_gate
+    ):
+        raise SpecError(
+            "--layer, --family, --stack, --top-k, --gate-norm and --ignore-shared-gate go with "
+            "--weights"
+        )
+
+
+def _client_inputs(
+    args: argparse.Namespace, config: MoEConfig, loaded: LoadedLayer | None
+) -> Floats:
+    """The client's tokens: --inputs, else the built-in ones (--tokens of them)."""
+    if args.inputs is not None and args.tokens is not None:
+        raise SpecError("--tokens counts the built-in inputs; with --inputs the file sets it")
+    if args.inputs is not None:
+        x = load_inputs(args.inputs, config)
+    else:
+        x = default_inputs(config, args.tokens or DEMO_TOKENS)
+    if loaded is not None:
+        check_tokens(loaded, x.shape[0])
+    return x
+
+
+def _finish_demo(
+    summary: dict[str, object],
+    config: MoEConfig,
+    view: ClientView,
+    loaded: LoadedLayer | None,
+    output: Path | None,
+) -> None:
+    """The checkpoint's record in the report, and the output file."""
+    if loaded is not None:
+        summary["checkpoint"] = loaded.describe()
+    if output is not None:
+        y = config.fxp.decode(view.y)
+        np.save(output, y)
+        summary["output_file"] = str(output)
+        _err(f"secmoe: wrote the output {y.shape} to {output}")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     if args.model is not None:
         return _model_demo(args)
+    _check_loader_flags(args)
     if args.plaintext:
         from secmoe.model.demo import format_summary, plaintext_demo
 
+        if args.weights or args.inputs or args.output:
+            raise SpecError("--plaintext runs the default model; drop --weights/--inputs/--output")
         _err("secmoe demo --plaintext: the plaintext fixed-point MoE layer next to the float one")
         _err("(no parties, no protocol: the oracle the secure layer is tested against).")
-        summary = plaintext_demo(tokens=args.tokens)
+        summary = plaintext_demo(tokens=args.tokens or DEMO_TOKENS)
         print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
         return 0
+    output = _check_output_path(args.output)
     seed = DEMO_SEED if args.seed is None else _seed(args.seed)
-    model = None
-    if args.weights is not None:
-        if args.layer is None:
-            raise SpecError("--weights needs --layer N")
-        model = load_moe_layer(
-            args.weights, args.layer, args.family, stack=args.stack, top_k=args.top_k
-        )
-        _err(f"secmoe demo: layer {args.layer} of {args.weights}: {model[0]}")
-    elif args.layer is not None or args.family or args.stack or args.top_k:
-        raise SpecError("--layer, --family, --stack and --top-k go with --weights")
+    loaded = _load_checkpoint(args) if args.weights is not None else None
+    if loaded is None:
+        config = default_config()
+        weights = default_weights(config)
+    else:
+        config, weights = loaded.config, loaded.weights
+    x = _client_inputs(args, config, loaded)
     _err(
-        f"secmoe demo: the secure MoE layer on {args.tokens} token(s), both parties in this process"
+        f"secmoe demo: the secure MoE layer on {x.shape[0]} token(s), both parties in this process"
     )
-    summary, cost = secure_demo(
-        args.tokens, seed, progress=_progress(args.quiet), timeout=args.timeout, model=model
-    )
-    return _print_demo(args, summary, format_report(summary), cost)
+    t0 = time.perf_counter()
+    progress = _progress(args.quiet, args.progress)
+    run = demo_run(config, weights, x, seed, progress=progress, timeout=args.timeout)
+    wall = time.perf_counter() - t0
+    summary = summarize(config, weights, x, run.client, run.cost, wall, "in-process")
+    _finish_demo(summary, config, run.client, loaded, output)
+    return _print_demo(args, summary, format_report(summary), run.cost)
 
 
 def _print_demo(
@@ -407,6 +519,8 @@ def _serve(
 
 
 def _party_add(args: argparse.Namespace) -> int:
+    if args.weights is not None:
+        raise SpecError("--weights goes with the moe-demo protocol, not share_add_reveal")
     fxp = FixedPoint()
     values = np.asarray(args.values or [1.0, 2.0, 3.0], dtype=np.float64)
     check_add_inputs(fxp, values)
@@ -438,12 +552,19 @@ def _party_add(args: argparse.Namespace) -> int:
 
 
 def _party_moe(args: argparse.Namespace) -> int:
-    config = default_config()
-    weights = default_weights(config)
+    _check_loader_flags(args)
+    loaded = _load_checkpoint(args) if args.weights is not None else None
+    if loaded is None:
+        config = default_config()
+        weights = default_weights(config)
+    else:
+        config, weights = loaded.config, loaded.weights
     timeout = DEMO_TIMEOUT if args.timeout is None else args.timeout
     if args.command == "serve":
         fw = encode_weights(config, weights)
         max_tokens = args.max_tokens
+        if loaded is not None and loaded.expert_capacity is not None:
+            max_tokens = min(max_tokens, loaded.expert_capacity)  # spec §6.8.4, capacity
         return _serve(
             args,
             DEMO_PROTOCOL,
@@ -451,19 +572,21 @@ def _party_moe(args: argparse.Namespace) -> int:
             lambda out: {"tokens": out},
             config.fxp,
             timeout,
-            demo_budget(max_tokens),
+            2 * int(demo_report(max_tokens, config)["bytes_c2s"]) + (1 << 20),
             DEMO_SESSION_TIMEOUT,
         )
-    x = default_inputs(config, args.tokens)
+    output = _check_output_path(args.output)
+    x = _client_inputs(args, config, loaded)
     t0 = time.perf_counter()
     # The client's budget: twice the server-to-client bytes of the cost formula (spec §4.4.3).
-    budget = 2 * int(demo_report(args.tokens)["bytes_s2c"]) + (1 << 20)
+    budget = 2 * int(demo_report(x.shape[0], config)["bytes_s2c"]) + (1 << 20)
     view, cost = _run_client(
         args, DEMO_PROTOCOL, lambda ctx: demo_client(ctx, config, x), config.fxp, timeout, budget
     )
     wall = time.perf_counter() - t0
     assert isinstance(view, ClientView)
     summary = summarize(config, weights, x, view, cost, wall, "tcp")
+    _finish_demo(summary, config, view, loaded, output)
     if args.json:
         print(json.dumps({"party": "client", "protocol": DEMO_PROTOCOL, **summary}, indent=2))
     else:
@@ -485,6 +608,44 @@ def cmd_party(args: argparse.Namespace) -> int:
     if protocol == DEMO_PROTOCOL:
         return _party_moe(args)
     raise SpecError(f"unknown TCP protocol {protocol!r}; known: {DEMO_PROTOCOL}, {ADD_PROTOCOL}")
+
+
+def _loader_flags(p: argparse.ArgumentParser) -> None:
+    """--weights and the loader's options (spec §6.8.3), for demo, serve and client."""
+    p.add_argument(
+        "--weights",
+        help="a Hugging Face checkpoint: its folder (with config.json), model.safetensors.index"
+        ".json or a .safetensors file (spec 6.8)",
+    )
+    p.add_argument(
+        "--layer",
+        type=cli_args.int_range(0),
+        help="with --weights: the MoE layer (block) number (default: the first MoE layer)",
+    )
+    p.add_argument(
+        "--family",
+        choices=FAMILIES,
+        help="with --weights: override the family of config.json (or of the tensor names)",
+    )
+    p.add_argument("--stack", choices=("encoder", "decoder"), help="with --weights: Switch's stack")
+    p.add_argument(
+        "--top-k",
+        type=cli_args.count,
+        dest="top_k",
+        help="with --weights: experts per token (overrides config.json, with a warning)",
+    )
+    p.add_argument(
+        "--gate-norm",
+        choices=GATE_NORMS,
+        dest="gate_norm",
+        help="with --weights: the gate normalisation (overrides config.json, with a warning)",
+    )
+    p.add_argument(
+        "--ignore-shared-gate",
+        action="store_true",
+        dest="ignore_shared_gate",
+        help="with --weights: drop a Qwen2-MoE shared-expert gate (changes the model; warned)",
+    )
 
 
 def _party_parser(s: argparse.ArgumentParser, name: str) -> None:
@@ -510,10 +671,14 @@ def _party_parser(s: argparse.ArgumentParser, name: str) -> None:
         s.add_argument(
             "--tokens",
             type=cli_args.int_range(1, MAX_TOKENS),
-            default=4,
-            help="moe-demo: default tokens to send (4)",
+            help=f"moe-demo: built-in tokens to send (default {DEMO_TOKENS}; not with --inputs)",
         )
         s.add_argument("--connect-timeout", type=cli_args.seconds, default=10.0)
+        s.add_argument(
+            "--inputs",
+            help="moe-demo: the client's tokens, a float .npy of shape (T, d_model)",
+        )
+        s.add_argument("--output", help="moe-demo: write the decoded output to this .npy")
     else:
         s.add_argument(
             "--max-tokens",
@@ -564,6 +729,7 @@ def _party_parser(s: argparse.ArgumentParser, name: str) -> None:
     )
     s.add_argument("--json", action="store_true")
     s.add_argument("--quiet", action="store_true")
+    _loader_flags(s)  # moe-demo on a checkpoint's layer (the client: its config and references)
     if name == "serve":
         from secmoe.interop_cli import add_case_options
 
@@ -578,12 +744,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="secmoe", description="SecMoE reference implementation")
     sub = p.add_subparsers(dest="command", required=True)
 
-    d = sub.add_parser("demo", help="run the main job on the built-in default model")
+    d = sub.add_parser(
+        "demo", help="the secure MoE layer on the built-in model or a checkpoint's layer"
+    )
     d.add_argument(
         "--tokens",
         type=cli_args.int_range(1, MAX_TOKENS),
-        default=DEMO_TOKENS,
-        help=f"number of tokens (default {DEMO_TOKENS})",
+        help=f"number of built-in input tokens (default {DEMO_TOKENS}; not with --inputs)",
     )
     d.add_argument("--json", action="store_true", help="print one JSON object")
     d.add_argument(
@@ -600,24 +767,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     d.add_argument(
+        "--progress",
+        action="store_true",
+        help="a progress bar on stderr even when it is not a terminal (default: on a terminal)",
+    )
+    d.add_argument(
         "--model",
         choices=("tiny",),
         help="run a whole secure MoE transformer (tiny: 2 blocks, 3 classes) instead of one layer",
     )
+    _loader_flags(d)
     d.add_argument(
-        "--weights", help="a safetensors checkpoint (file, index or directory, spec 6.8)"
+        "--inputs",
+        help=f"the client's tokens: a float .npy of shape (T, d_model), 1 <= T <= {MAX_TOKENS}",
     )
     d.add_argument(
-        "--layer", type=cli_args.int_range(0), help="with --weights: the MoE layer (block) number"
-    )
-    d.add_argument(
-        "--family",
-        choices=("mixtral", "switch", "qwen2_moe", "deepseek_moe"),
-        help="with --weights: the tensor naming (default: detected from the names)",
-    )
-    d.add_argument("--stack", choices=("encoder", "decoder"), help="with --weights: Switch's stack")
-    d.add_argument(
-        "--top-k", type=cli_args.count, dest="top_k", help="with --weights: experts per token"
+        "--output", help="write the secure output, decoded to float (T, d_model), to this .npy"
     )
     d.set_defaults(func=cmd_demo)
 

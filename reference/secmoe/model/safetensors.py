@@ -1,8 +1,10 @@
-"""The safetensors file format, read and written with numpy only (spec/06-models.md#68-loading-checkpoint-weights).
+"""The safetensors file format (spec/06-models.md#68-loading-checkpoint-weights).
 
-The reader and writer follow the format's published description (an 8-byte little-endian
-header length, a JSON header, a row-major little-endian byte buffer); the reader validates the
-whole header and reads only the tensors asked for.
+The reader validates the whole header itself (an 8-byte little-endian header length, a JSON
+header, a row-major little-endian byte buffer, checked more strictly than the ``safetensors``
+package does), then reads only the tensors asked for: F64, F32 and F16 through the package's
+numpy API, BF16 (which numpy has no dtype for) by its own conversion. The writer is its own:
+it rounds once to the target dtype and writes the bytes spec §6.8.2 defines.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import BinaryIO, Literal, get_args
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+from safetensors import SafetensorError, safe_open
 
 from secmoe.errors import SpecError
 
@@ -187,19 +190,32 @@ def check_readable(entry: TensorEntry) -> None:
 
 def read_entry(f: BinaryIO, header: SafetensorsHeader, entry: TensorEntry) -> Floats:
     check_readable(entry)
+    if entry.dtype != "BF16":
+        return _package_read(header, entry)
     f.seek(header.data_start + entry.begin)
     count = entry.end - entry.begin
     raw = f.read(count)
     if len(raw) != count:
         raise SpecError(f"{header.path}: tensor {entry.name!r} is truncated (file changed?)")
-    # Step 8: every conversion to binary64 is exact (each source format is a subset of it).
-    if entry.dtype == "BF16":
-        # A bfloat16 is the upper half of a binary32: shift it back into place.
-        bits = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << np.uint32(16)
-        values: NDArray[np.floating] = bits.view(np.float32)
-    else:
-        values = np.frombuffer(raw, dtype=_NUMPY_LE[entry.dtype])
+    # Step 8: a bfloat16 is the upper half of a binary32: shift it back into place (exact).
+    bits = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << np.uint32(16)
+    values: NDArray[np.floating] = bits.view(np.float32)
     out: Floats = values.astype(np.float64).reshape(entry.shape)
+    return out
+
+
+def _package_read(header: SafetensorsHeader, entry: TensorEntry) -> Floats:
+    """F64, F32, F16 through the ``safetensors`` package's numpy API (the header was validated
+    by :func:`read_header` first, which is stricter than the package)."""
+    try:
+        with safe_open(header.path, framework="numpy") as st:
+            values = st.get_tensor(entry.name)
+    except (SafetensorError, OSError) as exc:
+        raise SpecError(f"{header.path}: tensor {entry.name!r} cannot be read: {exc}") from exc
+    if not isinstance(values, np.ndarray) or values.shape != entry.shape:
+        raise SpecError(f"{header.path}: tensor {entry.name!r} does not read as {entry.shape}")
+    # Step 8: every conversion to binary64 is exact (each source format is a subset of it).
+    out: Floats = values.astype(np.float64)
     return out
 
 

@@ -18,6 +18,7 @@ import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -69,6 +70,41 @@ def check_input_bound(config: MoEConfig, xe: RingVec) -> None:
             f"an input of magnitude {worst:g} is beyond the public bound |x| < {bound:g} "
             f"(|enc(x)| < 2^{X_BITS}, spec §40.0): the secure layer would not be exact"
         )
+
+
+def load_inputs(path: str | Path, config: MoEConfig) -> Floats:
+    """A client's tokens from a ``.npy`` file: float (T, d_model), 1 <= T <= MAX_TOKENS, finite,
+    within the public bound of §40.0; SpecError says what to fix.
+
+    Implements spec §40.5.3 `load_inputs` (spec/40-moe.md#load_inputs).
+    """
+    p = Path(path)
+    try:
+        a = np.load(p, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise SpecError(f"--inputs {p}: not a readable .npy array ({exc})") from exc
+    if not isinstance(a, np.ndarray):
+        raise SpecError(f"--inputs {p}: holds several arrays (an .npz?); save one with np.save")
+    if a.dtype.kind != "f" or a.dtype.itemsize > 8:
+        raise SpecError(
+            f"--inputs {p}: dtype {a.dtype}; the tokens must be float16/32/64 "
+            "(e.g. np.save(path, x.astype(np.float32)))"
+        )
+    if a.ndim != 2 or a.shape[1] != config.d_model or not 1 <= a.shape[0] <= MAX_TOKENS:
+        raise SpecError(
+            f"--inputs {p}: shape {a.shape}; expected (tokens, d_model) = (1..{MAX_TOKENS}, "
+            f"{config.d_model}) (one token: x.reshape(1, -1))"
+        )
+    x = a.astype(np.float64)
+    if not np.all(np.isfinite(x)):
+        raise SpecError(f"--inputs {p}: NaN or infinite entries")
+    bound = 2.0 ** (X_BITS - config.frac_bits)
+    if np.any(np.abs(x) >= bound):
+        raise SpecError(
+            f"--inputs {p}: an entry of magnitude {float(np.abs(x).max()):g} is beyond the public "
+            f"bound |x| < {bound:g} (spec §40.0)"
+        )
+    return x
 
 
 def demo_client(ctx: PartyContext, config: MoEConfig, x: Floats) -> ClientView:
@@ -239,10 +275,13 @@ def format_report(d: dict[str, Any]) -> str:
         if d["mode"] == "in-process"
         else "server and client in separate processes over TCP"
     )
+    ckpt = d.get("checkpoint")
+    model = "default model" if ckpt is None else "model"
     lines = [
         f"secure MoE layer (SecMoE, spec §40), {where}",
         "over the real channel: Beaver/AND triples from OT, products under BFV; no dealer",
-        f"default model: d_model {c['d_model']}, d_ff {c['d_ff']}, {c['n_experts']} "
+        *([] if ckpt is None else _checkpoint_lines(ckpt, c)),
+        f"{model}: d_model {c['d_model']}, d_ff {c['d_ff']}, {c['n_experts']} "
         f"{c['expert_kind']} experts, top-{c['top_k']} ({c['gate_norm']} gate), "
         f"Z_2^{c['ring_bits']}, f = {c['frac_bits']}",
         f"weights sha256 {d['weights_sha256']}",
@@ -268,8 +307,19 @@ def format_report(d: dict[str, Any]) -> str:
         f"output vs the float model (moe_float):       max abs error {d['max_abs_err_float']:.3g}",
         f"routing as the client sees it equals the plaintext routing: fixed point "
         f"{yes[d['routing_matches_plaintext']]}, float {yes[d['routing_matches_float']]}",
-        "(the references are computed by the client from the default weights, which are public",
-        "in this demo only)",
+        *(
+            [
+                "(the references are computed by the client from the default weights, which are "
+                "public",
+                "in this demo only)",
+            ]
+            if ckpt is None
+            else [
+                "(the references are computed by the client from the checkpoint's weights, which "
+                "it holds",
+                "in this demo only; the server alone holds them in a real deployment)",
+            ]
+        ),
         "",
         f"cost as the client counted it: {d['bytes_c2s']:,} bytes client->server, "
         f"{d['bytes_s2c']:,} bytes server->client,",
@@ -278,3 +328,15 @@ def format_report(d: dict[str, Any]) -> str:
         "rounds count its own segments, so phases that interleave add up to more than the total",
     ]
     return "\n".join(lines)
+
+
+def _checkpoint_lines(ckpt: dict[str, Any], config: dict[str, Any]) -> list[str]:
+    """The report's lines naming the checkpoint and where each configuration field came from."""
+    where = ckpt["config_json"] or "no config.json: family defaults and tensor names"
+    lines = [
+        f"checkpoint {ckpt['path']}: family {ckpt['family']}, layer {ckpt['layer']} "
+        f"(block {ckpt['block']}), configuration from {where}:",
+    ]
+    for name, key in ckpt["derived"].items():
+        lines.append(f"  {name} = {config.get(name)!r} <- {key}")
+    return lines

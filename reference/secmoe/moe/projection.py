@@ -76,11 +76,12 @@ def _report(name: str, config: MoEConfig, tokens: int, steps: list[Step]) -> dic
     }
 
 
-def demo_report(tokens: int) -> dict[str, Any]:
-    """The cost of ``secmoe demo --tokens T`` (a fresh session: OT and HE set-ups included)."""
+def demo_report(tokens: int, config: MoEConfig | None = None) -> dict[str, Any]:
+    """The cost of ``secmoe demo --tokens T`` (a fresh session: OT and HE set-ups included), on
+    the default model or on ``config`` (a checkpoint's layer)."""
     if tokens < 1:
         raise SpecError("tokens must be positive")
-    config = default_config()
+    config = config or default_config()
     return _report("demo", config, tokens, demo_steps(config, tokens))
 
 
