@@ -22,12 +22,17 @@ import numpy as np
 
 from secmoe.encoding import FixedPoint
 from secmoe.model.piecewise import (
+    GPTOSS_ACT_BREAKPOINTS,
+    GPTOSS_LIMIT,
     Activation,
     PiecewiseTable,
     fit_table,
     gelu,
+    gptoss_act,
+    gptoss_clip_table,
     piecewise_fixed,
     piecewise_float,
+    quantise,
     quantise_rows,
     silu,
 )
@@ -58,12 +63,22 @@ def search_silu() -> tuple[float, ...]:
     return best[1]
 
 
+def clip_up(x: np.ndarray) -> np.ndarray:
+    """c(u) = clip(u, -L, L) + 1, GPT-OSS's up half."""
+    out: np.ndarray = np.clip(x, -GPTOSS_LIMIT, GPTOSS_LIMIT) + 1.0
+    return out
+
+
 def fit_all() -> list[PiecewiseTable]:
-    """GeLU (the paper's breakpoints), SiLU (searched breakpoints) and ReLU."""
+    """GeLU (the paper's breakpoints), SiLU (searched breakpoints), ReLU, and GPT-OSS's two
+    halves: a(g) fitted with its constant right row a(L), c(u) exact."""
+    right = (0.0, 0.0, quantise(float(gptoss_act(GPTOSS_LIMIT))))
     return [
         fit_table("gelu", gelu, (-5.0, -3.0, -1.0, 1.0, 3.0)),
         fit_table("silu", silu, search_silu()),
         PiecewiseTable("relu", (0.0,), ((0.0, 0.0, 0.0), (0.0, 1.0, 0.0))),
+        fit_table("gptoss_act", gptoss_act, GPTOSS_ACT_BREAKPOINTS, right),
+        gptoss_clip_table(),
     ]
 
 
@@ -114,6 +129,8 @@ def report(tables: list[PiecewiseTable]) -> str:
     fns: dict[str, tuple[Activation, float, float]] = {
         "gelu": (gelu, -5.0, 3.0),
         "silu": (silu, -8.0, 8.0),
+        "gptoss_act": (gptoss_act, -8.0, 10.0),
+        "gptoss_clip": (clip_up, -10.0, 10.0),
     }
     for t in tables:
         if t.name not in fns:

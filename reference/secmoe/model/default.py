@@ -26,6 +26,10 @@ TENSOR_NAMES = (
     "shared/w1",
     "shared/v",
     "shared/w2",
+    "experts/b1",
+    "experts/bv",
+    "experts/b2",
+    "shared/gate",
 )
 
 
@@ -82,7 +86,13 @@ def default_weights(config: MoEConfig | None = None, seed: bytes = DEFAULT_SEED)
     sw1 = tensor("shared/w1", (ns, sff, d), d)
     sv = tensor("shared/v", (ns, sff, d), d) if config.gated else None
     sw2 = tensor("shared/w2", (ns, d, sff), sff)
-    return MoEWeights(w_gate, w1, v, w2, sw1, sv, sw2)
+    # The expert families' arrays (spec §6.1.1, second table), present exactly with their flag.
+    bias = config.expert_bias
+    b1 = tensor("experts/b1", (n, ff), d) if bias else None
+    bv = tensor("experts/bv", (n, ff), d) if bias and config.gated else None
+    b2 = tensor("experts/b2", (n, d), ff) if bias else None
+    sg = tensor("shared/gate", (d,), d) if config.shared_gate else None
+    return MoEWeights(w_gate, w1, v, w2, sw1, sv, sw2, b1=b1, bv=bv, b2=b2, shared_gate=sg)
 
 
 def default_inputs(
@@ -107,6 +117,10 @@ def weights_digest(weights: MoEWeights) -> str:
         weights.shared_w1,
         weights.shared_v,
         weights.shared_w2,
+        weights.b1,
+        weights.bv,
+        weights.b2,
+        weights.shared_gate,
     )
     for a in arrays:
         if a is not None:

@@ -24,9 +24,9 @@ from secmoe.model.norm import (
     quadratic_fixed,
     segment_exponent,
 )
-from secmoe.model.piecewise import PiecewiseTable, piecewise_fixed
+from secmoe.model.piecewise import GPTOSS_ALPHA, GPTOSS_LIMIT, PiecewiseTable, piecewise_fixed
 from secmoe.model.plain import topk_order
-from secmoe.model.tables import GELU, RELU, SILU
+from secmoe.model.tables import GELU, GPTOSS_ACT, GPTOSS_CLIP, RELU, SILU
 
 Floats = NDArray[np.float64]
 Ints = NDArray[np.int64]
@@ -46,6 +46,16 @@ class FixedWeights:
     shared_w1: RingVec
     shared_v: RingVec | None
     shared_w2: RingVec
+    b1: RingVec | None = None
+    bv: RingVec | None = None
+    b2: RingVec | None = None
+    shared_gate: RingVec | None = None
+
+    def expert_biases(self, i: int) -> tuple[RingVec, RingVec | None, RingVec] | None:
+        """Routed expert i's (b1, bv, b2) with ``expert_bias``, else None."""
+        if self.b1 is None or self.b2 is None:
+            return None
+        return self.b1[i], None if self.bv is None else self.bv[i], self.b2[i]
 
 
 @dataclass(frozen=True)
@@ -76,6 +86,10 @@ def encode_weights(config: MoEConfig, weights: MoEWeights) -> FixedWeights:
         fxp_encode(fxp, weights.shared_w1),
         enc(weights.shared_v),
         fxp_encode(fxp, weights.shared_w2),
+        enc(weights.b1),
+        enc(weights.bv),
+        enc(weights.b2),
+        enc(weights.shared_gate),
     )
 
 
@@ -121,26 +135,78 @@ def activation_fixed(kind: ExpertKind, fxp: FixedPoint, u: RingVec) -> RingVec:
     return piecewise_fixed(ACTIVATION_TABLES[kind], fxp, u)
 
 
+def expert_tables(config: MoEConfig) -> tuple[PiecewiseTable, PiecewiseTable | None]:
+    """The table of the expert kind's activation and, for ``gptoss``, the table of its up half
+    c(u) (spec §6.3.4 step 3); ``SpecError`` naming the field unless ``swiglu_alpha`` and
+    ``swiglu_limit`` are the values the gptoss tables are fitted for."""
+    if config.expert_kind != "gptoss":
+        return ACTIVATION_TABLES[config.expert_kind], None
+    for name, fitted in (("swiglu_alpha", GPTOSS_ALPHA), ("swiglu_limit", GPTOSS_LIMIT)):
+        if getattr(config, name) != fitted:
+            raise SpecError(
+                f"MoEConfig.{name} = {getattr(config, name)!r}: the gptoss tables are fitted "
+                f"for swiglu_alpha = {GPTOSS_ALPHA} and swiglu_limit = {GPTOSS_LIMIT} only "
+                "(spec §6.2, Tables)"
+            )
+    return GPTOSS_ACT, GPTOSS_CLIP
+
+
+def append_column(a: RingVec, column: RingVec | int) -> RingVec:
+    """``a`` with one more entry on its last axis: ``column`` (one value per row, or one value
+    for all). With a token column ``enc(1)`` and a bias as the weights' column, a product
+    ``mm`` adds the bias exactly (spec §6.3.4 step 1)."""
+    arr = np.asarray(a, dtype=np.uint64)
+    values = np.asarray(column, dtype=np.uint64)
+    col = np.broadcast_to(values[..., None] if values.ndim else values, (*arr.shape[:-1], 1))
+    return np.concatenate([arr, col], axis=-1)
+
+
+def hidden_fixed(config: MoEConfig, u: RingVec, g: RingVec | None) -> RingVec:
+    """The hidden vector from the first products: ``act(u)`` (``relu``), ``mul(act(u), g)``, or
+    for ``gptoss`` ``mul(a(u), c(g))`` (spec §6.3.4 steps 2-3)."""
+    fxp = config.fxp
+    act, up = expert_tables(config)
+    a = piecewise_fixed(act, fxp, u)
+    if g is None:
+        return a
+    return mul_fixed(fxp, a, g if up is None else piecewise_fixed(up, fxp, g))
+
+
 def ffn_fixed(
-    config: MoEConfig, w1: RingVec, v: RingVec | None, w2: RingVec, x: RingVec
+    config: MoEConfig,
+    w1: RingVec,
+    v: RingVec | None,
+    w2: RingVec,
+    x: RingVec,
+    biases: tuple[RingVec, RingVec | None, RingVec] | None = None,
 ) -> RingVec:
-    """One expert on tokens x (T, d_model) in fixed point.
+    """One expert on tokens x (T, d_model) in fixed point; ``biases`` = (b1, bv, b2) encoded,
+    with ``expert_bias``.
 
     Implements spec §6.3.4 `ffn_fixed` (spec/06-models.md#ffn_fixed).
     """
     fxp = config.fxp
-    # Step 1: u = trunc(x W1^T).
+    if config.gated and v is None:
+        raise SpecError(f"{config.expert_kind} experts need V")
+    # Step 1 (expert_bias): the tokens get a last entry enc(1), W1, V and W2 their bias as last
+    # column, so that every product below adds its bias exactly.
+    one = int(fxp_encode(fxp, 1.0))
+    if biases is not None:
+        b1, bv, b2 = biases
+        x = append_column(x, one)
+        w1, w2 = append_column(w1, b1), append_column(w2, b2)
+        if v is not None:
+            if bv is None:
+                raise SpecError(f"{config.expert_kind} experts with biases need bv")
+            v = append_column(v, bv)
+    # Step 2: u = trunc(x W1^T); gated kinds: g = trunc(x V^T).
     u = matmul_fixed(fxp, x, w1.T)
-    # Step 2: a = act(u) by the table.
-    a = activation_fixed(config.expert_kind, fxp, u)
-    if config.gated:
-        if v is None:
-            raise SpecError(f"{config.expert_kind} experts need V")
-        # Step 3: g = trunc(x V^T); h = trunc(a * g).
-        h = mul_fixed(fxp, a, matmul_fixed(fxp, x, v.T))
-    else:
-        h = a
-    # Step 4: out = trunc(h W2^T).
+    g = None if v is None else matmul_fixed(fxp, x, v.T)
+    # Step 3: the hidden vector.
+    h = hidden_fixed(config, u, g)
+    # Step 4: out = trunc(h W2^T) (h with its last entry enc(1) under expert_bias).
+    if biases is not None:
+        h = append_column(h, one)
     return matmul_fixed(fxp, h, w2.T)
 
 
@@ -267,7 +333,7 @@ def moe_fixed(config: MoEConfig, weights: MoEWeights | FixedWeights, x: RingVec)
         for slot in range(config.top_k):
             i = int(experts[t, slot])
             v = None if fw.v is None else fw.v[i]
-            out = ffn_fixed(config, fw.w1[i], v, fw.w2[i], x[t : t + 1])[0]
+            out = ffn_fixed(config, fw.w1[i], v, fw.w2[i], x[t : t + 1], fw.expert_biases(i))[0]
             g = np.full_like(out, gates[t, slot])
             y[t] = fxp.ring.add(y[t], mul_fixed(fxp, g, out))
     # Step 4: shared experts, weight 1 (no multiplication, no truncation).

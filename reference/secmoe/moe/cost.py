@@ -10,7 +10,7 @@ from secmoe.he.galois import keys_needed
 from secmoe.he.respack import pack_elements
 from secmoe.he.serialize import ct_bytes, gk_bytes, poly_bytes
 from secmoe.model.config import MoEConfig
-from secmoe.model.fixed import ACTIVATION_TABLES
+from secmoe.model.fixed import expert_tables
 from secmoe.moe.select import expert_matmul_bytes, levels_for, pack_params, select_params
 from secmoe.protocols.cost import (
     Pattern,
@@ -58,8 +58,16 @@ def expert_matmul_cost(
 
 
 def _activation_cost(config: MoEConfig, n: int) -> Pattern:
-    table = ACTIVATION_TABLES[config.expert_kind]
+    table = expert_tables(config)[0]
     return piecewise_cost(n, table, config.ring_bits, config.frac_bits)
+
+
+def gate_up_cost(config: MoEConfig, n: int) -> Pattern:
+    """``gate_up`` on ``n`` elements: the up half's table (gptoss), ``mul`` and ``trunc``."""
+    l, f = config.ring_bits, config.frac_bits
+    up = expert_tables(config)[1]
+    parts = [] if up is None else [piecewise_cost(n, up, l, f)]
+    return seq(*parts, mul_cost(n, l), trunc_cost(n, l, f))
 
 
 def shared_ffn_cost(config: MoEConfig, tokens: int) -> Pattern:
@@ -67,8 +75,7 @@ def shared_ffn_cost(config: MoEConfig, tokens: int) -> Pattern:
     l, f, d, d_ff = config.ring_bits, config.frac_bits, config.d_model, config.shared_ff
     parts = [matmul_cost(tokens, d, d_ff, l, f), _activation_cost(config, tokens * d_ff)]
     if config.gated:
-        parts += [matmul_cost(tokens, d, d_ff, l, f), mul_cost(tokens * d_ff, l)]
-        parts.append(trunc_cost(tokens * d_ff, l, f))
+        parts += [matmul_cost(tokens, d, d_ff, l, f), gate_up_cost(config, tokens * d_ff)]
     parts.append(matmul_cost(tokens, d_ff, d, l, f))
     return seq(parts)
 
@@ -113,6 +120,7 @@ def moe_steps(
     rows = tokens * k
     shift = f + levels_for(e)
     stacks = 2 if config.gated else 1
+    extra = 1 if config.expert_bias else 0  # the input's enc(1) entry (§40.3.1 steps 5, 7)
     steps: list[Step] = [("ot_setup", ot_setup_pattern())] if fresh_ot else []
     if fresh_he:
         steps.append(("he_setup", he_setup_cost()))
@@ -121,14 +129,14 @@ def moe_steps(
         steps.append(("select_setup", select_setup_cost(e)))
     steps += [
         ("select_experts", select_experts_cost(rows)),
-        ("expert_matmul_in", expert_matmul_cost(rows, tokens, d, d_ff, stacks, e)),
+        ("expert_matmul_in", expert_matmul_cost(rows, tokens, d + extra, d_ff, stacks, e)),
         ("trunc_in", trunc_cost(stacks * rows * d_ff, l, shift)),
         ("activation", _activation_cost(config, rows * d_ff)),
     ]
     if config.gated:
-        steps.append(("gating", seq(mul_cost(rows * d_ff, l), trunc_cost(rows * d_ff, l, f))))
+        steps.append(("gating", gate_up_cost(config, rows * d_ff)))
     steps += [
-        ("expert_matmul_out", expert_matmul_cost(rows, rows, d_ff, d, 1, e)),
+        ("expert_matmul_out", expert_matmul_cost(rows, rows, d_ff + extra, d, 1, e)),
         ("trunc_out", trunc_cost(rows * d, l, shift)),
         ("gate_product", seq(mul_cost(rows * d, l), trunc_cost(rows * d, l, f))),
     ]

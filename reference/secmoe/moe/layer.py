@@ -14,9 +14,9 @@ import numpy as np
 
 from secmoe.encoding import RingVec
 from secmoe.errors import SpecError
-from secmoe.model.config import MoEConfig
-from secmoe.model.fixed import ACTIVATION_TABLES, FixedWeights
-from secmoe.moe.prepare import PreparedStack, lookup
+from secmoe.model.config import IMPLEMENTED_FIELDS, MoEConfig
+from secmoe.model.fixed import FixedWeights, append_column, expert_tables
+from secmoe.moe.prepare import PreparedStack, expert_stacks, lookup
 from secmoe.moe.select import I64, expert_matmul, select_experts
 from secmoe.ot.pool import ot_setup
 from secmoe.protocols.b2a import b2a, mux
@@ -39,11 +39,17 @@ class MoeShares:
 
 
 def check_inputs(
-    config: MoEConfig, ctx: PartyContext, x: RingVec, fw: FixedWeights | None
+    config: MoEConfig,
+    ctx: PartyContext,
+    x: RingVec,
+    fw: FixedWeights | None,
+    where: str = "the secure MoE layer",
+    implemented: frozenset[str] = IMPLEMENTED_FIELDS,
 ) -> RingVec:
-    """The tokens as a (T, d_model) ring matrix; the session must use the config's ring and the
-    server must hold the weights (``SpecError`` otherwise)."""
-    config.require_plain("the secure MoE layer")
+    """The tokens as a (T, d_model) ring matrix; the session must use the config's ring, the
+    server must hold the weights, and ``where`` must implement the config's fields
+    (``SpecError`` otherwise)."""
+    config.require_plain(where, implemented)
     if ctx.fxp != config.fxp:
         raise SpecError("the session's fixed-point parameters differ from the config's")
     xs = ctx.ring.check(np.asarray(x), "x")
@@ -128,30 +134,25 @@ def moe(
     # Step 5: u = trunc(W1_r x), g = trunc(V_r x) from one upload of x (ct x ct).
     ctx.say("moe: first expert products")
     n_first = 2 if config.gated else 1
+    names = ("w1", "v")[:n_first]
     prepared = None if fw is None else lookup(fw)  # the server's preparation (spec §40.7)
-    first: list[I64 | PreparedStack] | None = None
+    stacks: dict[str, I64 | PreparedStack] | None = None
     if prepared is not None:
-        first = [prepared.stacks[name] for name in ("w1", "v")[:n_first]]
+        stacks = dict(prepared.stacks)
     elif fw is not None:
-        first = [ring.to_signed(fw.w1)]
-        if config.gated:
-            assert fw.v is not None
-            first.append(ring.to_signed(fw.v))
-    prods = expert_matmul(ctx, sel, xs, row_input, first, config.d_ff, n_first)
+        stacks = {name: ring.to_signed(w) for name, w in expert_stacks(config, fw).items()}
+    first = None if stacks is None else [stacks[name] for name in names]
+    prods = expert_matmul(ctx, sel, biased(ctx, config, xs), row_input, first, config.d_ff, n_first)
     u = trunc(ctx, np.concatenate(prods).reshape(n_first, rows, config.d_ff), shift)
     # Step 6: the activation by Select-Then-Compute (Protocol 2), then the gated product.
     ctx.say("moe: activation")
-    act = piecewise(ctx, ACTIVATION_TABLES[config.expert_kind], u[0])
-    h = trunc(ctx, mul(ctx, act, u[1])) if config.gated else act
+    h = hidden(ctx, config, u[0], u[1] if config.gated else None)
     # Step 7: out = trunc(W2_r h): h is uploaded, the selection reused.
     ctx.say("moe: second expert product")
-    second: list[I64 | PreparedStack] | None = None
-    if prepared is not None:
-        second = [prepared.stacks["w2"]]
-    elif fw is not None:
-        second = [ring.to_signed(fw.w2)]
+    second = None if stacks is None else [stacks["w2"]]
+    hin = biased(ctx, config, h)
     out = trunc(
-        ctx, expert_matmul(ctx, sel, h, list(range(rows)), second, config.d_model)[0], shift
+        ctx, expert_matmul(ctx, sel, hin, list(range(rows)), second, config.d_model)[0], shift
     )
     # Step 8: y_t = sum_s trunc(g_{t,s} out_{t,s}).
     spread = np.repeat(gates.reshape(rows, 1), config.d_model, axis=1)
@@ -162,6 +163,28 @@ def moe(
         ctx.say(f"moe: shared expert {j + 1}/{config.n_shared_experts}")
         y = ring.add(y, shared_ffn(ctx, config, xs, fw, j))
     return MoeShares(y, tk.indices, gates)
+
+
+def biased(ctx: PartyContext, config: MoEConfig, a: RingVec) -> RingVec:
+    """Shares of ``(a | enc(1))`` with ``expert_bias`` (the client holds the constant, §3), so
+    that the bias column of the selected weights is added exactly; ``a`` otherwise."""
+    if not config.expert_bias:
+        return a
+    return append_column(a, (1 << ctx.fxp.frac_bits) if ctx.party == "client" else 0)
+
+
+def gate_up(ctx: PartyContext, config: MoEConfig, a: RingVec, g: RingVec) -> RingVec:
+    """Shares of ``trunc(mul(a, c))`` with ``c = g``, or for ``gptoss`` ``c`` = the up half's
+    table at ``g`` by ``piecewise`` (spec §6.3.4 step 3)."""
+    up = expert_tables(config)[1]
+    return trunc(ctx, mul(ctx, a, g if up is None else piecewise(ctx, up, g)))
+
+
+def hidden(ctx: PartyContext, config: MoEConfig, u: RingVec, g: RingVec | None) -> RingVec:
+    """Shares of ``hidden_fixed`` (spec §6.3.4 steps 2-3): the activation's table by
+    ``piecewise``, then (gated kinds) ``gate_up`` with the second product."""
+    a = piecewise(ctx, expert_tables(config)[0], u)
+    return a if g is None else gate_up(ctx, config, a, g)
 
 
 def shared_ffn(
@@ -178,10 +201,10 @@ def shared_ffn(
 
     # Step 1: u = trunc(x W1^T).
     u = matmul(ctx, x, weight(None if fw is None else fw.shared_w1), d_ff)
-    act = piecewise(ctx, ACTIVATION_TABLES[config.expert_kind], u)
-    # Step 2: the gated product with trunc(x V^T) for gated kinds.
+    h = piecewise(ctx, expert_tables(config)[0], u)
+    # Step 2: the gated product with trunc(x V^T) for gated kinds (gate_up).
     if config.gated:
         g = matmul(ctx, x, weight(None if fw is None else fw.shared_v), d_ff)
-        act = trunc(ctx, mul(ctx, act, g))
+        h = gate_up(ctx, config, h, g)
     # Step 3: out = trunc(h W2^T).
-    return matmul(ctx, act, weight(None if fw is None else fw.shared_w2), config.d_model)
+    return matmul(ctx, h, weight(None if fw is None else fw.shared_w2), config.d_model)

@@ -35,6 +35,13 @@ CONFIGS = (
         ),
     ),
 )
+# The expert families of spec 6.1.1 (second table) that moe implements and the baselines refuse.
+FAMILY_CONFIGS = (
+    (
+        "gptoss-bias-top1",
+        MoEConfig(d_model=4, d_ff=8, n_experts=4, expert_kind="gptoss", expert_bias=True),
+    ),
+)
 
 
 def _shares(out: MoeShares, c: MoEConfig) -> Json:
@@ -46,9 +53,11 @@ def _shares(out: MoeShares, c: MoEConfig) -> Json:
     }
 
 
-def _cases(protocol: str, layer: Layer) -> list[Json]:
+def _cases(
+    protocol: str, layer: Layer, configs: tuple[tuple[str, MoEConfig], ...]
+) -> list[Json]:
     cases = []
-    for name, c in CONFIGS:
+    for name, c in configs:
         cid = f"{protocol}/{name}"
         seed = case_seed(protocol, cid)
         fw = encode_weights(c, default_weights(c, seed))
@@ -57,7 +66,7 @@ def _cases(protocol: str, layer: Layer) -> list[Json]:
         xc = inputs_prg(protocol, cid).next_ring(x.size).reshape(x.shape)
         xs = ring.sub(x, xc)
         digest = hashlib.sha256()
-        for arr in (fw.w_gate, fw.w1, fw.v, fw.w2):
+        for arr in (fw.w_gate, fw.w1, fw.v, fw.w2, fw.b1, fw.bv, fw.b2):
             if arr is not None:
                 digest.update(np.ascontiguousarray(arr, dtype="<u8").tobytes())
 
@@ -90,8 +99,19 @@ def _cases(protocol: str, layer: Layer) -> list[Json]:
     return [{"params": {"ring_bits": 64, "frac_bits": 18}, "tests": cases}]
 
 
-def _reg(name: str, spec: str, section: str, layer: Layer, what: str) -> None:
+def _reg(
+    name: str,
+    spec: str,
+    section: str,
+    layer: Layer,
+    what: str,
+    families: tuple[tuple[str, MoEConfig], ...] = (),
+) -> None:
     protocol = f"moe.{name}"
+    extra = [
+        f"Then {len(families)} configuration(s) of the expert families of spec 6.1.1 (gptoss,",
+        "expert_bias): the digest continues with b1, bv, b2.",
+    ]
     register(
         protocol,
         f"moe/{name}.json",
@@ -104,12 +124,13 @@ def _reg(name: str, spec: str, section: str, layer: Layer, what: str) -> None:
             "Weights: default_weights(config, weights_seed), encoded with fxp_encode (SHA-256 of",
             "the encoded arrays in w_gate, w1, v, w2 order: encoded_digest). Inputs: each party's",
             "share of x (row-major hex); outputs: each party's shares of y, experts and gates.",
+            *(extra if families else []),
         ],
         notes={"Normal": NORMAL},
-    )(lambda: _cases(protocol, layer))
+    )(lambda: _cases(protocol, layer, CONFIGS + families))
 
 
-_reg("moe", "40-moe.md", "40.3.1", moe, "The secure MoE layer (Protocol 1)")
+_reg("moe", "40-moe.md", "40.3.1", moe, "The secure MoE layer (Protocol 1)", FAMILY_CONFIGS)
 _reg(
     "moe_compute_then_select",
     "41-moe-baselines.md",
