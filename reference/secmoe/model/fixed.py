@@ -26,7 +26,7 @@ from secmoe.model.norm import (
 )
 from secmoe.model.piecewise import PiecewiseTable, piecewise_fixed
 from secmoe.model.plain import topk_order
-from secmoe.model.tables import GELU, RELU, SILU
+from secmoe.model.tables import GELU, RELU, SIGMOID, SILU
 
 Floats = NDArray[np.float64]
 Ints = NDArray[np.int64]
@@ -119,6 +119,14 @@ def mul_fixed(fxp: FixedPoint, a: RingVec, b: RingVec) -> RingVec:
 def activation_fixed(kind: ExpertKind, fxp: FixedPoint, u: RingVec) -> RingVec:
     """The expert kind's activation: its piecewise table evaluated by ``piecewise_fixed``."""
     return piecewise_fixed(ACTIVATION_TABLES[kind], fxp, u)
+
+
+def sigmoid_fixed(fxp: FixedPoint, x: RingVec) -> RingVec:
+    """sigma(x) = 1 / (1 + e^-x) by the fitted sigmoid table, element-wise on fixed-point x.
+
+    Implements spec §6.2.3 `sigmoid_fixed` (spec/06-models.md#sigmoid_fixed).
+    """
+    return piecewise_fixed(SIGMOID, fxp, x)
 
 
 def ffn_fixed(

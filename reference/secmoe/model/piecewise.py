@@ -85,8 +85,11 @@ def quantise_rows(table: PiecewiseTable, fxp: FixedPoint) -> tuple[tuple[int, in
     return tuple((int(r[0]), int(r[1]), int(r[2])) for r in rows)
 
 
-def fit_table(name: str, fn: Activation, breakpoints: tuple[float, ...]) -> PiecewiseTable:
-    """Fit a table: 0 left of b_0, x right of b_{k-1}, least-squares quadratics between.
+def fit_table(
+    name: str, fn: Activation, breakpoints: tuple[float, ...], right: Row = (0.0, 1.0, 0.0)
+) -> PiecewiseTable:
+    """Fit a table: 0 left of b_0, ``right`` (default x) right of b_{k-1}, least-squares
+    quadratics between; a bounded activation such as sigmoid takes ``right`` = (0, 0, 1).
 
     Implements spec §6.2.2 `fit_table` (spec/06-models.md#fit_table).
     """
@@ -103,7 +106,7 @@ def fit_table(name: str, fn: Activation, breakpoints: tuple[float, ...]) -> Piec
         c2, c1, c0 = (float(np.round(c / FIT_QUANTUM) * FIT_QUANTUM) for c in coef)
         middle.append((c2, c1, c0))
     # Step 4: the outer rows.
-    return PiecewiseTable(name, breakpoints, ((0.0, 0.0, 0.0), *middle, (0.0, 1.0, 0.0)))
+    return PiecewiseTable(name, breakpoints, ((0.0, 0.0, 0.0), *middle, right))
 
 
 def gelu(x: ArrayLike) -> Floats:
