@@ -48,6 +48,26 @@ _FAMILY_FIELDS = frozenset(
     }
 )
 
+# Whether the fixed-point model, the secure layer and its cost formula implement a field of
+# nonplain_fields (spec §6.1.1); require_plain refuses the others by name. One line per field.
+IMPLEMENTED: dict[str, bool] = {
+    # routing (spec §6.3.5, §40.3.2)
+    "gate_norm": False,
+    "router_bias": False,
+    "score_bias": False,
+    "n_groups": False,
+    "topk_groups": False,
+    "group_score": False,
+    "routed_scaling": False,
+    "gate_on_input": False,
+    # experts (spec §6.3.4, §40.3.1)
+    "expert_kind": False,
+    "shared_gate": False,
+    "expert_bias": False,
+    "swiglu_alpha": False,
+    "swiglu_limit": False,
+}
+
 
 @dataclass(frozen=True)
 class MoEConfig:
@@ -182,10 +202,11 @@ class MoEConfig:
             names.insert(0, "expert_kind")
         return names
 
-    def require_plain(self, where: str) -> None:
+    def require_plain(self, where: str, *, baseline: bool = False) -> None:
         """``SpecError`` unless ``where`` can run this configuration: until the fixed-point and
-        secure forms of a routing family exist, it is refused by name, never run as another."""
-        extra = self.nonplain_fields()
+        secure forms of a routing family exist (``IMPLEMENTED``), it is refused by name, never
+        run as another. The baselines (``baseline``, spec §41) implement none of them."""
+        extra = [n for n in self.nonplain_fields() if baseline or not IMPLEMENTED[n]]
         if extra:
             raise SpecError(f"{where} does not yet implement MoEConfig fields {extra}")
 

@@ -39,11 +39,16 @@ class MoeShares:
 
 
 def check_inputs(
-    config: MoEConfig, ctx: PartyContext, x: RingVec, fw: FixedWeights | None
+    config: MoEConfig,
+    ctx: PartyContext,
+    x: RingVec,
+    fw: FixedWeights | None,
+    where: str = "the secure MoE layer",
 ) -> RingVec:
     """The tokens as a (T, d_model) ring matrix; the session must use the config's ring and the
-    server must hold the weights (``SpecError`` otherwise)."""
-    config.require_plain("the secure MoE layer")
+    server must hold the weights; the baselines (spec §41, ``where`` names one) run the plain
+    configurations only (``SpecError`` otherwise)."""
+    config.require_plain(where, baseline=where != "the secure MoE layer")
     if ctx.fxp != config.fxp:
         raise SpecError("the session's fixed-point parameters differ from the config's")
     xs = ctx.ring.check(np.asarray(x), "x")
