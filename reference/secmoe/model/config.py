@@ -52,14 +52,14 @@ _FAMILY_FIELDS = frozenset(
 # nonplain_fields (spec §6.1.1); require_plain refuses the others by name. One line per field.
 IMPLEMENTED: dict[str, bool] = {
     # routing (spec §6.3.5, §40.3.2)
-    "gate_norm": False,
-    "router_bias": False,
-    "score_bias": False,
-    "n_groups": False,
-    "topk_groups": False,
-    "group_score": False,
-    "routed_scaling": False,
-    "gate_on_input": False,
+    "gate_norm": True,
+    "router_bias": True,
+    "score_bias": True,
+    "n_groups": True,
+    "topk_groups": True,
+    "group_score": True,
+    "routed_scaling": True,
+    "gate_on_input": True,
     # experts (spec §6.3.4, §40.3.1)
     "expert_kind": False,
     "shared_gate": False,

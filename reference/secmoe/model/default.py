@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from dataclasses import replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -26,7 +27,11 @@ TENSOR_NAMES = (
     "shared/w1",
     "shared/v",
     "shared/w2",
+    "router/bias",
+    "router/score_bias",
 )
+# Scale of the routing-family vectors: about the spread of published router biases.
+BIAS_SCALE = 0.25
 
 
 def default_config() -> MoEConfig:
@@ -82,7 +87,19 @@ def default_weights(config: MoEConfig | None = None, seed: bytes = DEFAULT_SEED)
     sw1 = tensor("shared/w1", (ns, sff, d), d)
     sv = tensor("shared/v", (ns, sff, d), d) if config.gated else None
     sw2 = tensor("shared/w2", (ns, d, sff), sff)
-    return MoEWeights(w_gate, w1, v, w2, sw1, sv, sw2)
+    weights = MoEWeights(w_gate, w1, v, w2, sw1, sv, sw2)
+    # The routing-family vectors, present exactly when their flags are set.
+    return replace(
+        weights,
+        b_gate=uniform_tensor(seed, "router/bias", (n,), BIAS_SCALE)
+        if config.router_bias
+        else None,
+        score_bias=(
+            uniform_tensor(seed, "router/score_bias", (n,), BIAS_SCALE)
+            if config.score_bias
+            else None
+        ),
+    )
 
 
 def default_inputs(
@@ -107,6 +124,8 @@ def weights_digest(weights: MoEWeights) -> str:
         weights.shared_w1,
         weights.shared_v,
         weights.shared_w2,
+        weights.b_gate,
+        weights.score_bias,
     )
     for a in arrays:
         if a is not None:

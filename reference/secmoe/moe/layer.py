@@ -17,13 +17,23 @@ from secmoe.errors import SpecError
 from secmoe.model.config import MoEConfig
 from secmoe.model.fixed import ACTIVATION_TABLES, FixedWeights
 from secmoe.moe.prepare import PreparedStack, lookup
+from secmoe.moe.routing import (
+    add_server_vector,
+    family_gates,
+    group_mask,
+    grouped,
+    keyed,
+    pick,
+    scale_gates,
+    scores,
+)
 from secmoe.moe.select import I64, expert_matmul, select_experts
 from secmoe.ot.pool import ot_setup
-from secmoe.protocols.b2a import b2a, mux
+from secmoe.protocols.b2a import b2a
 from secmoe.protocols.linear import matmul
 from secmoe.protocols.mul import mul
 from secmoe.protocols.piecewise import piecewise
-from secmoe.protocols.softmax import exp, reciprocal, softmax
+from secmoe.protocols.softmax import exp, reciprocal
 from secmoe.protocols.topk import TopK, topk
 from secmoe.protocols.trunc import trunc
 from secmoe.session import PartyContext
@@ -81,26 +91,34 @@ def route(ctx: PartyContext, config: MoEConfig, x: RingVec, fw: FixedWeights | N
 
     Implements spec §40.3.2 `route` (spec/40-moe.md#route).
     """
-    ring = ctx.ring
-    tokens, k, n_exp = x.shape[0], config.top_k, config.n_experts
-    # Step 1: router logits z = trunc(x w_gate), the router as a plaintext matrix (E x d_model).
+    k, n_exp = config.top_k, config.n_experts
+    # Step 1: router logits z = trunc(x w_gate), the router as a plaintext matrix (E x d_model);
+    # with router_bias the server adds enc(b_gate) to its share.
     w_gate = None if fw is None else np.ascontiguousarray(fw.w_gate.T)
     logits = matmul(ctx, x, w_gate, n_exp)
-    # Step 2: top-k with each slot's one-hot (Pi_TopK, Pi_OneHot).
+    if config.router_bias:
+        logits = add_server_vector(ctx, fw, "b_gate", logits)
+    # Step 2: the selection keys: the logits, or the scores (+ score bias, groups masked).
+    keys, p = logits, None
+    if keyed(config):
+        p = scores(ctx, config, logits)
+        keys = add_server_vector(ctx, fw, "score_bias", p) if config.score_bias else p
+        if grouped(config):
+            keys = group_mask(ctx, config, keys)
+    # Step 3: top-k with each slot's one-hot (Pi_TopK, Pi_OneHot).
     ctx.say("route: top-k and one-hot")
-    tk = topk(ctx, logits, k, onehot=True)
+    tk = topk(ctx, keys, k, onehot=True)
     assert tk.onehot is not None
-    if config.gate_norm == "softmax_topk":
-        # Step 3: a softmax over the k selected logits.
-        return Routing(logits, tk, softmax(ctx, tk.values))
-    # Step 3: e = exp(z - max), the maximum being top-k's first value; r = 1 / sum e.
+    if config.gate_norm != "softmax" or p is not None:
+        # Steps 4-5: the other gate kinds, then routed_scaling.
+        return Routing(logits, tk, family_gates(ctx, config, logits, p, tk.values, tk.onehot))
+    # Step 4: e = exp(z - max), the maximum being top-k's first value; r = 1 / sum e;
+    # g_{t,s} = trunc(e_{t,i_s} r_t), e_{t,i_s} picked by the one-hot.
     e, r = softmax_terms(ctx, logits, tk.values[:, 0])
-    # Step 4: g_{t,s} = trunc(e_{t,i_s} r_t), with e_{t,i_s} = sum_e mux(onehot_{t,s,e}, e_{t,e}).
-    spread = np.ascontiguousarray(np.broadcast_to(e[:, None, :], (tokens, k, n_exp)))
-    picked = mux(ctx, tk.onehot.reshape(-1), spread.reshape(-1)).reshape(tokens, k, n_exp)
-    chosen = ring.reduce(picked.sum(axis=2, dtype=np.uint64))
+    chosen = pick(ctx, tk.onehot, e)
     gates = trunc(ctx, mul(ctx, chosen, np.repeat(r[:, None], k, axis=1)))
-    return Routing(logits, tk, gates)
+    # Step 5: routed_scaling.
+    return Routing(logits, tk, scale_gates(ctx, config, gates))
 
 
 def moe(
@@ -130,7 +148,8 @@ def moe(
     ctx.say("moe: encrypted selection")
     sel = select_experts(ctx, hot)
     shift = f + sel.levels  # the selection carries 2^L (spec §20.10)
-    # Step 5: u = trunc(W1_r x), g = trunc(V_r x) from one upload of x (ct x ct).
+    # Step 5: u = trunc(W1_r x), g = trunc(V_r x) from one upload of x (ct x ct); with
+    # gate_on_input x is first replaced by trunc(g x).
     ctx.say("moe: first expert products")
     n_first = 2 if config.gated else 1
     prepared = None if fw is None else lookup(fw)  # the server's preparation (spec §40.7)
@@ -142,7 +161,12 @@ def moe(
         if config.gated:
             assert fw.v is not None
             first.append(ring.to_signed(fw.v))
-    prods = expert_matmul(ctx, sel, xs, row_input, first, config.d_ff, n_first)
+    inputs, input_of = xs, row_input
+    if config.gate_on_input:
+        # Llama4 (top-1): each row's expert runs on trunc(g x) instead of x.
+        spread_in = np.repeat(gates.reshape(rows, 1), config.d_model, axis=1)
+        inputs, input_of = trunc(ctx, mul(ctx, spread_in, xs[row_input])), list(range(rows))
+    prods = expert_matmul(ctx, sel, inputs, input_of, first, config.d_ff, n_first)
     u = trunc(ctx, np.concatenate(prods).reshape(n_first, rows, config.d_ff), shift)
     # Step 6: the activation by Select-Then-Compute (Protocol 2), then the gated product.
     ctx.say("moe: activation")
@@ -158,9 +182,12 @@ def moe(
     out = trunc(
         ctx, expert_matmul(ctx, sel, h, list(range(rows)), second, config.d_model)[0], shift
     )
-    # Step 8: y_t = sum_s trunc(g_{t,s} out_{t,s}).
-    spread = np.repeat(gates.reshape(rows, 1), config.d_model, axis=1)
-    scaled = trunc(ctx, mul(ctx, spread, out)).reshape(tokens, k, config.d_model)
+    # Step 8: y_t = sum_s trunc(g_{t,s} out_{t,s}) (with gate_on_input, sum_s out_{t,s}).
+    if config.gate_on_input:
+        scaled = out.reshape(tokens, k, config.d_model)
+    else:
+        spread = np.repeat(gates.reshape(rows, 1), config.d_model, axis=1)
+        scaled = trunc(ctx, mul(ctx, spread, out)).reshape(tokens, k, config.d_model)
     y = ring.reduce(scaled.sum(axis=1, dtype=np.uint64))
     # Step 9: the shared experts with plaintext weights, weight 1.
     for j in range(config.n_shared_experts):
