@@ -93,8 +93,8 @@ def quantise_rows(table: PiecewiseTable, fxp: FixedPoint) -> tuple[tuple[int, in
 def fit_table(
     name: str, fn: Activation, breakpoints: tuple[float, ...], right: Row = (0.0, 1.0, 0.0)
 ) -> PiecewiseTable:
-    """Fit a table: 0 left of b_0, the row ``right`` (default x) right of b_{k-1},
-    least-squares quadratics between.
+    """Fit a table: 0 left of b_0, ``right`` (default x) right of b_{k-1}, least-squares
+    quadratics between; a bounded activation such as sigmoid takes ``right`` = (0, 0, 1), and GPT-OSS's gate half its constant.
 
     Implements spec §6.2.2 `fit_table` (spec/06-models.md#fit_table).
     """

@@ -38,6 +38,18 @@ RELU = PiecewiseTable(
         (0.0, 1.0, 0.0),
     ),
 )
+SIGMOID = PiecewiseTable(
+    "sigmoid",
+    (-5.75, -3.0, 0.0, 3.0, 5.75),
+    (
+        (0.0, 0.0, 0.0),
+        (0.006686933105811477, 0.07303780666552484, 0.20384675730019808),
+        (0.04149502352811396, 0.27529195440001786, 0.503306103637442),
+        (-0.04149502352811396, 0.27529195440001786, 0.496693896362558),
+        (-0.006686933105811477, 0.07303780666552484, 0.7961532426998019),
+        (0.0, 0.0, 1.0),
+    ),
+)
 GPTOSS_ACT = PiecewiseTable(
     "gptoss_act",
     (-4.0, -1.0, 0.0, 1.0, 3.0, 7.0),
@@ -61,7 +73,7 @@ GPTOSS_CLIP = PiecewiseTable(
     ),
 )
 
-TABLES = {"gelu": GELU, "silu": SILU, "relu": RELU, "gptoss_act": GPTOSS_ACT, "gptoss_clip": GPTOSS_CLIP}
+TABLES = {"gelu": GELU, "silu": SILU, "relu": RELU, "sigmoid": SIGMOID, "gptoss_act": GPTOSS_ACT, "gptoss_clip": GPTOSS_CLIP}
 
 # Rows as fixed-point integers floor(c * 2^18 + 1/2), the values the protocol uses at f = 18.
 QUANTISED_F18 = {
@@ -84,6 +96,14 @@ QUANTISED_F18 = {
     "relu": (
         (0, 0, 0),
         (0, 262144, 0),
+    ),
+    "sigmoid": (
+        (0, 0, 0),
+        (1753, 19146, 53437),
+        (10878, 72166, 131939),
+        (-10878, 72166, 130205),
+        (-1753, 19146, 208707),
+        (0, 0, 262144),
     ),
     "gptoss_act": (
         (0, 0, 0),

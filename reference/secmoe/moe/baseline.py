@@ -18,7 +18,7 @@ from secmoe.errors import SpecError
 from secmoe.he import packing
 from secmoe.he.matmul import he_matmul, he_setup
 from secmoe.he.params import preset
-from secmoe.model.config import IMPLEMENTED_FIELDS, MoEConfig
+from secmoe.model.config import MoEConfig
 from secmoe.model.fixed import FixedWeights, expert_tables
 from secmoe.moe.cost import gate_cost, gate_up_cost, route_cost, shared_ffn_cost
 from secmoe.moe.layer import MoeShares, check_inputs, hidden, route, shared_ffn, softmax_terms
@@ -51,8 +51,6 @@ from secmoe.protocols.trunc import trunc
 from secmoe.session import PartyContext
 
 ROUTE_LABEL = "moe/insecure/route"
-# The expert families (spec §6.1.1, second table) the baselines do not implement: refused.
-BASELINE_FIELDS = IMPLEMENTED_FIELDS - {"expert_bias", "expert_kind", "shared_gate"}
 
 
 def _first_stack(config: MoEConfig, fw: FixedWeights, experts: Sequence[int]) -> RingVec:
@@ -122,7 +120,7 @@ def moe_compute_then_select(
     The server learns neither x nor the routing; the cost grows linearly with the experts.
     """
     fw = weights if ctx.party == "server" else None
-    xs = check_inputs(config, ctx, x, fw, "moe_compute_then_select", BASELINE_FIELDS)
+    xs = check_inputs(config, ctx, x, fw, "moe_compute_then_select")
     ring = ctx.ring
     tokens, k, n_exp, d_ff = xs.shape[0], config.top_k, config.n_experts, config.d_ff
     rows = tokens * k
@@ -181,7 +179,7 @@ def moe_reveal_routing(
     Implements spec §41.2.1 `moe_reveal_routing` (spec/41-moe-baselines.md#moe_reveal_routing).
     """
     fw = weights if ctx.party == "server" else None
-    xs = check_inputs(config, ctx, x, fw, "moe_reveal_routing", BASELINE_FIELDS)
+    xs = check_inputs(config, ctx, x, fw, "moe_reveal_routing")
     tokens, k, n_exp, d_ff = xs.shape[0], config.top_k, config.n_experts, config.d_ff
     rows = tokens * k
     ctx.say(f"moe_reveal_routing (INSECURE): {tokens} token(s), {n_exp} experts, top-{k}")
@@ -250,6 +248,7 @@ def _combine_cost(config: MoEConfig, tokens: int) -> Pattern:
 def moe_compute_then_select_cost(config: MoEConfig, tokens: int, fresh_he: bool = True) -> Pattern:
     """``moe_compute_then_select`` on ``tokens`` tokens (warm OT sessions; the he8192 public
     key sent first when ``fresh_he``)."""
+    config.require_plain("moe_compute_then_select_cost", baseline=True)
     l, f = config.ring_bits, config.frac_bits
     d, d_ff, e, k = config.d_model, config.d_ff, config.n_experts, config.top_k
     rows, stacks = tokens * k, 2 if config.gated else 1
@@ -271,6 +270,7 @@ def moe_reveal_routing_cost(
     """``moe_reveal_routing`` (INSECURE) on ``tokens`` tokens whose routing sends
     ``experts_used[i]`` rows to the i-th used expert (in increasing expert order; only the
     counts matter)."""
+    config.require_plain("moe_reveal_routing_cost", baseline=True)
     l, f = config.ring_bits, config.frac_bits
     d, d_ff, e, k = config.d_model, config.d_ff, config.n_experts, config.top_k
     rows, stacks = tokens * k, 2 if config.gated else 1

@@ -11,6 +11,7 @@ from secmoe.he.respack import pack_elements
 from secmoe.he.serialize import ct_bytes, gk_bytes, poly_bytes
 from secmoe.model.config import MoEConfig
 from secmoe.model.fixed import expert_tables
+from secmoe.moe.routing import family_gates_cost, keyed, keys_cost
 from secmoe.moe.select import expert_matmul_bytes, levels_for, pack_params, select_params
 from secmoe.protocols.cost import (
     Pattern,
@@ -25,7 +26,7 @@ from secmoe.protocols.cost import (
     trunc_cost,
 )
 from secmoe.protocols.linear import he_setup_cost, matmul_cost
-from secmoe.protocols.softmax import exp_cost, reciprocal_cost, softmax_cost
+from secmoe.protocols.softmax import exp_cost, reciprocal_cost
 from secmoe.protocols.topk import topk_cost
 
 
@@ -81,26 +82,29 @@ def shared_ffn_cost(config: MoEConfig, tokens: int) -> Pattern:
 
 
 def gate_cost(config: MoEConfig, tokens: int, picked_by_mux: bool = True) -> Pattern:
-    """The gates of ``route`` (§40.3.2 steps 3-4); without ``picked_by_mux`` the numerators
+    """The gates of ``route`` (§40.3.2 steps 4-5); without ``picked_by_mux`` the numerators
     are picked locally (public routing, §41.2)."""
     l, f, e, k = config.ring_bits, config.frac_bits, config.n_experts, config.top_k
-    if config.gate_norm == "softmax_topk":
-        return softmax_cost(tokens, k, l, f)
+    if config.gate_norm != "softmax" or keyed(config):
+        return family_gates_cost(config, tokens)
     pick = [mux_cost(tokens * k * e, l)] if picked_by_mux else []
+    scaling = [trunc_cost(tokens * k, l, f)] if config.routed_scaling != 1.0 else []
     return seq(
         exp_cost(tokens * e, l, f),
         reciprocal_cost(tokens, e, l, f),
         *pick,
         mul_cost(tokens * k, l),
         trunc_cost(tokens * k, l, f),
+        *scaling,
     )
 
 
 def route_cost(config: MoEConfig, tokens: int) -> Pattern:
-    """``route`` (§40.3.2): the router, top-k with one-hot, the gates."""
+    """``route`` (§40.3.2): the router, the selection keys, top-k with one-hot, the gates."""
     l, f, e, k = config.ring_bits, config.frac_bits, config.n_experts, config.top_k
     return seq(
         matmul_cost(tokens, config.d_model, e, l, f),
+        keys_cost(config, tokens),
         topk_cost(tokens, e, k, l, onehot=True),
         gate_cost(config, tokens),
     )
@@ -127,8 +131,10 @@ def moe_steps(
     steps += [("route", route_cost(config, tokens)), ("b2a", b2a_cost(rows * e, l))]
     if fresh_he:
         steps.append(("select_setup", select_setup_cost(e)))
+    steps.append(("select_experts", select_experts_cost(rows)))
+    if config.gate_on_input:
+        steps.append(("gate_input", seq(mul_cost(rows * d, l), trunc_cost(rows * d, l, f))))
     steps += [
-        ("select_experts", select_experts_cost(rows)),
         ("expert_matmul_in", expert_matmul_cost(rows, tokens, d + extra, d_ff, stacks, e)),
         ("trunc_in", trunc_cost(stacks * rows * d_ff, l, shift)),
         ("activation", _activation_cost(config, rows * d_ff)),
@@ -138,8 +144,9 @@ def moe_steps(
     steps += [
         ("expert_matmul_out", expert_matmul_cost(rows, rows, d_ff + extra, d, 1, e)),
         ("trunc_out", trunc_cost(rows * d, l, shift)),
-        ("gate_product", seq(mul_cost(rows * d, l), trunc_cost(rows * d, l, f))),
     ]
+    if not config.gate_on_input:
+        steps.append(("gate_product", seq(mul_cost(rows * d, l), trunc_cost(rows * d, l, f))))
     steps += [
         (f"shared_ffn_{j}", shared_ffn_cost(config, tokens)) for j in range(config.n_shared_experts)
     ]

@@ -14,16 +14,26 @@ import numpy as np
 
 from secmoe.encoding import RingVec
 from secmoe.errors import SpecError
-from secmoe.model.config import IMPLEMENTED_FIELDS, MoEConfig
+from secmoe.model.config import MoEConfig
 from secmoe.model.fixed import FixedWeights, append_column, expert_tables
 from secmoe.moe.prepare import PreparedStack, expert_stacks, lookup
+from secmoe.moe.routing import (
+    add_server_vector,
+    family_gates,
+    group_mask,
+    grouped,
+    keyed,
+    pick,
+    scale_gates,
+    scores,
+)
 from secmoe.moe.select import I64, expert_matmul, select_experts
 from secmoe.ot.pool import ot_setup
-from secmoe.protocols.b2a import b2a, mux
+from secmoe.protocols.b2a import b2a
 from secmoe.protocols.linear import matmul
 from secmoe.protocols.mul import mul
 from secmoe.protocols.piecewise import piecewise
-from secmoe.protocols.softmax import exp, reciprocal, softmax
+from secmoe.protocols.softmax import exp, reciprocal
 from secmoe.protocols.topk import TopK, topk
 from secmoe.protocols.trunc import trunc
 from secmoe.session import PartyContext
@@ -44,12 +54,11 @@ def check_inputs(
     x: RingVec,
     fw: FixedWeights | None,
     where: str = "the secure MoE layer",
-    implemented: frozenset[str] = IMPLEMENTED_FIELDS,
 ) -> RingVec:
-    """The tokens as a (T, d_model) ring matrix; the session must use the config's ring, the
-    server must hold the weights, and ``where`` must implement the config's fields
-    (``SpecError`` otherwise)."""
-    config.require_plain(where, implemented)
+    """The tokens as a (T, d_model) ring matrix; the session must use the config's ring and the
+    server must hold the weights; the baselines (spec §41, ``where`` names one) run the plain
+    configurations only (``SpecError`` otherwise)."""
+    config.require_plain(where, baseline=where != "the secure MoE layer")
     if ctx.fxp != config.fxp:
         raise SpecError("the session's fixed-point parameters differ from the config's")
     xs = ctx.ring.check(np.asarray(x), "x")
@@ -82,26 +91,34 @@ def route(ctx: PartyContext, config: MoEConfig, x: RingVec, fw: FixedWeights | N
 
     Implements spec §40.3.2 `route` (spec/40-moe.md#route).
     """
-    ring = ctx.ring
-    tokens, k, n_exp = x.shape[0], config.top_k, config.n_experts
-    # Step 1: router logits z = trunc(x w_gate), the router as a plaintext matrix (E x d_model).
+    k, n_exp = config.top_k, config.n_experts
+    # Step 1: router logits z = trunc(x w_gate), the router as a plaintext matrix (E x d_model);
+    # with router_bias the server adds enc(b_gate) to its share.
     w_gate = None if fw is None else np.ascontiguousarray(fw.w_gate.T)
     logits = matmul(ctx, x, w_gate, n_exp)
-    # Step 2: top-k with each slot's one-hot (Pi_TopK, Pi_OneHot).
+    if config.router_bias:
+        logits = add_server_vector(ctx, fw, "b_gate", logits)
+    # Step 2: the selection keys: the logits, or the scores (+ score bias, groups masked).
+    keys, p = logits, None
+    if keyed(config):
+        p = scores(ctx, config, logits)
+        keys = add_server_vector(ctx, fw, "score_bias", p) if config.score_bias else p
+        if grouped(config):
+            keys = group_mask(ctx, config, keys)
+    # Step 3: top-k with each slot's one-hot (Pi_TopK, Pi_OneHot).
     ctx.say("route: top-k and one-hot")
-    tk = topk(ctx, logits, k, onehot=True)
+    tk = topk(ctx, keys, k, onehot=True)
     assert tk.onehot is not None
-    if config.gate_norm == "softmax_topk":
-        # Step 3: a softmax over the k selected logits.
-        return Routing(logits, tk, softmax(ctx, tk.values))
-    # Step 3: e = exp(z - max), the maximum being top-k's first value; r = 1 / sum e.
+    if config.gate_norm != "softmax" or p is not None:
+        # Steps 4-5: the other gate kinds, then routed_scaling.
+        return Routing(logits, tk, family_gates(ctx, config, logits, p, tk.values, tk.onehot))
+    # Step 4: e = exp(z - max), the maximum being top-k's first value; r = 1 / sum e;
+    # g_{t,s} = trunc(e_{t,i_s} r_t), e_{t,i_s} picked by the one-hot.
     e, r = softmax_terms(ctx, logits, tk.values[:, 0])
-    # Step 4: g_{t,s} = trunc(e_{t,i_s} r_t), with e_{t,i_s} = sum_e mux(onehot_{t,s,e}, e_{t,e}).
-    spread = np.ascontiguousarray(np.broadcast_to(e[:, None, :], (tokens, k, n_exp)))
-    picked = mux(ctx, tk.onehot.reshape(-1), spread.reshape(-1)).reshape(tokens, k, n_exp)
-    chosen = ring.reduce(picked.sum(axis=2, dtype=np.uint64))
+    chosen = pick(ctx, tk.onehot, e)
     gates = trunc(ctx, mul(ctx, chosen, np.repeat(r[:, None], k, axis=1)))
-    return Routing(logits, tk, gates)
+    # Step 5: routed_scaling.
+    return Routing(logits, tk, scale_gates(ctx, config, gates))
 
 
 def moe(
@@ -131,7 +148,8 @@ def moe(
     ctx.say("moe: encrypted selection")
     sel = select_experts(ctx, hot)
     shift = f + sel.levels  # the selection carries 2^L (spec §20.10)
-    # Step 5: u = trunc(W1_r x), g = trunc(V_r x) from one upload of x (ct x ct).
+    # Step 5: u = trunc(W1_r x), g = trunc(V_r x) from one upload of x (ct x ct); with
+    # gate_on_input x is first replaced by trunc(g x).
     ctx.say("moe: first expert products")
     n_first = 2 if config.gated else 1
     names = ("w1", "v")[:n_first]
@@ -142,7 +160,13 @@ def moe(
     elif fw is not None:
         stacks = {name: ring.to_signed(w) for name, w in expert_stacks(config, fw).items()}
     first = None if stacks is None else [stacks[name] for name in names]
-    prods = expert_matmul(ctx, sel, biased(ctx, config, xs), row_input, first, config.d_ff, n_first)
+    inputs, input_of = xs, row_input
+    if config.gate_on_input:
+        # Llama4 (top-1): each row's expert runs on trunc(g x) instead of x.
+        spread_in = np.repeat(gates.reshape(rows, 1), config.d_model, axis=1)
+        inputs, input_of = trunc(ctx, mul(ctx, spread_in, xs[row_input])), list(range(rows))
+    inputs = biased(ctx, config, inputs)
+    prods = expert_matmul(ctx, sel, inputs, input_of, first, config.d_ff, n_first)
     u = trunc(ctx, np.concatenate(prods).reshape(n_first, rows, config.d_ff), shift)
     # Step 6: the activation by Select-Then-Compute (Protocol 2), then the gated product.
     ctx.say("moe: activation")
@@ -154,9 +178,12 @@ def moe(
     out = trunc(
         ctx, expert_matmul(ctx, sel, hin, list(range(rows)), second, config.d_model)[0], shift
     )
-    # Step 8: y_t = sum_s trunc(g_{t,s} out_{t,s}).
-    spread = np.repeat(gates.reshape(rows, 1), config.d_model, axis=1)
-    scaled = trunc(ctx, mul(ctx, spread, out)).reshape(tokens, k, config.d_model)
+    # Step 8: y_t = sum_s trunc(g_{t,s} out_{t,s}) (with gate_on_input, sum_s out_{t,s}).
+    if config.gate_on_input:
+        scaled = out.reshape(tokens, k, config.d_model)
+    else:
+        spread = np.repeat(gates.reshape(rows, 1), config.d_model, axis=1)
+        scaled = trunc(ctx, mul(ctx, spread, out)).reshape(tokens, k, config.d_model)
     y = ring.reduce(scaled.sum(axis=1, dtype=np.uint64))
     # Step 9: the shared experts with plaintext weights, weight 1.
     for j in range(config.n_shared_experts):

@@ -45,7 +45,7 @@ def _table_json(table: PiecewiseTable) -> Json:
     params={"ring_bits": 64, "frac_bits": 18},
     mode="local",
     header=[
-        "Piecewise-quadratic activations in fixed point (GeLU, SiLU, ReLU, GPT-OSS; spec 6.2).",
+        "Piecewise-quadratic activations in fixed point (GeLU, SiLU, ReLU, sigmoid, GPT-OSS; 6.2).",
         "Inputs: table (encoded breakpoints; rows (C2, C1, C0) row-major, ring-vec hex) and x.",
         "Intermediates: j (segment per element) and x2 = trunc(x * x). Output: y.",
     ],
