@@ -35,6 +35,42 @@ CONFIGS = (
         ),
     ),
 )
+# The routing families of §40.3.2 (8 experts, so that groups of 2 exist): DeepSeek-V3 style,
+# DeepSeek-V2 style, GPT-OSS's router bias, Llama4's gate on the input.
+ROUTING = {"d_model": 4, "d_ff": 8, "n_experts": 8, "expert_kind": "swiglu"}
+ROUTING_CONFIGS = (
+    (
+        "sigmoid-topk-score-bias-groups",
+        MoEConfig(
+            **ROUTING,  # type: ignore[arg-type]
+            top_k=2,
+            gate_norm="sigmoid_topk",
+            score_bias=True,
+            n_groups=4,
+            topk_groups=2,
+            routed_scaling=2.5,
+        ),
+    ),
+    (
+        "softmax-groups-max",
+        MoEConfig(
+            **ROUTING,  # type: ignore[arg-type]
+            top_k=2,
+            n_groups=4,
+            topk_groups=2,
+            group_score="max",
+            routed_scaling=1.5,
+        ),
+    ),
+    (
+        "router-bias",
+        MoEConfig(**ROUTING, top_k=2, gate_norm="softmax_topk", router_bias=True),  # type: ignore[arg-type]
+    ),
+    (
+        "sigmoid-gate-on-input",
+        MoEConfig(**ROUTING, gate_norm="sigmoid", gate_on_input=True),  # type: ignore[arg-type]
+    ),
+)
 
 
 def _shares(out: MoeShares, c: MoEConfig) -> Json:
@@ -46,9 +82,11 @@ def _shares(out: MoeShares, c: MoEConfig) -> Json:
     }
 
 
-def _cases(protocol: str, layer: Layer) -> list[Json]:
+def _cases(
+    protocol: str, layer: Layer, configs: tuple[tuple[str, MoEConfig], ...] = CONFIGS
+) -> list[Json]:
     cases = []
-    for name, c in CONFIGS:
+    for name, c in configs:
         cid = f"{protocol}/{name}"
         seed = case_seed(protocol, cid)
         fw = encode_weights(c, default_weights(c, seed))
@@ -57,7 +95,7 @@ def _cases(protocol: str, layer: Layer) -> list[Json]:
         xc = inputs_prg(protocol, cid).next_ring(x.size).reshape(x.shape)
         xs = ring.sub(x, xc)
         digest = hashlib.sha256()
-        for arr in (fw.w_gate, fw.w1, fw.v, fw.w2):
+        for arr in (fw.w_gate, fw.w1, fw.v, fw.w2, fw.b_gate, fw.score_bias):
             if arr is not None:
                 digest.update(np.ascontiguousarray(arr, dtype="<u8").tobytes())
 
@@ -73,7 +111,7 @@ def _cases(protocol: str, layer: Layer) -> list[Json]:
         cases.append(
             two_party_case(
                 cid,
-                f"{name}: d_model 4, d_ff 8, 4 experts, one token",
+                f"{name}: d_model 4, d_ff 8, {c.n_experts} experts, one token",
                 seeds,
                 res,
                 inputs={
@@ -124,3 +162,21 @@ _reg(
     moe_reveal_routing,
     "The INSECURE reveal-routing MoE baseline (the routing is opened to the server)",
 )
+register(
+    "moe.routing",
+    "moe/moe_routing.json",
+    section="40.3.2",
+    anchor="spec/40-moe.md#route",
+    params={"ring_bits": 64, "frac_bits": 18},
+    mode="real",
+    header=[
+        "The secure MoE layer (spec 40.3) with the routing families of spec 40.3.2 on one token:",
+        "sigmoid_topk with score bias, groups (top2_sum) and routed scaling; softmax with groups",
+        "(max) and scaling; router bias with softmax_topk; Llama4's sigmoid gate on the input.",
+        "Weights: default_weights(config, weights_seed) (router/bias, router/score_bias where",
+        "the configuration has them), encoded; encoded_digest: SHA-256 of the encoded arrays",
+        "in w_gate, w1, v, w2, b_gate, score_bias order (those present). Inputs: each",
+        "party's share of x; outputs: each party's shares of y, experts and gates.",
+    ],
+    notes={"Normal": NORMAL},
+)(lambda: _cases("moe.routing", moe, ROUTING_CONFIGS))
