@@ -154,5 +154,5 @@ def test_expert_fields_and_baselines_are_still_refused() -> None:
             np.zeros(1),  # type: ignore[arg-type]
             np.zeros((1, 8), dtype=np.uint64),
         )
-    with pytest.raises(SpecError, match="moe_compute_then_select_cost.*router_bias"):
+    with pytest.raises(SpecError, match=r"moe_compute_then_select_cost.*router_bias"):
         moe_compute_then_select_cost(FAMILIES["router-bias"], 1)
