@@ -4,10 +4,25 @@ and the server's view depends neither on the input nor on the routing."""
 
 from __future__ import annotations
 
-import pytest
-from test_moe import check_exact, tokens, weights
+from dataclasses import replace
 
-from secmoe.model.config import MoEConfig
+import numpy as np
+import pytest
+from bounded import layer_settings
+from hypothesis import given
+from hypothesis import strategies as st
+from oblivious import view_shape
+from server_view import assert_server_view
+from test_moe import check_exact, shares, tokens, weights
+
+from secmoe.errors import SpecError
+from secmoe.model.config import MoEConfig, MoEWeights
+from secmoe.model.default import default_inputs, default_weights
+from secmoe.model.fixed import encode_weights, moe_fixed, sigmoid_norm_fixed
+from secmoe.model.plain import moe_float
+from secmoe.moe.baseline import moe_compute_then_select_cost
+from secmoe.moe.layer import moe
+from secmoe.session import run_local
 
 SMALL = {"d_model": 8, "d_ff": 8, "n_experts": 8, "expert_kind": "swiglu"}
 FAMILIES = {
@@ -50,3 +65,94 @@ X = [0.3 * ((7 * j) % 11 - 5) for j in range(3 * 8)]
 def test_family_equals_the_fixed_point_model(name: str) -> None:
     config = FAMILIES[name]
     check_exact(config, weights(config, 5), tokens(config, X), 5)
+
+
+@layer_settings(1)
+@given(values=st.lists(st.floats(-2.0, 2.0, allow_nan=False, width=32), min_size=16, max_size=16))
+def test_grouped_sigmoid_on_any_input(values: list[float]) -> None:
+    config = FAMILIES["deepseek-v3"]
+    check_exact(config, weights(config, 6), tokens(config, values), 6)
+
+
+def _edge_weights(config: MoEConfig) -> MoEWeights:
+    """Every expert's logit is x_0 + 0: saturated sigmoids, ties of keys and of groups."""
+    base = default_weights(config, bytes([9]) * 32)
+    w_gate = np.zeros_like(base.w_gate)
+    w_gate[0, :] = 1.0
+    bias = np.array([-0.25, -0.25, -0.5, -0.5, -0.25, -0.25, -0.125, -0.125])
+    return replace(base, w_gate=w_gate, score_bias=bias)
+
+
+EDGE = replace(FAMILIES["deepseek-v3"], top_k=3)
+
+
+def test_ties_masked_zeros_and_the_clamp_match_the_float_routing() -> None:
+    # Token 0: x_0 = -20, every sigmoid is 0, the keys are the (negative) biases, so the masked
+    # experts' keys 0 win (2, 3, 4, lower index first) and the k scores sum to 0 (the clamp).
+    # Token 1: x_0 = 20, every sigmoid is 1; the groups 0 and 2 tie for the second place (0
+    # wins), then experts 6, 7 and 0 (0 before 1).
+    w = _edge_weights(EDGE)
+    x = np.zeros((2, 8))
+    x[0, 0], x[1, 0] = -20.0, 20.0
+    ref = moe_fixed(EDGE, w, EDGE.fxp.encode(x))
+    assert ref.experts.tolist() == [[2, 3, 4], [6, 7, 0]]
+    assert moe_float(EDGE, w, x)[1].experts.tolist() == ref.experts.tolist()
+    assert ref.gates.tolist()[0] == [0, 0, 0]
+    check_exact(EDGE, encode_weights(EDGE, w), EDGE.fxp.encode(x), 3)
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_fixed_point_tracks_float(name: str) -> None:
+    config = FAMILIES[name]
+    w = default_weights(config, bytes([11]) * 32)
+    x = default_inputs(config, 64, bytes([12]) * 32)
+    y, routing = moe_float(config, w, x)
+    ref = moe_fixed(config, w, config.fxp.encode(x))
+    same = (ref.experts == routing.experts).all(axis=1)
+    assert same.mean() > 0.9
+    assert np.abs(ref.y_decoded - y)[same].max() < 0.05
+    assert np.abs(ref.gates_decoded - routing.gates)[same].max() < 2e-2 * config.routed_scaling
+
+
+@layer_settings(30)
+@given(q=st.lists(st.integers(0, 1 << 18), min_size=2, max_size=2))
+def test_sigmoid_norm_is_within_its_bound(q: list[int]) -> None:
+    # spec §6.3.5: |g - q / S'| < 2^(c + 1 - f) q with S' the clamped sum.
+    fxp = FAMILIES["deepseek-v3"].fxp
+    g = fxp.decode(sigmoid_norm_fixed(fxp, fxp.ring.from_int([q])))[0]
+    total = max(sum(q), 1 << 12) / 2.0**18
+    want = np.array(q, dtype=np.float64) / 2.0**18 / total
+    assert np.all(np.abs(g - want) <= 2.0**-11 * np.array(q) / 2.0**18 + 2.0**-18)
+
+
+def test_views_do_not_depend_on_input_or_routing() -> None:
+    config = FAMILIES["deepseek-v3"]
+    views, routes = [], []
+    for seed, scale in ((1, 0.5), (2, -1.5)):
+        fw = weights(config, seed)
+        x = tokens(config, [scale * (j % 3 - 1) for j in range(2 * 8)])
+        xc, xs = shares(config, x, seed)
+        res = run_local(
+            lambda c, xc=xc: moe(c, config, xc, None),
+            lambda c, xs=xs, fw=fw: moe(c, config, xs, fw),
+            client_seed=bytes([seed]) * 32,
+            server_seed=bytes([seed + 9]) * 32,
+            fxp=config.fxp,
+            record="full",
+        )
+        routes.append(moe_fixed(config, fw, x).experts.tolist())
+        assert_server_view(res.transcript, "moe")
+        views.append(view_shape(res.transcript, "server"))
+    assert routes[0] != routes[1], "the two runs must route differently"
+    assert views[0] == views[1]
+
+
+def test_expert_fields_and_baselines_are_still_refused() -> None:
+    with pytest.raises(SpecError, match="expert_bias"):
+        moe_fixed(
+            MoEConfig(**SMALL, expert_bias=True),  # type: ignore[arg-type]
+            np.zeros(1),  # type: ignore[arg-type]
+            np.zeros((1, 8), dtype=np.uint64),
+        )
+    with pytest.raises(SpecError, match=r"moe_compute_then_select_cost.*router_bias"):
+        moe_compute_then_select_cost(FAMILIES["router-bias"], 1)

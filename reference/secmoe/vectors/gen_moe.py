@@ -35,11 +35,64 @@ CONFIGS = (
         ),
     ),
 )
-# The expert families of spec 6.1.1 (second table) that moe implements and the baselines refuse.
-FAMILY_CONFIGS = (
+# The routing families of §40.3.2 (8 experts, so that groups of 2 exist): DeepSeek-V3 style,
+# DeepSeek-V2 style, GPT-OSS's router bias, Llama4's gate on the input.
+ROUTING = {"d_model": 4, "d_ff": 8, "n_experts": 8, "expert_kind": "swiglu"}
+ROUTING_CONFIGS = (
     (
-        "gptoss-bias-top1",
-        MoEConfig(d_model=4, d_ff=8, n_experts=4, expert_kind="gptoss", expert_bias=True),
+        "sigmoid-topk-score-bias-groups",
+        MoEConfig(
+            **ROUTING,  # type: ignore[arg-type]
+            top_k=2,
+            gate_norm="sigmoid_topk",
+            score_bias=True,
+            n_groups=4,
+            topk_groups=2,
+            routed_scaling=2.5,
+        ),
+    ),
+    (
+        "softmax-groups-max",
+        MoEConfig(
+            **ROUTING,  # type: ignore[arg-type]
+            top_k=2,
+            n_groups=4,
+            topk_groups=2,
+            group_score="max",
+            routed_scaling=1.5,
+        ),
+    ),
+    (
+        "router-bias",
+        MoEConfig(**ROUTING, top_k=2, gate_norm="softmax_topk", router_bias=True),  # type: ignore[arg-type]
+    ),
+    (
+        "sigmoid-gate-on-input",
+        MoEConfig(**ROUTING, gate_norm="sigmoid", gate_on_input=True),  # type: ignore[arg-type]
+    ),
+)
+
+
+# The expert families of §40.3.1 (spec 6.1.1, second table): GPT-OSS's clamped SwiGLU with its
+# expert biases, top-2 with a shared expert, and ReLU experts with biases.
+EXPERT_CONFIGS = (
+    (
+        "gptoss-bias-top2-shared",
+        MoEConfig(
+            d_model=4,
+            d_ff=8,
+            n_experts=4,
+            top_k=2,
+            expert_kind="gptoss",
+            gate_norm="softmax_topk",
+            expert_bias=True,
+            n_shared_experts=1,
+            d_ff_shared=4,
+        ),
+    ),
+    (
+        "relu-bias-top1",
+        MoEConfig(d_model=4, d_ff=8, n_experts=4, expert_kind="relu", expert_bias=True),
     ),
 )
 
@@ -54,7 +107,7 @@ def _shares(out: MoeShares, c: MoEConfig) -> Json:
 
 
 def _cases(
-    protocol: str, layer: Layer, configs: tuple[tuple[str, MoEConfig], ...]
+    protocol: str, layer: Layer, configs: tuple[tuple[str, MoEConfig], ...] = CONFIGS
 ) -> list[Json]:
     cases = []
     for name, c in configs:
@@ -66,7 +119,7 @@ def _cases(
         xc = inputs_prg(protocol, cid).next_ring(x.size).reshape(x.shape)
         xs = ring.sub(x, xc)
         digest = hashlib.sha256()
-        for arr in (fw.w_gate, fw.w1, fw.v, fw.w2, fw.b1, fw.bv, fw.b2):
+        for arr in (fw.w_gate, fw.w1, fw.v, fw.w2, fw.b_gate, fw.score_bias, fw.b1, fw.bv, fw.b2):
             if arr is not None:
                 digest.update(np.ascontiguousarray(arr, dtype="<u8").tobytes())
 
@@ -82,7 +135,7 @@ def _cases(
         cases.append(
             two_party_case(
                 cid,
-                f"{name}: d_model 4, d_ff 8, 4 experts, one token",
+                f"{name}: d_model 4, d_ff 8, {c.n_experts} experts, one token",
                 seeds,
                 res,
                 inputs={
@@ -99,19 +152,8 @@ def _cases(
     return [{"params": {"ring_bits": 64, "frac_bits": 18}, "tests": cases}]
 
 
-def _reg(
-    name: str,
-    spec: str,
-    section: str,
-    layer: Layer,
-    what: str,
-    families: tuple[tuple[str, MoEConfig], ...] = (),
-) -> None:
+def _reg(name: str, spec: str, section: str, layer: Layer, what: str) -> None:
     protocol = f"moe.{name}"
-    extra = [
-        f"Then {len(families)} configuration(s) of the expert families of spec 6.1.1 (gptoss,",
-        "expert_bias): the digest continues with b1, bv, b2.",
-    ]
     register(
         protocol,
         f"moe/{name}.json",
@@ -124,13 +166,12 @@ def _reg(
             "Weights: default_weights(config, weights_seed), encoded with fxp_encode (SHA-256 of",
             "the encoded arrays in w_gate, w1, v, w2 order: encoded_digest). Inputs: each party's",
             "share of x (row-major hex); outputs: each party's shares of y, experts and gates.",
-            *(extra if families else []),
         ],
         notes={"Normal": NORMAL},
-    )(lambda: _cases(protocol, layer, CONFIGS + families))
+    )(lambda: _cases(protocol, layer))
 
 
-_reg("moe", "40-moe.md", "40.3.1", moe, "The secure MoE layer (Protocol 1)", FAMILY_CONFIGS)
+_reg("moe", "40-moe.md", "40.3.1", moe, "The secure MoE layer (Protocol 1)")
 _reg(
     "moe_compute_then_select",
     "41-moe-baselines.md",
@@ -145,3 +186,39 @@ _reg(
     moe_reveal_routing,
     "The INSECURE reveal-routing MoE baseline (the routing is opened to the server)",
 )
+register(
+    "moe.routing",
+    "moe/moe_routing.json",
+    section="40.3.2",
+    anchor="spec/40-moe.md#route",
+    params={"ring_bits": 64, "frac_bits": 18},
+    mode="real",
+    header=[
+        "The secure MoE layer (spec 40.3) with the routing families of spec 40.3.2 on one token:",
+        "sigmoid_topk with score bias, groups (top2_sum) and routed scaling; softmax with groups",
+        "(max) and scaling; router bias with softmax_topk; Llama4's sigmoid gate on the input.",
+        "Weights: default_weights(config, weights_seed) (router/bias, router/score_bias where",
+        "the configuration has them), encoded; encoded_digest: SHA-256 of the encoded arrays",
+        "in w_gate, w1, v, w2, b_gate, score_bias order (those present). Inputs: each",
+        "party's share of x; outputs: each party's shares of y, experts and gates.",
+    ],
+    notes={"Normal": NORMAL},
+)(lambda: _cases("moe.routing", moe, ROUTING_CONFIGS))
+register(
+    "moe.experts",
+    "moe/moe_experts.json",
+    section="40.3.1",
+    anchor="spec/40-moe.md#moe",
+    params={"ring_bits": 64, "frac_bits": 18},
+    mode="real",
+    header=[
+        "The secure MoE layer (spec 40.3) with the expert families of spec 40.3.1 on one token:",
+        "GPT-OSS's clamped SwiGLU with expert biases (top-2 softmax_topk, one shared expert),",
+        "and ReLU experts with biases (top-1). Weights: default_weights(config, weights_seed)",
+        "(experts/b1, experts/bv, experts/b2 where the configuration has them), encoded;",
+        "encoded_digest: SHA-256 of the encoded arrays in w_gate, w1, v, w2, b_gate, score_bias,",
+        "b1, bv, b2 order (those present). Inputs: each party's share of x; outputs: each",
+        "party's shares of y, experts and gates.",
+    ],
+    notes={"Normal": NORMAL},
+)(lambda: _cases("moe.experts", moe, EXPERT_CONFIGS))
