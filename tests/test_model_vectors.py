@@ -90,6 +90,7 @@ def test_moe_replay_from_the_encoded_weights() -> None:
                 b1=get("b1", (n, ff)) if cfg.expert_bias else None,
                 bv=get("bv", (n, ff)) if cfg.expert_bias and cfg.gated else None,
                 b2=get("b2", (n, d)) if cfg.expert_bias else None,
+                shared_gate=get("shared_gate", (d,)) if cfg.shared_gate else None,
             )
             x = ring(case["inputs"]["x"], (-1, d))
             out = moe_fixed(cfg, fw, x)

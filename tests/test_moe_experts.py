@@ -38,7 +38,7 @@ from secmoe.session import run_local
 
 TINY = {"d_model": 8, "d_ff": 16, "n_experts": 4}
 CONFIGS = {
-    "gptoss-bias-top2-shared": MoEConfig(
+    "gptoss-bias-top2-gated-shared": MoEConfig(
         **TINY,  # type: ignore[arg-type]
         top_k=2,
         expert_kind="gptoss",
@@ -46,8 +46,18 @@ CONFIGS = {
         expert_bias=True,
         n_shared_experts=1,
         d_ff_shared=8,
+        shared_gate=True,
     ),
     "relu-bias-top1": MoEConfig(**TINY, expert_kind="relu", expert_bias=True),  # type: ignore[arg-type]
+    "swiglu-top2-shared-gate": MoEConfig(
+        **TINY,  # type: ignore[arg-type]
+        top_k=2,
+        expert_kind="swiglu",
+        gate_norm="softmax_topk",
+        n_shared_experts=2,
+        d_ff_shared=8,
+        shared_gate=True,
+    ),
     "gptoss-top1": MoEConfig(**TINY, expert_kind="gptoss"),  # type: ignore[arg-type]
 }
 
@@ -103,13 +113,15 @@ def test_fixed_point_model_follows_the_float_model(name: str) -> None:
         y, routing = moe_float(config, w, x)
         out = moe_fixed(config, w, config.fxp.encode(x))
         assert np.array_equal(out.experts, routing.experts)
-        assert np.abs(out.y_decoded - y).max() < 0.02
-        if config.expert_bias:
-            # The biases matter: without them the output moves by more than the error.
-            plain = replace(config, expert_bias=False)
-            unbiased = replace(w, b1=None, bv=None, b2=None)
+        err = float(np.abs(out.y_decoded - y).max())
+        assert err < 0.02
+        if config.expert_bias or config.shared_gate:
+            # The biases and the shared gate matter: without them the output moves by more than
+            # twice the fixed point's error.
+            plain = replace(config, expert_bias=False, shared_gate=False)
+            unbiased = replace(w, b1=None, bv=None, b2=None, shared_gate=None)
             y0, _ = moe_float(plain, unbiased, x)
-            assert np.abs(y0 - y).max() > 0.1
+            assert np.abs(y0 - y).max() > 2 * err
 
 
 def test_other_alpha_or_limit_are_refused_by_name() -> None:
@@ -146,12 +158,25 @@ VALUES = st.lists(st.floats(-2.0, 2.0, allow_nan=False, width=32), min_size=2 * 
 
 @layer_settings(1)
 @given(values=VALUES, seed=st.integers(0, 255))
-@pytest.mark.parametrize("name", ["gptoss-bias-top2-shared", "relu-bias-top1"])
+@pytest.mark.parametrize(
+    "name", ["gptoss-bias-top2-gated-shared", "relu-bias-top1", "swiglu-top2-shared-gate"]
+)
 def test_secure_layer_equals_the_fixed_point_model(
     name: str, values: list[float], seed: int
 ) -> None:
     config = CONFIGS[name]
     check_exact(config, weights(config, seed), tokens(config, values), seed)
+
+
+def test_the_shared_gate_logit_never_enters_top_k() -> None:
+    # A shared-gate logit far above every router logit (x . 1 = 8 for x = 1): the routing and
+    # the output still equal moe_fixed's, where the shared logit is a product of its own.
+    config = CONFIGS["swiglu-top2-shared-gate"]
+    w = default_weights(config, bytes([3]) * 32)
+    fw = encode_weights(config, replace(w, shared_gate=np.ones(config.d_model)))
+    x = tokens(config, [1.0] * config.d_model)
+    assert float(np.abs(w.w_gate).sum(axis=0).max()) < 8.0
+    check_exact(config, fw, x, 3)
 
 
 def test_prepared_biased_stacks_are_bit_identical(tmp_path: Path) -> None:
@@ -169,4 +194,4 @@ def test_prepared_biased_stacks_are_bit_identical(tmp_path: Path) -> None:
 
 
 def test_views_do_not_depend_on_input_or_selected_expert() -> None:
-    check_views(CONFIGS["gptoss-bias-top2-shared"], weights)
+    check_views(CONFIGS["gptoss-bias-top2-gated-shared"], weights)

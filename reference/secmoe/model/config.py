@@ -61,7 +61,7 @@ IMPLEMENTED: dict[str, bool] = {
     "gate_on_input": True,
     # experts (spec §6.3.4, §40.3.1)
     "expert_kind": True,
-    "shared_gate": False,
+    "shared_gate": True,
     "expert_bias": True,
     "swiglu_alpha": True,
     "swiglu_limit": True,

@@ -431,8 +431,16 @@ def moe_fixed(config: MoEConfig, weights: MoEWeights | FixedWeights, x: RingVec)
             if not config.gate_on_input:
                 out = mul_fixed(fxp, np.full_like(out, gates[t, slot]), out)
             y[t] = fxp.ring.add(y[t], out)
-    # Step 4: shared experts, weight 1 (no multiplication, no truncation).
+    # Step 4: shared experts, weight 1 (no multiplication, no truncation), their sum times
+    # sigmoid_fixed(mm(x, shared_gate)) with shared_gate.
+    shared = np.zeros_like(x)
     for j in range(config.n_shared_experts):
         sv = None if fw.shared_v is None else fw.shared_v[j]
-        y = fxp.ring.add(y, ffn_fixed(config, fw.shared_w1[j], sv, fw.shared_w2[j], x))
+        shared = fxp.ring.add(shared, ffn_fixed(config, fw.shared_w1[j], sv, fw.shared_w2[j], x))
+    if config.shared_gate:
+        if fw.shared_gate is None:
+            raise SpecError("shared_gate needs the shared_gate vector")
+        c = sigmoid_fixed(fxp, matmul_fixed(fxp, x, fw.shared_gate[:, None]))
+        shared = mul_fixed(fxp, np.broadcast_to(c, shared.shape), shared)
+    y = fxp.ring.add(y, shared)
     return FixedOutput(y, experts, gates, fxp.decode(y), fxp.decode(gates))

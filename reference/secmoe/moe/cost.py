@@ -11,6 +11,7 @@ from secmoe.he.respack import pack_elements
 from secmoe.he.serialize import ct_bytes, gk_bytes, poly_bytes
 from secmoe.model.config import MoEConfig
 from secmoe.model.fixed import expert_tables
+from secmoe.model.tables import SIGMOID
 from secmoe.moe.routing import family_gates_cost, keyed, keys_cost
 from secmoe.moe.select import expert_matmul_bytes, levels_for, pack_params, select_params
 from secmoe.protocols.cost import (
@@ -102,8 +103,9 @@ def gate_cost(config: MoEConfig, tokens: int, picked_by_mux: bool = True) -> Pat
 def route_cost(config: MoEConfig, tokens: int) -> Pattern:
     """``route`` (§40.3.2): the router, the selection keys, top-k with one-hot, the gates."""
     l, f, e, k = config.ring_bits, config.frac_bits, config.n_experts, config.top_k
+    rows = e + 1 if config.shared_gate else e  # shared_gate's vector is one more row
     return seq(
-        matmul_cost(tokens, config.d_model, e, l, f),
+        matmul_cost(tokens, config.d_model, rows, l, f),
         keys_cost(config, tokens),
         topk_cost(tokens, e, k, l, onehot=True),
         gate_cost(config, tokens),
@@ -150,6 +152,10 @@ def moe_steps(
     steps += [
         (f"shared_ffn_{j}", shared_ffn_cost(config, tokens)) for j in range(config.n_shared_experts)
     ]
+    if config.shared_gate:
+        n = tokens * d
+        sig = piecewise_cost(tokens, SIGMOID, l, f)
+        steps.append(("shared_gate", seq(sig, mul_cost(n, l), trunc_cost(n, l, f))))
     return steps
 
 

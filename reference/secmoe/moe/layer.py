@@ -32,7 +32,7 @@ from secmoe.ot.pool import ot_setup
 from secmoe.protocols.b2a import b2a
 from secmoe.protocols.linear import matmul
 from secmoe.protocols.mul import mul
-from secmoe.protocols.piecewise import piecewise
+from secmoe.protocols.piecewise import piecewise, sigmoid
 from secmoe.protocols.softmax import exp, reciprocal
 from secmoe.protocols.topk import TopK, topk
 from secmoe.protocols.trunc import trunc
@@ -76,6 +76,7 @@ class Routing:
     logits: RingVec  # (T, E)
     topk: TopK  # values (T, k), indices (T, k), XOR one-hot (T, k, E)
     gates: RingVec  # (T, k), fixed point
+    shared_logit: RingVec | None = None  # (T,) trunc(x . shared_gate), with shared_gate
 
 
 def softmax_terms(ctx: PartyContext, logits: RingVec, top: RingVec) -> tuple[RingVec, RingVec]:
@@ -93,9 +94,13 @@ def route(ctx: PartyContext, config: MoEConfig, x: RingVec, fw: FixedWeights | N
     """
     k, n_exp = config.top_k, config.n_experts
     # Step 1: router logits z = trunc(x w_gate), the router as a plaintext matrix (E x d_model);
-    # with router_bias the server adds enc(b_gate) to its share.
-    w_gate = None if fw is None else np.ascontiguousarray(fw.w_gate.T)
-    logits = matmul(ctx, x, w_gate, n_exp)
+    # with shared_gate its vector is one more row, whose output (trunc(x . shared_gate)) is
+    # kept apart; with router_bias the server adds enc(b_gate) to its share.
+    rows = n_exp + 1 if config.shared_gate else n_exp
+    w_gate = None if fw is None else router_rows(config, fw)
+    both = matmul(ctx, x, w_gate, rows)
+    logits = np.ascontiguousarray(both[:, :n_exp])
+    shared = np.ascontiguousarray(both[:, n_exp]) if config.shared_gate else None
     if config.router_bias:
         logits = add_server_vector(ctx, fw, "b_gate", logits)
     # Step 2: the selection keys: the logits, or the scores (+ score bias, groups masked).
@@ -111,14 +116,26 @@ def route(ctx: PartyContext, config: MoEConfig, x: RingVec, fw: FixedWeights | N
     assert tk.onehot is not None
     if config.gate_norm != "softmax" or p is not None:
         # Steps 4-5: the other gate kinds, then routed_scaling.
-        return Routing(logits, tk, family_gates(ctx, config, logits, p, tk.values, tk.onehot))
+        gates = family_gates(ctx, config, logits, p, tk.values, tk.onehot)
+        return Routing(logits, tk, gates, shared)
     # Step 4: e = exp(z - max), the maximum being top-k's first value; r = 1 / sum e;
     # g_{t,s} = trunc(e_{t,i_s} r_t), e_{t,i_s} picked by the one-hot.
     e, r = softmax_terms(ctx, logits, tk.values[:, 0])
     chosen = pick(ctx, tk.onehot, e)
     gates = trunc(ctx, mul(ctx, chosen, np.repeat(r[:, None], k, axis=1)))
     # Step 5: routed_scaling.
-    return Routing(logits, tk, scale_gates(ctx, config, gates))
+    return Routing(logits, tk, scale_gates(ctx, config, gates), shared)
+
+
+def router_rows(config: MoEConfig, fw: FixedWeights) -> RingVec:
+    """The router as the server multiplies it: ``w_gate^T`` (E x d_model), with ``shared_gate``
+    its vector as row E (spec §40.3.2 step 1)."""
+    rows = [np.asarray(fw.w_gate).T]
+    if config.shared_gate:
+        if fw.shared_gate is None:
+            raise SpecError("shared_gate needs the shared_gate vector")
+        rows.append(np.asarray(fw.shared_gate)[None, :])
+    return np.ascontiguousarray(np.concatenate(rows))
 
 
 def moe(
@@ -186,10 +203,16 @@ def moe(
         scaled = trunc(ctx, mul(ctx, spread, out)).reshape(tokens, k, config.d_model)
     y = ring.reduce(scaled.sum(axis=1, dtype=np.uint64))
     # Step 9: the shared experts with plaintext weights, weight 1.
+    shared = np.zeros_like(y)
     for j in range(config.n_shared_experts):
         ctx.say(f"moe: shared expert {j + 1}/{config.n_shared_experts}")
-        y = ring.add(y, shared_ffn(ctx, config, xs, fw, j))
-    return MoeShares(y, tk.indices, gates)
+        shared = ring.add(shared, shared_ffn(ctx, config, xs, fw, j))
+    # Step 10 (shared_gate): their sum times c = sigmoid(trunc(x . shared_gate)).
+    if routing.shared_logit is not None:
+        ctx.say("moe: shared gate")
+        c = sigmoid(ctx, routing.shared_logit)
+        shared = trunc(ctx, mul(ctx, np.repeat(c[:, None], config.d_model, axis=1), shared))
+    return MoeShares(ring.add(y, shared), tk.indices, gates)
 
 
 def biased(ctx: PartyContext, config: MoEConfig, a: RingVec) -> RingVec:

@@ -157,7 +157,7 @@ MOE_CONFIGS: tuple[tuple[str, MoEConfig], ...] = (
     ),
     ("relu_top2", MoEConfig(d_model=4, d_ff=6, n_experts=4, top_k=2, expert_kind="relu")),
     (
-        "gptoss_bias_top2",
+        "gptoss_bias_top2_gated_shared",
         MoEConfig(
             d_model=4,
             d_ff=6,
@@ -166,11 +166,28 @@ MOE_CONFIGS: tuple[tuple[str, MoEConfig], ...] = (
             expert_kind="gptoss",
             gate_norm="softmax_topk",
             expert_bias=True,
+            n_shared_experts=1,
+            d_ff_shared=3,
+            shared_gate=True,
         ),
     ),
 )
 # The encoded arrays a case lists (those the configuration has).
-ENCODED = ("w_gate", "w1", "v", "w2", "shared_w1", "shared_v", "shared_w2", "b1", "bv", "b2")
+ENCODED = (
+    "w_gate",
+    "w1",
+    "v",
+    "w2",
+    "shared_w1",
+    "shared_v",
+    "shared_w2",
+    "b_gate",
+    "score_bias",
+    "b1",
+    "bv",
+    "b2",
+    "shared_gate",
+)
 
 
 @register(

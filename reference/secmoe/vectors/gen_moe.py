@@ -74,10 +74,11 @@ ROUTING_CONFIGS = (
 
 
 # The expert families of §40.3.1 (spec 6.1.1, second table): GPT-OSS's clamped SwiGLU with its
-# expert biases, top-2 with a shared expert, and ReLU experts with biases.
+# expert biases, top-2 with a shared expert under Qwen2-MoE's shared gate, and ReLU experts with
+# biases.
 EXPERT_CONFIGS = (
     (
-        "gptoss-bias-top2-shared",
+        "gptoss-bias-top2-gated-shared",
         MoEConfig(
             d_model=4,
             d_ff=8,
@@ -88,6 +89,7 @@ EXPERT_CONFIGS = (
             expert_bias=True,
             n_shared_experts=1,
             d_ff_shared=4,
+            shared_gate=True,
         ),
     ),
     (
@@ -119,7 +121,8 @@ def _cases(
         xc = inputs_prg(protocol, cid).next_ring(x.size).reshape(x.shape)
         xs = ring.sub(x, xc)
         digest = hashlib.sha256()
-        for arr in (fw.w_gate, fw.w1, fw.v, fw.w2, fw.b_gate, fw.score_bias, fw.b1, fw.bv, fw.b2):
+        digested = (fw.w_gate, fw.w1, fw.v, fw.w2, fw.b_gate, fw.score_bias, fw.b1, fw.bv, fw.b2)
+        for arr in (*digested, fw.shared_gate):
             if arr is not None:
                 digest.update(np.ascontiguousarray(arr, dtype="<u8").tobytes())
 
@@ -213,12 +216,12 @@ register(
     mode="real",
     header=[
         "The secure MoE layer (spec 40.3) with the expert families of spec 40.3.1 on one token:",
-        "GPT-OSS's clamped SwiGLU with expert biases (top-2 softmax_topk, one shared expert),",
-        "and ReLU experts with biases (top-1). Weights: default_weights(config, weights_seed)",
-        "(experts/b1, experts/bv, experts/b2 where the configuration has them), encoded;",
-        "encoded_digest: SHA-256 of the encoded arrays in w_gate, w1, v, w2, b_gate, score_bias,",
-        "b1, bv, b2 order (those present). Inputs: each party's share of x; outputs: each",
-        "party's shares of y, experts and gates.",
+        "GPT-OSS's clamped SwiGLU with expert biases (top-2 softmax_topk, one shared expert under",
+        "the shared gate), and ReLU experts with biases (top-1). Weights: default_weights(config,",
+        "weights_seed) (experts/b1, experts/bv, experts/b2, shared/gate where the configuration",
+        "has them), encoded; encoded_digest: SHA-256 of the encoded arrays in w_gate, w1, v, w2,",
+        "b_gate, score_bias, b1, bv, b2, shared_gate order (those present). Inputs: each party's",
+        "share of x; outputs: each party's shares of y, experts and gates.",
     ],
     notes={"Normal": NORMAL},
 )(lambda: _cases("moe.experts", moe, EXPERT_CONFIGS))
