@@ -20,7 +20,7 @@ from secmoe.model.config import MoEConfig, MoEWeights
 from secmoe.model.default import default_inputs, default_weights
 from secmoe.model.fixed import encode_weights, moe_fixed, sigmoid_norm_fixed
 from secmoe.model.plain import moe_float
-from secmoe.moe.baseline import moe_compute_then_select_cost
+from secmoe.moe.baseline import moe_compute_then_select_cost, moe_reveal_routing
 from secmoe.moe.layer import moe
 from secmoe.session import run_local
 
@@ -153,3 +153,13 @@ def test_expert_fields_and_baselines_are_still_refused() -> None:
         moe_compute_then_select_cost(MoEConfig(**SMALL, expert_bias=True), 1)  # type: ignore[arg-type]
     with pytest.raises(SpecError, match=r"moe_compute_then_select_cost.*router_bias"):
         moe_compute_then_select_cost(FAMILIES["router-bias"], 1)
+    config = FAMILIES["sigmoid"]
+    x = np.zeros((1, 8), dtype=np.uint64)
+    with pytest.raises(SpecError, match=r"moe_reveal_routing does not yet implement.*gate_norm"):
+        run_local(
+            lambda c: moe_reveal_routing(c, config, x, None),
+            lambda c: moe_reveal_routing(c, config, x, weights(config, 1)),
+            client_seed=bytes(32),
+            server_seed=bytes(32),
+            fxp=config.fxp,
+        )

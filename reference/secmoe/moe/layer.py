@@ -53,12 +53,15 @@ def check_inputs(
     ctx: PartyContext,
     x: RingVec,
     fw: FixedWeights | None,
-    where: str = "the secure MoE layer",
+    baseline: str | None = None,
 ) -> RingVec:
     """The tokens as a (T, d_model) ring matrix; the session must use the config's ring and the
-    server must hold the weights; the baselines (spec §41, ``where`` names one) run the plain
+    server must hold the weights; a baseline (spec §41, named by ``baseline``) runs the plain
     configurations only (``SpecError`` otherwise)."""
-    config.require_plain(where, baseline=where != "the secure MoE layer")
+    if baseline is None:
+        config.require_plain("the secure MoE layer")
+    else:
+        config.require_plain(baseline, baseline=True)
     if ctx.fxp != config.fxp:
         raise SpecError("the session's fixed-point parameters differ from the config's")
     xs = ctx.ring.check(np.asarray(x), "x")
