@@ -19,6 +19,7 @@ SLOW_FILES = (
     "test_he_modswitch.py",
     "test_linear.py",
     "test_moe.py",
+    "test_moe_experts.py",
     "test_protocol_cost.py",
     "test_protocols.py",
     "test_selection.py",

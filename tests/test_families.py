@@ -25,18 +25,7 @@ CLI = [sys.executable, "-m", "secmoe.cli"]
 CASES = {c.name: c for c in hb.all_cases()}
 # The families the secure layer runs today. Every other case's test asserts the demo's refusal
 # and flips to a secure run when route/experts merge: add its name here (one line per family).
-SECURE_FAMILIES = {
-    "mixtral",
-    "minimax",
-    "switch",
-    "qwen3_moe_norm_false",
-    "qwen3_moe_norm_true",
-    "olmoe",
-    "flex_olmo",
-    "deepseek_v2",
-    "granitemoe",
-    "dbrx",
-}
+SECURE_FAMILIES = set(CASES)
 # Fixed point (f = 18) against float: the approximated exp, reciprocal and activations.
 FIXED_POINT_ERROR = 1e-2
 

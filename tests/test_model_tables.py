@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from secmoe.encoding import FixedPoint, Ring
+from secmoe.model.fixed import sigmoid_fixed
 from secmoe.model.piecewise import (
     fit_table,
     gelu,
@@ -20,7 +21,8 @@ from secmoe.model.piecewise import (
     segment_index,
     silu,
 )
-from secmoe.model.tables import GELU, QUANTISED_F18, RELU, SILU, TABLES
+from secmoe.model.plain import sigmoid
+from secmoe.model.tables import GELU, QUANTISED_F18, RELU, SIGMOID, SILU, TABLES
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
@@ -48,6 +50,29 @@ def test_silu_and_relu_tables() -> None:
     xs = np.linspace(-8, 8, 100001)
     assert np.abs(piecewise_float(SILU, xs) - silu(xs)).max() < 1.2e-2
     assert np.array_equal(piecewise_float(RELU, xs), np.maximum(xs, 0))
+
+
+def test_sigmoid_table_accuracy_and_range() -> None:
+    # The figures of spec §6.2 (Tables): a third of SiLU's error; values within [0, 1].
+    x = np.linspace(-8, 8, 200001)
+    err = np.abs(piecewise_float(SIGMOID, x) - sigmoid(x))
+    assert err.max() < 3.5e-3 and err.mean() < 1e-3
+    fxp = FixedPoint()
+    got = fxp.decode(sigmoid_fixed(fxp, fxp.encode(x)))
+    assert np.abs(got - sigmoid(x)).max() < 3.5e-3
+    assert got.min() >= 0.0 and got.max() <= 1.0
+    far = fxp.encode([-1000.0, -5.75, 5.75 + 2.0**-18, 1000.0])
+    assert [int(v) for v in fxp.ring.to_signed(sigmoid_fixed(fxp, far))] == [0, 0, 1 << 18, 1 << 18]
+
+
+def test_sigmoid_rows_mirror_through_one_half() -> None:
+    # sigma(x) = 1 - sigma(-x): mirrored segments have opposite c2, equal c1, c0 summing to 1.
+    rows = SIGMOID.coeffs
+    for j, m in ((1, 4), (2, 3)):
+        assert abs(rows[j][0] + rows[m][0]) <= 2.0**-32
+        assert abs(rows[j][1] - rows[m][1]) <= 2.0**-32
+        assert abs(rows[j][2] + rows[m][2] - 1.0) <= 2.0**-31
+    assert rows[0] == (0.0, 0.0, 0.0) and rows[-1] == (0.0, 0.0, 1.0)
 
 
 def test_fit_reproduces_the_committed_gelu_rows() -> None:
@@ -90,6 +115,10 @@ def test_quantised_rows_match_encoding_and_spec() -> None:
         tuple(float(v) for v in r.split(", ")) for r in re.findall(r"`\(([-0-9., e]+)\)`", line)
     ]
     assert tuple(frows) == GELU.coeffs
+    for name, label in (("silu", "SiLU"), ("sigmoid", "sigmoid")):
+        line = next(ln for ln in SPEC.splitlines() if ln.startswith(f"| {label} | `(0, 0, 0)`"))
+        found = re.findall(r"`\(([-0-9, ]+)\)`", line)
+        assert tuple(tuple(int(v) for v in r.split(", ")) for r in found) == QUANTISED_F18[name]
 
 
 @settings(max_examples=60, deadline=None)
@@ -99,7 +128,7 @@ def test_quantised_rows_match_encoding_and_spec() -> None:
 def test_piecewise_fixed_tracks_float(xs: list[float]) -> None:
     fxp = FixedPoint()
     x = fxp.decode(fxp.encode(xs))
-    for table in (GELU, SILU, RELU):
+    for table in (GELU, SILU, RELU, SIGMOID):
         got = fxp.decode(piecewise_fixed(table, fxp, fxp.encode(x)))
         assert np.array_equal(segment_index(table, x), segment_index(table, x))
         # Three truncations and the coefficient rounding: well under 1e-3 on |x| <= 20.

@@ -87,6 +87,10 @@ def test_moe_replay_from_the_encoded_weights() -> None:
                 get("shared_w1", (ns, sff, d)),
                 get("shared_v", (ns, sff, d)) if cfg.gated else None,
                 get("shared_w2", (ns, d, sff)),
+                b1=get("b1", (n, ff)) if cfg.expert_bias else None,
+                bv=get("bv", (n, ff)) if cfg.expert_bias and cfg.gated else None,
+                b2=get("b2", (n, d)) if cfg.expert_bias else None,
+                shared_gate=get("shared_gate", (d,)) if cfg.shared_gate else None,
             )
             x = ring(case["inputs"]["x"], (-1, d))
             out = moe_fixed(cfg, fw, x)

@@ -3,6 +3,7 @@ formula, and the server's view independent of the input and of the routing."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -108,7 +109,12 @@ def _uniform_residues(entries: list[TranscriptEntry], sender: str) -> None:
 
 
 def test_views_do_not_depend_on_input_routing_or_weights() -> None:
-    config = CONFIGS["geglu-top1"]
+    check_views(CONFIGS["geglu-top1"], weights)
+
+
+def check_views(config: MoEConfig, weights: Callable[[MoEConfig, int], FixedWeights]) -> None:
+    """Two runs with other weights, inputs and routing: the server's view has the same shape,
+    only the labels of spec §4.6, and uniform bytes (both ways)."""
     views, routes = [], []
     for seed, scale in ((1, 0.5), (2, -1.5)):
         fw = weights(config, seed)

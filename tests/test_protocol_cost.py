@@ -106,6 +106,17 @@ def test_piecewise_gelu_cost_per_element() -> None:
     assert warm.rounds() == PW_WARM_ROUNDS and p.cots() / n == PW_COTS
 
 
+def test_sigmoid_cost_per_element() -> None:
+    # The sigmoid row of spec §30.5.1's table (l = 64, f = 18, n = 4096).
+    n = 4096
+    p = cost.piecewise_cost(n, TABLES["sigmoid"], 64, 18)
+    got = {
+        ph: (p.bytes("client", ph) / n, p.bytes("server", ph) / n) for ph in ("offline", "online")
+    }
+    assert got == {"offline": (4336.0, 1680.0), "online": (110.0, 632.0)}
+    assert (p.rounds(), p.warm().rounds(), p.cots() / n) == (32, 26, 376.0)
+
+
 def test_pattern_rounds_follow_the_causal_rule() -> None:
     # Two one-way messages from the same sender share a round; a reply needs the next one.
     same = cost.seq(cost.send("client", 1, "online"), cost.send("client", 2, "online"))

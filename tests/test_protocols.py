@@ -14,6 +14,7 @@ from server_view import assert_server_view
 
 from secmoe.encoding import FixedPoint, Ring
 from secmoe.errors import SpecError
+from secmoe.model.fixed import sigmoid_fixed
 from secmoe.model.piecewise import PiecewiseTable, piecewise_fixed
 from secmoe.model.tables import TABLES
 from secmoe.ot.cost import cot_cost
@@ -21,7 +22,7 @@ from secmoe.ot.triples import dealer_triples
 from secmoe.protocols.b2a import b2a, mux
 from secmoe.protocols.compare import equal, lt_public, millionaire, msb, onehot
 from secmoe.protocols.mul import and_bits, mul, square
-from secmoe.protocols.piecewise import compare_width, input_bound, piecewise, plan
+from secmoe.protocols.piecewise import compare_width, input_bound, piecewise, plan, sigmoid
 from secmoe.protocols.trunc import trunc
 from secmoe.randomness import Prg, dst
 from secmoe.session import PartyContext, RunResult, run_local
@@ -201,7 +202,7 @@ def test_trunc_rejects_bad_shifts() -> None:
 @layer_settings(6)
 @given(
     seed=st.integers(0, 255),
-    table=st.sampled_from(["gelu", "silu", "relu"]),
+    table=st.sampled_from(["gelu", "silu", "relu", "sigmoid"]),
     params=st.sampled_from([(64, 18), (48, 12)]),
 )
 def test_piecewise_equals_the_fixed_point_model_exactly(
@@ -229,6 +230,23 @@ def test_piecewise_equals_the_fixed_point_model_exactly(
         fxp=fxp,
     )
     assert np.array_equal(fxp.ring.add(res.client, res.server), piecewise_fixed(t, fxp, x))
+
+
+def test_sigmoid_equals_sigmoid_fixed_on_a_matrix() -> None:
+    # The entry point other protocols call (spec §30.5.2): any shape, exact.
+    fxp = FixedPoint()
+    src = Prg(bytes([7]) * 32, dst("test", "sigmoid"))
+    vals = (src.next_below(24, 1 << 24).astype(np.float64) - (1 << 23)) / (1 << 20)
+    x = fxp.encode(np.concatenate([vals, [-5.75, 0.0, 5.75, -3.0, 3.0, 9.0]]).reshape(5, 6))
+    xc = src.next_ring(x.size, 64).reshape(x.shape)
+    res = run_local(
+        lambda ctx: sigmoid(ctx, xc),
+        lambda ctx: sigmoid(ctx, fxp.ring.sub(x, xc)),
+        client_seed=bytes(32),
+        server_seed=bytes([1]) * 32,
+    )
+    y = fxp.ring.add(res.client, res.server)
+    assert y.shape == x.shape and np.array_equal(y, sigmoid_fixed(fxp, x))
 
 
 def test_piecewise_plan_width_and_live_segments() -> None:

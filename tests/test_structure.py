@@ -33,9 +33,11 @@ LAYERS: dict[str, int] = {
     "transformer": 9,
     "accuracy": 10,
     "vectors": 10,
+    "interop": 11,
+    "interop_cli": 12,
     "bench": 10,
     "trace": 11,
-    "cli": 12,
+    "cli": 13,
 }
 
 

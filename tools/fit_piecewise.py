@@ -3,8 +3,8 @@
 The method is spec §6.2.2 (spec/06-models.md#fit_table), implemented by
 ``secmoe.model.piecewise.fit_table``: per middle segment, an unweighted least-squares quadratic
 on 100001 evenly spaced points including both ends, coefficients rounded to multiples of 2^-32 (so a different LAPACK cannot change the committed table). GeLU
-uses the paper's breakpoints; SiLU's symmetric breakpoints (-a, -b, 0, b, a) come from a grid
-search minimising the maximum error on [-12, 12].
+uses the paper's breakpoints; the symmetric breakpoints (-a, -b, 0, b, a) of SiLU and of sigmoid
+come from grid searches minimising the maximum error on [-12, 12].
 
 Usage:
     python tools/fit_piecewise.py            # rewrite tables.py
@@ -22,15 +22,21 @@ import numpy as np
 
 from secmoe.encoding import FixedPoint
 from secmoe.model.piecewise import (
+    GPTOSS_ACT_BREAKPOINTS,
+    GPTOSS_LIMIT,
     Activation,
     PiecewiseTable,
     fit_table,
     gelu,
+    gptoss_act,
+    gptoss_clip_table,
     piecewise_fixed,
     piecewise_float,
+    quantise,
     quantise_rows,
     silu,
 )
+from secmoe.model.plain import sigmoid
 
 TABLES_PY = Path(__file__).resolve().parent.parent / "reference" / "secmoe" / "model" / "tables.py"
 QUANTISED_FRAC_BITS = 18  # the default f; the quantised rows are stored for it
@@ -44,26 +50,49 @@ def max_error(table: PiecewiseTable, fn: Activation, lo: float, hi: float) -> tu
     return float(err.max()), float(err.mean())
 
 
-def search_silu() -> tuple[float, ...]:
-    """The symmetric breakpoints (-a, -b, 0, b, a), a in 5..8, b in 1..4 (steps of 1/4),
-    minimising the maximum error on [-12, 12]; the first minimum in (a, b) order wins."""
+RIGHT_X = (0.0, 1.0, 0.0)  # right of the last breakpoint: x (SiLU, GeLU)
+RIGHT_ONE = (0.0, 0.0, 1.0)  # right of the last breakpoint: 1 (sigmoid)
+
+
+def search_symmetric(
+    name: str,
+    fn: Activation,
+    a_range: tuple[float, float],
+    b_range: tuple[float, float],
+    right: tuple[float, float, float],
+) -> tuple[float, ...]:
+    """The symmetric breakpoints (-a, -b, 0, b, a), a and b on their ranges in steps of 1/4,
+    b < a, minimising the maximum error on [-12, 12]; the first minimum in (a, b) order wins."""
     best: tuple[float, tuple[float, ...]] | None = None
-    for a in np.arange(5.0, 8.0001, 0.25):
-        for b in np.arange(1.0, 4.0001, 0.25):
+    for a in np.arange(a_range[0], a_range[1] + 1e-4, 0.25):
+        for b in np.arange(b_range[0], min(b_range[1], a - 0.25) + 1e-4, 0.25):
             bps = (-float(a), -float(b), 0.0, float(b), float(a))
-            err = max_error(fit_table("silu", silu, bps), silu, -12.0, 12.0)[0]
+            err = max_error(fit_table(name, fn, bps, right), fn, -12.0, 12.0)[0]
             if best is None or err < best[0]:
                 best = (err, bps)
     assert best is not None
     return best[1]
 
 
+def clip_up(x: np.ndarray) -> np.ndarray:
+    """c(u) = clip(u, -L, L) + 1, GPT-OSS's up half."""
+    out: np.ndarray = np.clip(x, -GPTOSS_LIMIT, GPTOSS_LIMIT) + 1.0
+    return out
+
+
 def fit_all() -> list[PiecewiseTable]:
-    """GeLU (the paper's breakpoints), SiLU (searched breakpoints) and ReLU."""
+    """GeLU (the paper's breakpoints), SiLU and sigmoid (searched breakpoints), ReLU, and
+    GPT-OSS's two halves: a(g) fitted with its constant right row a(L), c(u) exact."""
+    silu_bps = search_symmetric("silu", silu, (5.0, 8.0), (1.0, 4.0), RIGHT_X)
+    sigmoid_bps = search_symmetric("sigmoid", sigmoid, (3.0, 8.0), (0.5, 4.0), RIGHT_ONE)
+    gptoss_right = (0.0, 0.0, quantise(float(gptoss_act(GPTOSS_LIMIT))))
     return [
         fit_table("gelu", gelu, (-5.0, -3.0, -1.0, 1.0, 3.0)),
-        fit_table("silu", silu, search_silu()),
+        fit_table("silu", silu, silu_bps),
         PiecewiseTable("relu", (0.0,), ((0.0, 0.0, 0.0), (0.0, 1.0, 0.0))),
+        fit_table("sigmoid", sigmoid, sigmoid_bps, RIGHT_ONE),
+        fit_table("gptoss_act", gptoss_act, GPTOSS_ACT_BREAKPOINTS, gptoss_right),
+        gptoss_clip_table(),
     ]
 
 
@@ -114,6 +143,9 @@ def report(tables: list[PiecewiseTable]) -> str:
     fns: dict[str, tuple[Activation, float, float]] = {
         "gelu": (gelu, -5.0, 3.0),
         "silu": (silu, -8.0, 8.0),
+        "sigmoid": (sigmoid, -8.0, 8.0),
+        "gptoss_act": (gptoss_act, -8.0, 10.0),
+        "gptoss_clip": (clip_up, -10.0, 10.0),
     }
     for t in tables:
         if t.name not in fns:

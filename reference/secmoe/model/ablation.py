@@ -66,6 +66,7 @@ def moe_fixed_ablated(
     config: MoEConfig, fw: FixedWeights, x: RingVec, exact: frozenset[str]
 ) -> RingVec:
     """``moe_fixed``'s output (§6.3.3) with the chosen approximations exact (no shared experts)."""
+    config.require_plain("the ablated model", baseline=True)
     fxp, ring, k = config.fxp, config.fxp.ring, config.top_k
     logits = matmul_fixed(fxp, x, fw.w_gate)
     experts = topk_order(ring.to_signed(logits), k)

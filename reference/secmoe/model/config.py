@@ -47,6 +47,25 @@ _FAMILY_FIELDS = frozenset(
         "swiglu_limit",
     }
 )
+# Whether the fixed-point model, the secure layer and its cost formula implement a field of
+# nonplain_fields (spec §6.1.1); require_plain refuses the others by name. One line per field.
+IMPLEMENTED: dict[str, bool] = {
+    # routing (spec §6.3.5, §40.3.2)
+    "gate_norm": True,
+    "router_bias": True,
+    "score_bias": True,
+    "n_groups": True,
+    "topk_groups": True,
+    "group_score": True,
+    "routed_scaling": True,
+    "gate_on_input": True,
+    # experts (spec §6.3.4, §40.3.1)
+    "expert_kind": True,
+    "shared_gate": True,
+    "expert_bias": True,
+    "swiglu_alpha": True,
+    "swiglu_limit": True,
+}
 
 
 @dataclass(frozen=True)
@@ -182,10 +201,11 @@ class MoEConfig:
             names.insert(0, "expert_kind")
         return names
 
-    def require_plain(self, where: str) -> None:
+    def require_plain(self, where: str, *, baseline: bool = False) -> None:
         """``SpecError`` unless ``where`` can run this configuration: until the fixed-point and
-        secure forms of a routing family exist, it is refused by name, never run as another."""
-        extra = self.nonplain_fields()
+        secure forms of a routing family exist (``IMPLEMENTED``), it is refused by name, never
+        run as another. The baselines (``baseline``, spec §41) implement none of them."""
+        extra = [n for n in self.nonplain_fields() if baseline or not IMPLEMENTED[n]]
         if extra:
             raise SpecError(f"{where} does not yet implement MoEConfig fields {extra}")
 

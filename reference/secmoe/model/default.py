@@ -26,7 +26,15 @@ TENSOR_NAMES = (
     "shared/w1",
     "shared/v",
     "shared/w2",
+    "router/bias",
+    "router/score_bias",
+    "experts/b1",
+    "experts/bv",
+    "experts/b2",
+    "shared/gate",
 )
+# Scale of the routing-family vectors: about the spread of published router biases.
+BIAS_SCALE = 0.25
 
 
 def default_config() -> MoEConfig:
@@ -82,7 +90,27 @@ def default_weights(config: MoEConfig | None = None, seed: bytes = DEFAULT_SEED)
     sw1 = tensor("shared/w1", (ns, sff, d), d)
     sv = tensor("shared/v", (ns, sff, d), d) if config.gated else None
     sw2 = tensor("shared/w2", (ns, d, sff), sff)
-    return MoEWeights(w_gate, w1, v, w2, sw1, sv, sw2)
+    # The family arrays (spec §6.1.1, second table), present exactly when their flags are set.
+    bias = config.expert_bias
+    return MoEWeights(
+        w_gate,
+        w1,
+        v,
+        w2,
+        sw1,
+        sv,
+        sw2,
+        b_gate=uniform_tensor(seed, "router/bias", (n,), BIAS_SCALE) if config.router_bias else None,
+        score_bias=(
+            uniform_tensor(seed, "router/score_bias", (n,), BIAS_SCALE)
+            if config.score_bias
+            else None
+        ),
+        b1=tensor("experts/b1", (n, ff), d) if bias else None,
+        bv=tensor("experts/bv", (n, ff), d) if bias and config.gated else None,
+        b2=tensor("experts/b2", (n, d), ff) if bias else None,
+        shared_gate=tensor("shared/gate", (d,), d) if config.shared_gate else None,
+    )
 
 
 def default_inputs(
@@ -107,6 +135,12 @@ def weights_digest(weights: MoEWeights) -> str:
         weights.shared_w1,
         weights.shared_v,
         weights.shared_w2,
+        weights.b_gate,
+        weights.score_bias,
+        weights.b1,
+        weights.bv,
+        weights.b2,
+        weights.shared_gate,
     )
     for a in arrays:
         if a is not None:

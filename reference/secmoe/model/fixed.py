@@ -24,9 +24,9 @@ from secmoe.model.norm import (
     quadratic_fixed,
     segment_exponent,
 )
-from secmoe.model.piecewise import PiecewiseTable, piecewise_fixed
+from secmoe.model.piecewise import GPTOSS_ALPHA, GPTOSS_LIMIT, PiecewiseTable, piecewise_fixed
 from secmoe.model.plain import topk_order
-from secmoe.model.tables import GELU, RELU, SILU
+from secmoe.model.tables import GELU, GPTOSS_ACT, GPTOSS_CLIP, RELU, SIGMOID, SILU
 
 Floats = NDArray[np.float64]
 Ints = NDArray[np.int64]
@@ -46,6 +46,18 @@ class FixedWeights:
     shared_w1: RingVec
     shared_v: RingVec | None
     shared_w2: RingVec
+    b_gate: RingVec | None = None  # with router_bias
+    score_bias: RingVec | None = None  # with score_bias
+    b1: RingVec | None = None  # with expert_bias
+    bv: RingVec | None = None
+    b2: RingVec | None = None
+    shared_gate: RingVec | None = None  # with shared_gate
+
+    def expert_biases(self, i: int) -> tuple[RingVec, RingVec | None, RingVec] | None:
+        """Routed expert i's (b1, bv, b2) with ``expert_bias``, else None."""
+        if self.b1 is None or self.b2 is None:
+            return None
+        return self.b1[i], None if self.bv is None else self.bv[i], self.b2[i]
 
 
 @dataclass(frozen=True)
@@ -76,6 +88,12 @@ def encode_weights(config: MoEConfig, weights: MoEWeights) -> FixedWeights:
         fxp_encode(fxp, weights.shared_w1),
         enc(weights.shared_v),
         fxp_encode(fxp, weights.shared_w2),
+        b_gate=enc(weights.b_gate),
+        score_bias=enc(weights.score_bias),
+        b1=enc(weights.b1),
+        bv=enc(weights.bv),
+        b2=enc(weights.b2),
+        shared_gate=enc(weights.shared_gate),
     )
 
 
@@ -121,26 +139,84 @@ def activation_fixed(kind: ExpertKind, fxp: FixedPoint, u: RingVec) -> RingVec:
     return piecewise_fixed(ACTIVATION_TABLES[kind], fxp, u)
 
 
+def expert_tables(config: MoEConfig) -> tuple[PiecewiseTable, PiecewiseTable | None]:
+    """The table of the expert kind's activation and, for ``gptoss``, the table of its up half
+    c(u) (spec §6.3.4 step 3); ``SpecError`` naming the field unless ``swiglu_alpha`` and
+    ``swiglu_limit`` are the values the gptoss tables are fitted for."""
+    if config.expert_kind != "gptoss":
+        return ACTIVATION_TABLES[config.expert_kind], None
+    for name, fitted in (("swiglu_alpha", GPTOSS_ALPHA), ("swiglu_limit", GPTOSS_LIMIT)):
+        if getattr(config, name) != fitted:
+            raise SpecError(
+                f"MoEConfig.{name} = {getattr(config, name)!r}: the gptoss tables are fitted "
+                f"for swiglu_alpha = {GPTOSS_ALPHA} and swiglu_limit = {GPTOSS_LIMIT} only "
+                "(spec §6.2, Tables)"
+            )
+    return GPTOSS_ACT, GPTOSS_CLIP
+
+
+def append_column(a: RingVec, column: RingVec | int) -> RingVec:
+    """``a`` with one more entry on its last axis: ``column`` (one value per row, or one value
+    for all). With a token column ``enc(1)`` and a bias as the weights' column, a product
+    ``mm`` adds the bias exactly (spec §6.3.4 step 1)."""
+    arr = np.asarray(a, dtype=np.uint64)
+    values = np.asarray(column, dtype=np.uint64)
+    col = np.broadcast_to(values[..., None] if values.ndim else values, (*arr.shape[:-1], 1))
+    return np.concatenate([arr, col], axis=-1)
+
+
+def hidden_fixed(config: MoEConfig, u: RingVec, g: RingVec | None) -> RingVec:
+    """The hidden vector from the first products: ``act(u)`` (``relu``), ``mul(act(u), g)``, or
+    for ``gptoss`` ``mul(a(u), c(g))`` (spec §6.3.4 steps 2-3)."""
+    fxp = config.fxp
+    act, up = expert_tables(config)
+    a = piecewise_fixed(act, fxp, u)
+    if g is None:
+        return a
+    return mul_fixed(fxp, a, g if up is None else piecewise_fixed(up, fxp, g))
+def sigmoid_fixed(fxp: FixedPoint, x: RingVec) -> RingVec:
+    """sigma(x) = 1 / (1 + e^-x) by the fitted sigmoid table, element-wise on fixed-point x.
+
+    Implements spec §6.2.3 `sigmoid_fixed` (spec/06-models.md#sigmoid_fixed).
+    """
+    return piecewise_fixed(SIGMOID, fxp, x)
+
+
 def ffn_fixed(
-    config: MoEConfig, w1: RingVec, v: RingVec | None, w2: RingVec, x: RingVec
+    config: MoEConfig,
+    w1: RingVec,
+    v: RingVec | None,
+    w2: RingVec,
+    x: RingVec,
+    biases: tuple[RingVec, RingVec | None, RingVec] | None = None,
 ) -> RingVec:
-    """One expert on tokens x (T, d_model) in fixed point.
+    """One expert on tokens x (T, d_model) in fixed point; ``biases`` = (b1, bv, b2) encoded,
+    with ``expert_bias``.
 
     Implements spec §6.3.4 `ffn_fixed` (spec/06-models.md#ffn_fixed).
     """
     fxp = config.fxp
-    # Step 1: u = trunc(x W1^T).
+    if config.gated and v is None:
+        raise SpecError(f"{config.expert_kind} experts need V")
+    # Step 1 (expert_bias): the tokens get a last entry enc(1), W1, V and W2 their bias as last
+    # column, so that every product below adds its bias exactly.
+    one = int(fxp_encode(fxp, 1.0))
+    if biases is not None:
+        b1, bv, b2 = biases
+        x = append_column(x, one)
+        w1, w2 = append_column(w1, b1), append_column(w2, b2)
+        if v is not None:
+            if bv is None:
+                raise SpecError(f"{config.expert_kind} experts with biases need bv")
+            v = append_column(v, bv)
+    # Step 2: u = trunc(x W1^T); gated kinds: g = trunc(x V^T).
     u = matmul_fixed(fxp, x, w1.T)
-    # Step 2: a = act(u) by the table.
-    a = activation_fixed(config.expert_kind, fxp, u)
-    if config.gated:
-        if v is None:
-            raise SpecError(f"{config.expert_kind} experts need V")
-        # Step 3: g = trunc(x V^T); h = trunc(a * g).
-        h = mul_fixed(fxp, a, matmul_fixed(fxp, x, v.T))
-    else:
-        h = a
-    # Step 4: out = trunc(h W2^T).
+    g = None if v is None else matmul_fixed(fxp, x, v.T)
+    # Step 3: the hidden vector.
+    h = hidden_fixed(config, u, g)
+    # Step 4: out = trunc(h W2^T) (h with its last entry enc(1) under expert_bias).
+    if biases is not None:
+        h = append_column(h, one)
     return matmul_fixed(fxp, h, w2.T)
 
 
@@ -228,22 +304,102 @@ def softmax_fixed(fxp: FixedPoint, logits: RingVec) -> RingVec:
     return mul_fixed(fxp, e, reciprocal_fixed(fxp, s, logits.shape[-1]))
 
 
+def router_logits_fixed(config: MoEConfig, fw: FixedWeights, x: RingVec) -> RingVec:
+    """z = mm(x, w_gate), plus enc(b_gate) with ``router_bias`` (spec §6.3.5 step 1)."""
+    z = matmul_fixed(config.fxp, x, fw.w_gate)
+    if config.router_bias:
+        if fw.b_gate is None:
+            raise SpecError("router_bias needs b_gate")
+        z = config.fxp.ring.add(z, np.broadcast_to(fw.b_gate, z.shape))
+    return z
+
+
+def scores_fixed(config: MoEConfig, z: RingVec) -> RingVec:
+    """The router scores p: sigmoid_fixed(z) (sigmoid kinds) or softmax_fixed(z) (spec §6.3.5)."""
+    return sigmoid_fixed(config.fxp, z) if config.sigmoid_scoring else softmax_fixed(config.fxp, z)
+
+
+def group_keys_fixed(config: MoEConfig, keys: RingVec) -> RingVec:
+    """Each group's key (T, n_groups): the ring sum of its two largest keys (``top2_sum``) or
+    its largest (``max``), on the signed values (spec §6.3.5 step 3)."""
+    ring = config.fxp.ring
+    t, n = keys.shape
+    grouped = ring.to_signed(keys).reshape(t, config.n_groups, n // config.n_groups)
+    if config.group_score == "max":
+        return ring.from_int(grouped.max(axis=-1))
+    top = np.sort(grouped, axis=-1)[..., -2:]
+    return ring.add(ring.from_int(top[..., 0]), ring.from_int(top[..., 1]))
+
+
+def selection_keys_fixed(config: MoEConfig, fw: FixedWeights, z: RingVec) -> RingVec:
+    """The keys top-k selects on (spec §6.3.5 steps 2-3): z itself for the plain router, else
+    the scores (+ enc(score_bias)), the experts outside the topk_groups best groups set to 0."""
+    ring = config.fxp.ring
+    if not config.score_bias and config.n_groups == 1:
+        return z
+    keys = scores_fixed(config, z)
+    if config.score_bias:
+        if fw.score_bias is None:
+            raise SpecError("score_bias needs its array")
+        keys = ring.add(keys, np.broadcast_to(fw.score_bias, keys.shape))
+    if config.n_groups == 1 or config.topk_groups == config.n_groups:
+        return keys
+    chosen = topk_order(ring.to_signed(group_keys_fixed(config, keys)), config.topk_groups)
+    keep = np.zeros((keys.shape[0], config.n_groups), dtype=bool)
+    np.put_along_axis(keep, chosen, True, axis=-1)
+    size = config.n_experts // config.n_groups
+    out: RingVec = np.where(np.repeat(keep, size, axis=1), keys, np.uint64(0)).astype(np.uint64)
+    return out
+
+
+# sigmoid_topk divides by the sum S of the k selected scores as reciprocal(2^c max(S, 2^-c))
+# (spec §6.3.5 step 4): the reciprocal needs its argument >= 1.
+SIGMOID_NORM_SHIFT = 6
+
+
+def sigmoid_norm_fixed(fxp: FixedPoint, q: RingVec) -> RingVec:
+    """g = q / sum(q) per row of the selected scores q (T, k), as the secure protocol computes
+    it: S' = max(S, enc(2^-c)), r = reciprocal_fixed(2^c S', k 2^c), g = trunc(2^c q r)."""
+    ring, c = fxp.ring, SIGMOID_NORM_SHIFT
+    k = q.shape[-1]
+    total = ring.reduce(np.sum(q, axis=-1, dtype=np.uint64))
+    floor = 1 << (fxp.frac_bits - c)
+    clamped = np.where(ring.to_signed(total) < floor, np.uint64(floor), total).astype(np.uint64)
+    lift = np.full_like(clamped, 1 << c)
+    r = reciprocal_fixed(fxp, ring.mul(clamped, lift), k << c)
+    return mul_fixed(fxp, ring.mul(q, np.full_like(q, 1 << c)), np.repeat(r[:, None], k, axis=1))
+
+
+def gates_fixed(config: MoEConfig, z: RingVec, experts: Ints) -> RingVec:
+    """The gates of the selected experts per ``gate_norm``, times ``routed_scaling`` (spec
+    §6.3.5 steps 4-5)."""
+    fxp = config.fxp
+    chosen = np.take_along_axis(z, experts, axis=-1)
+    if config.gate_norm == "softmax":
+        gates = np.take_along_axis(softmax_fixed(fxp, z), experts, axis=-1)
+    elif config.gate_norm == "softmax_topk":
+        gates = softmax_fixed(fxp, chosen)
+    else:
+        gates = sigmoid_fixed(fxp, chosen)
+        if config.gate_norm == "sigmoid_topk":
+            gates = sigmoid_norm_fixed(fxp, gates)
+    if config.routed_scaling != 1.0:
+        gates = mul_fixed(fxp, gates, np.full_like(gates, fxp_encode(fxp, config.routed_scaling)))
+    return gates
+
+
 def route_fixed(config: MoEConfig, fw: FixedWeights, x: RingVec) -> tuple[Ints, RingVec]:
-    """Router logits, top-k and gates in fixed point.
+    """Router logits, selection keys, top-k and gates in fixed point.
 
     Implements spec §6.3.5 `route_fixed` (spec/06-models.md#route_fixed).
     """
-    fxp = config.fxp
-    # Step 1: z = trunc(x @ w_gate).
-    logits = matmul_fixed(fxp, x, fw.w_gate)
-    # Step 2: top-k on the signed logits, ties to the lower index.
-    experts = topk_order(fxp.ring.to_signed(logits), config.top_k)
-    # Step 3: gates.
-    if config.gate_norm == "softmax":
-        gates = np.take_along_axis(softmax_fixed(fxp, logits), experts, axis=-1)
-    else:
-        gates = softmax_fixed(fxp, np.take_along_axis(logits, experts, axis=-1))
-    return experts, gates
+    # Step 1: z = mm(x, w_gate) (+ enc(b_gate)).
+    z = router_logits_fixed(config, fw, x)
+    # Steps 2-3: the selection keys, then top-k on their signed values, ties to the lower index.
+    keys = selection_keys_fixed(config, fw, z)
+    experts = topk_order(config.fxp.ring.to_signed(keys), config.top_k)
+    # Steps 4-5: gates.
+    return experts, gates_fixed(config, z, experts)
 
 
 def moe_fixed(config: MoEConfig, weights: MoEWeights | FixedWeights, x: RingVec) -> FixedOutput:
@@ -260,18 +416,31 @@ def moe_fixed(config: MoEConfig, weights: MoEWeights | FixedWeights, x: RingVec)
         raise SpecError(f"x must have shape (tokens >= 1, {config.d_model}), got {x.shape}")
     # Step 2: route.
     experts, gates = route_fixed(config, fw, x)
-    # Step 3: each token's selected experts, each output times its gate (truncated), summed in
-    # slot order.
+    # Step 3: each token's selected experts, each output times its gate (truncated; with
+    # gate_on_input the input instead), summed in slot order.
     y = np.zeros_like(x)
     for t in range(x.shape[0]):
         for slot in range(config.top_k):
             i = int(experts[t, slot])
             v = None if fw.v is None else fw.v[i]
-            out = ffn_fixed(config, fw.w1[i], v, fw.w2[i], x[t : t + 1])[0]
-            g = np.full_like(out, gates[t, slot])
-            y[t] = fxp.ring.add(y[t], mul_fixed(fxp, g, out))
-    # Step 4: shared experts, weight 1 (no multiplication, no truncation).
+            xt = x[t : t + 1]
+            if config.gate_on_input:
+                # Llama4: the expert runs on trunc(g x) and adds its output with weight 1.
+                xt = mul_fixed(fxp, np.full_like(xt, gates[t, slot]), xt)
+            out = ffn_fixed(config, fw.w1[i], v, fw.w2[i], xt, fw.expert_biases(i))[0]
+            if not config.gate_on_input:
+                out = mul_fixed(fxp, np.full_like(out, gates[t, slot]), out)
+            y[t] = fxp.ring.add(y[t], out)
+    # Step 4: shared experts, weight 1 (no multiplication, no truncation), their sum times
+    # sigmoid_fixed(mm(x, shared_gate)) with shared_gate.
+    shared = np.zeros_like(x)
     for j in range(config.n_shared_experts):
         sv = None if fw.shared_v is None else fw.shared_v[j]
-        y = fxp.ring.add(y, ffn_fixed(config, fw.shared_w1[j], sv, fw.shared_w2[j], x))
+        shared = fxp.ring.add(shared, ffn_fixed(config, fw.shared_w1[j], sv, fw.shared_w2[j], x))
+    if config.shared_gate:
+        if fw.shared_gate is None:
+            raise SpecError("shared_gate needs the shared_gate vector")
+        c = sigmoid_fixed(fxp, matmul_fixed(fxp, x, fw.shared_gate[:, None]))
+        shared = mul_fixed(fxp, np.broadcast_to(c, shared.shape), shared)
+    y = fxp.ring.add(y, shared)
     return FixedOutput(y, experts, gates, fxp.decode(y), fxp.decode(gates))

@@ -18,6 +18,11 @@ Activation = Callable[[Floats], Floats]
 Row = tuple[float, float, float]
 FIT_POINTS = 100001  # grid points per middle segment, both ends included
 FIT_QUANTUM = 2.0**-32  # fitted coefficients are rounded to multiples of this
+# GPT-OSS's clamped SwiGLU (spec §6.2 Tables): the swiglu_alpha and swiglu_limit its two tables
+# are fitted for, and the breakpoints of a(g) = min(g, L) sigma(alpha min(g, L)).
+GPTOSS_ALPHA = 1.702
+GPTOSS_LIMIT = 7.0
+GPTOSS_ACT_BREAKPOINTS = (-4.0, -1.0, 0.0, 1.0, 3.0, GPTOSS_LIMIT)
 
 
 @dataclass(frozen=True)
@@ -85,8 +90,11 @@ def quantise_rows(table: PiecewiseTable, fxp: FixedPoint) -> tuple[tuple[int, in
     return tuple((int(r[0]), int(r[1]), int(r[2])) for r in rows)
 
 
-def fit_table(name: str, fn: Activation, breakpoints: tuple[float, ...]) -> PiecewiseTable:
-    """Fit a table: 0 left of b_0, x right of b_{k-1}, least-squares quadratics between.
+def fit_table(
+    name: str, fn: Activation, breakpoints: tuple[float, ...], right: Row = (0.0, 1.0, 0.0)
+) -> PiecewiseTable:
+    """Fit a table: 0 left of b_0, ``right`` (default x) right of b_{k-1}, least-squares
+    quadratics between; a bounded activation such as sigmoid takes ``right`` = (0, 0, 1), and GPT-OSS's gate half its constant.
 
     Implements spec §6.2.2 `fit_table` (spec/06-models.md#fit_table).
     """
@@ -100,10 +108,31 @@ def fit_table(name: str, fn: Activation, breakpoints: tuple[float, ...]) -> Piec
         design = np.stack([x * x, x, np.ones_like(x)], axis=1)
         coef, *_ = np.linalg.lstsq(design, fn(x), rcond=None)
         # Step 3: round each coefficient to the nearest multiple of 2^-32 (ties to even).
-        c2, c1, c0 = (float(np.round(c / FIT_QUANTUM) * FIT_QUANTUM) for c in coef)
+        c2, c1, c0 = (quantise(float(c)) for c in coef)
         middle.append((c2, c1, c0))
     # Step 4: the outer rows.
-    return PiecewiseTable(name, breakpoints, ((0.0, 0.0, 0.0), *middle, (0.0, 1.0, 0.0)))
+    return PiecewiseTable(name, breakpoints, ((0.0, 0.0, 0.0), *middle, right))
+
+
+def quantise(c: float) -> float:
+    """c rounded to the nearest multiple of 2^-32 (ties to even), as fitted coefficients are."""
+    return float(np.round(c / FIT_QUANTUM) * FIT_QUANTUM)
+
+
+def gptoss_act(x: ArrayLike) -> Floats:
+    """GPT-OSS's gate half ``a(g) = g' sigma(alpha g')``, ``g' = min(g, L)``, at the fitted
+    alpha and L: ``silu(alpha g') / alpha``."""
+    clamped = np.minimum(np.asarray(x, dtype=np.float64), GPTOSS_LIMIT)
+    out: Floats = silu(GPTOSS_ALPHA * clamped) / GPTOSS_ALPHA
+    return out
+
+
+def gptoss_clip_table() -> PiecewiseTable:
+    """GPT-OSS's up half ``c(u) = clip(u, -L, L) + 1``: exactly piecewise linear, not fitted."""
+    lim = GPTOSS_LIMIT
+    return PiecewiseTable(
+        "gptoss_clip", (-lim, lim), ((0.0, 0.0, 1.0 - lim), (0.0, 1.0, 1.0), (0.0, 0.0, 1.0 + lim))
+    )
 
 
 def gelu(x: ArrayLike) -> Floats:

@@ -19,9 +19,9 @@ from secmoe.he import packing
 from secmoe.he.matmul import he_matmul, he_setup
 from secmoe.he.params import preset
 from secmoe.model.config import MoEConfig
-from secmoe.model.fixed import ACTIVATION_TABLES, FixedWeights
-from secmoe.moe.cost import gate_cost, route_cost, shared_ffn_cost
-from secmoe.moe.layer import MoeShares, check_inputs, route, shared_ffn, softmax_terms
+from secmoe.model.fixed import FixedWeights, expert_tables
+from secmoe.moe.cost import gate_cost, gate_up_cost, route_cost, shared_ffn_cost
+from secmoe.moe.layer import MoeShares, check_inputs, hidden, route, shared_ffn, softmax_terms
 from secmoe.moe.select import clock_selection
 from secmoe.protocols.b2a import mux
 from secmoe.protocols.cost import (
@@ -43,7 +43,6 @@ from secmoe.protocols.linear import (
     matmul_cost,
 )
 from secmoe.protocols.mul import mul
-from secmoe.protocols.piecewise import piecewise
 from secmoe.protocols.softmax import (
     softmax,
 )
@@ -93,14 +92,6 @@ def _products(
     return out
 
 
-def _gated_hidden(config: MoEConfig, ctx: PartyContext, u: RingVec, g: RingVec | None) -> RingVec:
-    """h = trunc(act(u) g) (gated kinds) or act(u): one ``piecewise`` over every row."""
-    act = piecewise(ctx, ACTIVATION_TABLES[config.expert_kind], u)
-    if g is None:
-        return act
-    return trunc(ctx, mul(ctx, act, g))
-
-
 def _combine(
     ctx: PartyContext,
     config: MoEConfig,
@@ -129,7 +120,7 @@ def moe_compute_then_select(
     The server learns neither x nor the routing; the cost grows linearly with the experts.
     """
     fw = weights if ctx.party == "server" else None
-    xs = check_inputs(config, ctx, x, fw)
+    xs = check_inputs(config, ctx, x, fw, "moe_compute_then_select")
     ring = ctx.ring
     tokens, k, n_exp, d_ff = xs.shape[0], config.top_k, config.n_experts, config.d_ff
     rows = tokens * k
@@ -147,7 +138,7 @@ def moe_compute_then_select(
     ctx.say("moe_compute_then_select: activation of every expert")
     u = first[:, 0]
     g = first[:, 1] if config.gated else None
-    h = _gated_hidden(config, ctx, u, g)  # (T, E, d_ff)
+    h = hidden(ctx, config, u, g)  # (T, E, d_ff)
     # Step 7: out_e = trunc(h_e W2_e^T) for every expert, one truncation for all.
     ctx.say("moe_compute_then_select: second products of every expert")
     hs = [np.ascontiguousarray(h[:, e]) for e in range(n_exp)]
@@ -188,7 +179,7 @@ def moe_reveal_routing(
     Implements spec §41.2.1 `moe_reveal_routing` (spec/41-moe-baselines.md#moe_reveal_routing).
     """
     fw = weights if ctx.party == "server" else None
-    xs = check_inputs(config, ctx, x, fw)
+    xs = check_inputs(config, ctx, x, fw, "moe_reveal_routing")
     tokens, k, n_exp, d_ff = xs.shape[0], config.top_k, config.n_experts, config.d_ff
     rows = tokens * k
     ctx.say(f"moe_reveal_routing (INSECURE): {tokens} token(s), {n_exp} experts, top-{k}")
@@ -216,11 +207,11 @@ def moe_reveal_routing(
     inputs = [xs[[r // k for r in grp]] for grp in groups]
     w_first = None if fw is None else [_first_stack(config, fw, [e]) for e in used]
     first = _products(ctx, inputs, w_first, stacks * d_ff)
-    hidden = np.zeros((rows, stacks, d_ff), dtype=np.uint64)
+    pre = np.zeros((rows, stacks, d_ff), dtype=np.uint64)
     for grp, prod in zip(groups, first, strict=True):
-        hidden[grp] = prod.reshape(len(grp), stacks, d_ff)
+        pre[grp] = prod.reshape(len(grp), stacks, d_ff)
     # Step 7: the activation and the gated product on every row at once.
-    h = _gated_hidden(config, ctx, hidden[:, 0], hidden[:, 1] if config.gated else None)
+    h = hidden(ctx, config, pre[:, 0], pre[:, 1] if config.gated else None)
     # Step 8: per used expert, W2 h of its rows.
     w2 = None if fw is None else [np.asarray(fw.w2)[e] for e in used]
     second = _products(ctx, [h[grp] for grp in groups], w2, config.d_model)
@@ -235,16 +226,11 @@ def moe_reveal_routing(
 # --- cost (spec §41.3), in the message patterns of secmoe.protocols.cost -------------------------
 
 
-def _activation_cost(config: MoEConfig, n: int) -> Pattern:
-    table = ACTIVATION_TABLES[config.expert_kind]
-    return piecewise_cost(n, table, config.ring_bits, config.frac_bits)
-
-
 def _hidden_cost(config: MoEConfig, n: int) -> Pattern:
+    """``hidden`` on ``n`` elements: the activation, then ``gate_up`` for gated kinds."""
     l, f = config.ring_bits, config.frac_bits
-    if not config.gated:
-        return _activation_cost(config, n)
-    return seq(_activation_cost(config, n), mul_cost(n, l), trunc_cost(n, l, f))
+    act = piecewise_cost(n, expert_tables(config)[0], l, f)
+    return seq(act, gate_up_cost(config, n)) if config.gated else act
 
 
 def _products_cost(shapes: Sequence[tuple[int, int, int]], bits: int, frac: int) -> Pattern:
@@ -262,6 +248,7 @@ def _combine_cost(config: MoEConfig, tokens: int) -> Pattern:
 def moe_compute_then_select_cost(config: MoEConfig, tokens: int, fresh_he: bool = True) -> Pattern:
     """``moe_compute_then_select`` on ``tokens`` tokens (warm OT sessions; the he8192 public
     key sent first when ``fresh_he``)."""
+    config.require_plain("moe_compute_then_select_cost", baseline=True)
     l, f = config.ring_bits, config.frac_bits
     d, d_ff, e, k = config.d_model, config.d_ff, config.n_experts, config.top_k
     rows, stacks = tokens * k, 2 if config.gated else 1
@@ -283,6 +270,7 @@ def moe_reveal_routing_cost(
     """``moe_reveal_routing`` (INSECURE) on ``tokens`` tokens whose routing sends
     ``experts_used[i]`` rows to the i-th used expert (in increasing expert order; only the
     counts matter)."""
+    config.require_plain("moe_reveal_routing_cost", baseline=True)
     l, f = config.ring_bits, config.frac_bits
     d, d_ff, e, k = config.d_model, config.d_ff, config.n_experts, config.top_k
     rows, stacks = tokens * k, 2 if config.gated else 1

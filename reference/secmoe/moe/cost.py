@@ -10,7 +10,9 @@ from secmoe.he.galois import keys_needed
 from secmoe.he.respack import pack_elements
 from secmoe.he.serialize import ct_bytes, gk_bytes, poly_bytes
 from secmoe.model.config import MoEConfig
-from secmoe.model.fixed import ACTIVATION_TABLES
+from secmoe.model.fixed import expert_tables
+from secmoe.model.tables import SIGMOID
+from secmoe.moe.routing import family_gates_cost, keyed, keys_cost
 from secmoe.moe.select import expert_matmul_bytes, levels_for, pack_params, select_params
 from secmoe.protocols.cost import (
     Pattern,
@@ -25,7 +27,7 @@ from secmoe.protocols.cost import (
     trunc_cost,
 )
 from secmoe.protocols.linear import he_setup_cost, matmul_cost
-from secmoe.protocols.softmax import exp_cost, reciprocal_cost, softmax_cost
+from secmoe.protocols.softmax import exp_cost, reciprocal_cost
 from secmoe.protocols.topk import topk_cost
 
 
@@ -58,8 +60,16 @@ def expert_matmul_cost(
 
 
 def _activation_cost(config: MoEConfig, n: int) -> Pattern:
-    table = ACTIVATION_TABLES[config.expert_kind]
+    table = expert_tables(config)[0]
     return piecewise_cost(n, table, config.ring_bits, config.frac_bits)
+
+
+def gate_up_cost(config: MoEConfig, n: int) -> Pattern:
+    """``gate_up`` on ``n`` elements: the up half's table (gptoss), ``mul`` and ``trunc``."""
+    l, f = config.ring_bits, config.frac_bits
+    up = expert_tables(config)[1]
+    parts = [] if up is None else [piecewise_cost(n, up, l, f)]
+    return seq(*parts, mul_cost(n, l), trunc_cost(n, l, f))
 
 
 def shared_ffn_cost(config: MoEConfig, tokens: int) -> Pattern:
@@ -67,33 +77,36 @@ def shared_ffn_cost(config: MoEConfig, tokens: int) -> Pattern:
     l, f, d, d_ff = config.ring_bits, config.frac_bits, config.d_model, config.shared_ff
     parts = [matmul_cost(tokens, d, d_ff, l, f), _activation_cost(config, tokens * d_ff)]
     if config.gated:
-        parts += [matmul_cost(tokens, d, d_ff, l, f), mul_cost(tokens * d_ff, l)]
-        parts.append(trunc_cost(tokens * d_ff, l, f))
+        parts += [matmul_cost(tokens, d, d_ff, l, f), gate_up_cost(config, tokens * d_ff)]
     parts.append(matmul_cost(tokens, d_ff, d, l, f))
     return seq(parts)
 
 
 def gate_cost(config: MoEConfig, tokens: int, picked_by_mux: bool = True) -> Pattern:
-    """The gates of ``route`` (§40.3.2 steps 3-4); without ``picked_by_mux`` the numerators
+    """The gates of ``route`` (§40.3.2 steps 4-5); without ``picked_by_mux`` the numerators
     are picked locally (public routing, §41.2)."""
     l, f, e, k = config.ring_bits, config.frac_bits, config.n_experts, config.top_k
-    if config.gate_norm == "softmax_topk":
-        return softmax_cost(tokens, k, l, f)
+    if config.gate_norm != "softmax" or keyed(config):
+        return family_gates_cost(config, tokens)
     pick = [mux_cost(tokens * k * e, l)] if picked_by_mux else []
+    scaling = [trunc_cost(tokens * k, l, f)] if config.routed_scaling != 1.0 else []
     return seq(
         exp_cost(tokens * e, l, f),
         reciprocal_cost(tokens, e, l, f),
         *pick,
         mul_cost(tokens * k, l),
         trunc_cost(tokens * k, l, f),
+        *scaling,
     )
 
 
 def route_cost(config: MoEConfig, tokens: int) -> Pattern:
-    """``route`` (§40.3.2): the router, top-k with one-hot, the gates."""
+    """``route`` (§40.3.2): the router, the selection keys, top-k with one-hot, the gates."""
     l, f, e, k = config.ring_bits, config.frac_bits, config.n_experts, config.top_k
+    rows = e + 1 if config.shared_gate else e  # shared_gate's vector is one more row
     return seq(
-        matmul_cost(tokens, config.d_model, e, l, f),
+        matmul_cost(tokens, config.d_model, rows, l, f),
+        keys_cost(config, tokens),
         topk_cost(tokens, e, k, l, onehot=True),
         gate_cost(config, tokens),
     )
@@ -113,28 +126,36 @@ def moe_steps(
     rows = tokens * k
     shift = f + levels_for(e)
     stacks = 2 if config.gated else 1
+    extra = 1 if config.expert_bias else 0  # the input's enc(1) entry (§40.3.1 steps 5, 7)
     steps: list[Step] = [("ot_setup", ot_setup_pattern())] if fresh_ot else []
     if fresh_he:
         steps.append(("he_setup", he_setup_cost()))
     steps += [("route", route_cost(config, tokens)), ("b2a", b2a_cost(rows * e, l))]
     if fresh_he:
         steps.append(("select_setup", select_setup_cost(e)))
+    steps.append(("select_experts", select_experts_cost(rows)))
+    if config.gate_on_input:
+        steps.append(("gate_input", seq(mul_cost(rows * d, l), trunc_cost(rows * d, l, f))))
     steps += [
-        ("select_experts", select_experts_cost(rows)),
-        ("expert_matmul_in", expert_matmul_cost(rows, tokens, d, d_ff, stacks, e)),
+        ("expert_matmul_in", expert_matmul_cost(rows, tokens, d + extra, d_ff, stacks, e)),
         ("trunc_in", trunc_cost(stacks * rows * d_ff, l, shift)),
         ("activation", _activation_cost(config, rows * d_ff)),
     ]
     if config.gated:
-        steps.append(("gating", seq(mul_cost(rows * d_ff, l), trunc_cost(rows * d_ff, l, f))))
+        steps.append(("gating", gate_up_cost(config, rows * d_ff)))
     steps += [
-        ("expert_matmul_out", expert_matmul_cost(rows, rows, d_ff, d, 1, e)),
+        ("expert_matmul_out", expert_matmul_cost(rows, rows, d_ff + extra, d, 1, e)),
         ("trunc_out", trunc_cost(rows * d, l, shift)),
-        ("gate_product", seq(mul_cost(rows * d, l), trunc_cost(rows * d, l, f))),
     ]
+    if not config.gate_on_input:
+        steps.append(("gate_product", seq(mul_cost(rows * d, l), trunc_cost(rows * d, l, f))))
     steps += [
         (f"shared_ffn_{j}", shared_ffn_cost(config, tokens)) for j in range(config.n_shared_experts)
     ]
+    if config.shared_gate:
+        n = tokens * d
+        sig = piecewise_cost(tokens, SIGMOID, l, f)
+        steps.append(("shared_gate", seq(sig, mul_cost(n, l), trunc_cost(n, l, f))))
     return steps
 
 

@@ -31,7 +31,7 @@ from secmoe.errors import SpecError
 from secmoe.he import packing
 from secmoe.he.params import HeParams
 from secmoe.model.config import MoEConfig
-from secmoe.model.fixed import FixedWeights
+from secmoe.model.fixed import FixedWeights, append_column
 
 U32 = NDArray[np.uint32]
 U64 = NDArray[np.uint64]
@@ -357,6 +357,26 @@ class PreparedModel:
             s.stats = ReadStats()
 
 
+def expert_stacks(config: MoEConfig, weights: FixedWeights) -> dict[str, U64]:
+    """The routed experts' weight stacks (E, d_out, d_in) as ``expert_matmul`` multiplies them,
+    by name in the order ``w1``, ``v`` (gated kinds), ``w2``; with ``expert_bias`` each carries
+    its bias as a last input column (spec §40.3.1 steps 5 and 7)."""
+    plan: list[tuple[str, U64 | None, U64 | None]] = [("w1", weights.w1, weights.b1)]
+    if config.gated:
+        plan.append(("v", weights.v, weights.bv))
+    plan.append(("w2", weights.w2, weights.b2))
+    out: dict[str, U64] = {}
+    for name, arr, bias in plan:
+        if arr is None:
+            raise SpecError(f"the weights have no {name}")
+        if config.expert_bias:
+            if bias is None:
+                raise SpecError(f"the weights have no bias of {name} (expert_bias)")
+            arr = append_column(arr, bias)
+        out[name] = np.asarray(arr, dtype=np.uint64)
+    return out
+
+
 # The server's prepared models, by the identity of the weights object they were built from.
 _REGISTRY: dict[int, tuple[weakref.ref[object], PreparedModel]] = {}
 
@@ -397,18 +417,13 @@ def prepare_model(
     ring = config.fxp.ring
     budget = default_memory_budget() if memory_budget is None else memory_budget
     p = select_params()
-    plan: list[tuple[str, object, int, int]] = [("w1", weights.w1, config.d_model, config.d_ff)]
-    if config.gated:
-        plan.append(("v", weights.v, config.d_model, config.d_ff))
-    plan.append(("w2", weights.w2, config.d_ff, config.d_model))
     t0 = time.perf_counter()
     stacks: dict[str, PreparedStack] = {}
     kept = 0
-    for name, arr, d_in, d_out in plan:
-        if arr is None:
-            raise SpecError(f"the weights have no {name}")
+    for name, arr in expert_stacks(config, weights).items():
+        d_out, d_in = arr.shape[1:]
         shape = expert_shape(p, d_in, d_out)
-        w = ring.to_signed(np.asarray(arr))
+        w = ring.to_signed(arr)
         size = shape.out_blocks * shape.in_blocks * w.shape[0] * len(p.q_primes) * p.n * WORD_BYTES
         in_memory = kept + size <= budget
         stacks[name] = prepare_stack(p, shape, w, _block_ntt, in_memory, cache_dir)

@@ -10,6 +10,7 @@ import numpy as np
 from secmoe.encoding import BitVec, FixedPoint, RingVec, fxp_encode
 from secmoe.errors import SpecError
 from secmoe.model.piecewise import PiecewiseTable
+from secmoe.model.tables import SIGMOID
 from secmoe.protocols.b2a import b2a, mux
 from secmoe.protocols.compare import lt_public_many
 from secmoe.protocols.mul import square
@@ -151,3 +152,12 @@ def piecewise(ctx: PartyContext, table: PiecewiseTable, x: RingVec) -> RingVec:
             prods[i] = done[row]
     y = ring.add(ring.add(prods[0], prods[1]), c0)
     return y.reshape(np.asarray(x).shape)
+
+
+def sigmoid(ctx: PartyContext, x: RingVec) -> RingVec:
+    """Shares of ``sigmoid_fixed(x)`` (spec §6.2.3) for shared x of any shape.
+
+    Implements spec §30.5.2 `sigmoid` (spec/30-protocols.md#sigmoid): ``piecewise`` with the
+    sigmoid table.
+    """
+    return piecewise(ctx, SIGMOID, x)

@@ -65,6 +65,7 @@ COVERS: dict[str, tuple[str, ...]] = {
         "spec/06-models.md#ffn_fixed",
         "spec/06-models.md#route_fixed",
         "spec/06-models.md#default_weights",
+        "spec/06-models.md#sigmoid_fixed",
     ),
     "model.softmax_fixed": ("spec/06-models.md#exp_fixed", "spec/06-models.md#reciprocal_fixed"),
     "moe.moe": (
@@ -73,6 +74,11 @@ COVERS: dict[str, tuple[str, ...]] = {
         "spec/40-moe.md#expert_matmul",
         "spec/40-moe.md#route",
         "spec/40-moe.md#select_mac",
+    ),
+    "moe.routing": (
+        "spec/30-protocols.md#sigmoid",
+        "spec/40-moe.md#group_mask",
+        "spec/40-moe.md#sigmoid_norm",
     ),
     "net.frame": ("spec/04-messages.md#decode_frame",),
     "net.session": ("spec/04-messages.md#channel", "spec/04-messages.md#recv"),

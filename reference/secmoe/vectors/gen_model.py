@@ -45,7 +45,7 @@ def _table_json(table: PiecewiseTable) -> Json:
     params={"ring_bits": 64, "frac_bits": 18},
     mode="local",
     header=[
-        "Piecewise-quadratic activations in fixed point (GeLU, SiLU, ReLU tables of spec 6.2).",
+        "Piecewise-quadratic activations in fixed point (GeLU, SiLU, ReLU, sigmoid, GPT-OSS; 6.2).",
         "Inputs: table (encoded breakpoints; rows (C2, C1, C0) row-major, ring-vec hex) and x.",
         "Intermediates: j (segment per element, a JSON array of integers) and x2 = trunc(x * x).",
         "Output: y.",
@@ -157,6 +157,37 @@ MOE_CONFIGS: tuple[tuple[str, MoEConfig], ...] = (
         ),
     ),
     ("relu_top2", MoEConfig(d_model=4, d_ff=6, n_experts=4, top_k=2, expert_kind="relu")),
+    (
+        "gptoss_bias_top2_gated_shared",
+        MoEConfig(
+            d_model=4,
+            d_ff=6,
+            n_experts=4,
+            top_k=2,
+            expert_kind="gptoss",
+            gate_norm="softmax_topk",
+            expert_bias=True,
+            n_shared_experts=1,
+            d_ff_shared=3,
+            shared_gate=True,
+        ),
+    ),
+)
+# The encoded arrays a case lists (those the configuration has).
+ENCODED = (
+    "w_gate",
+    "w1",
+    "v",
+    "w2",
+    "shared_w1",
+    "shared_v",
+    "shared_w2",
+    "b_gate",
+    "score_bias",
+    "b1",
+    "bv",
+    "b2",
+    "shared_gate",
 )
 
 
@@ -192,7 +223,7 @@ def _gen_moe() -> list[Json]:
         out = moe_fixed(cfg, fw, x)
         enc: Json = {
             k: hex_ring(ring, getattr(fw, k))
-            for k in ("w_gate", "w1", "v", "w2", "shared_w1", "shared_v", "shared_w2")
+            for k in ENCODED
             if getattr(fw, k) is not None
         }
         case = local_case(
@@ -206,18 +237,7 @@ def _gen_moe() -> list[Json]:
                 "gates": hex_ring(ring, out.gates),
             },
         )
-        config = {
-            k: getattr(cfg, k)
-            for k in (
-                "d_model",
-                "d_ff",
-                "n_experts",
-                "top_k",
-                "expert_kind",
-                "gate_norm",
-                "n_shared_experts",
-                "d_ff_shared",
-            )
-        }
+        # The fields of as_dict but the ring (in params already): the family fields where set.
+        config = {k: v for k, v in cfg.as_dict().items() if k not in ("ring_bits", "frac_bits")}
         groups.append({"params": {**config, "T": MOE_TOKENS}, "tests": [case]})
     return groups
