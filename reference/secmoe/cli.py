@@ -20,7 +20,7 @@ from secmoe.errors import ProtocolError, SecmoeError, SpecError
 from secmoe.he.memory import keep_freed_memory
 from secmoe.model.checkpoint import ConfigOverrideWarning, LoadedLayer, check_tokens, load_layer
 from secmoe.model.classifier import ARCHS, DATASETS
-from secmoe.model.config import GATE_NORMS, MoEConfig
+from secmoe.model.config import GATE_NORMS, MoEConfig, MoEWeights
 from secmoe.model.default import default_config, default_inputs, default_weights
 from secmoe.model.fixed import encode_weights
 from secmoe.model.hf_config import FAMILIES
@@ -164,6 +164,15 @@ def _model_demo(args: argparse.Namespace) -> int:
     return _print_demo(args, summary, format_model_report(summary), cost)
 
 
+def _layer(args: argparse.Namespace) -> tuple[LoadedLayer | None, MoEConfig, MoEWeights]:
+    """The layer to run: ``--weights``' checkpoint layer, else the built-in default model."""
+    if args.weights is None:
+        config = default_config()
+        return None, config, default_weights(config)
+    loaded = _load_checkpoint(args)
+    return loaded, loaded.config, loaded.weights
+
+
 def _load_checkpoint(args: argparse.Namespace) -> LoadedLayer:
     """``--weights`` and its loader flags; each loader warning goes to stderr."""
     with warnings.catch_warnings(record=True) as caught:
@@ -260,12 +269,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 0
     output = _check_output_path(args.output)
     seed = DEMO_SEED if args.seed is None else _seed(args.seed)
-    loaded = _load_checkpoint(args) if args.weights is not None else None
-    if loaded is None:
-        config = default_config()
-        weights = default_weights(config)
-    else:
-        config, weights = loaded.config, loaded.weights
+    loaded, config, weights = _layer(args)
     x = _client_inputs(args, config, loaded)
     _err(
         f"secmoe demo: the secure MoE layer on {x.shape[0]} token(s), both parties in this process"
@@ -553,12 +557,7 @@ def _party_add(args: argparse.Namespace) -> int:
 
 def _party_moe(args: argparse.Namespace) -> int:
     _check_loader_flags(args)
-    loaded = _load_checkpoint(args) if args.weights is not None else None
-    if loaded is None:
-        config = default_config()
-        weights = default_weights(config)
-    else:
-        config, weights = loaded.config, loaded.weights
+    loaded, config, weights = _layer(args)
     timeout = DEMO_TIMEOUT if args.timeout is None else args.timeout
     if args.command == "serve":
         fw = encode_weights(config, weights)
