@@ -187,7 +187,7 @@ def test_config_and_tensors_must_agree(tmp_path: Path) -> None:
         load_layer(q3.save(tmp_path / "q3"))
 
 
-def test_family_defaults_where_config_json_is_silent() -> None:
+def test_family_defaults_where_config_json_is_silent(tmp_path: Path) -> None:
     # DeepseekV3Config and Glm4MoeConfig share the block but not the defaults (spec §6.8.4).
     v3 = derive_moe_config({"model_type": "deepseek_v3"})
     assert v3.fields["n_groups"] == 8 and v3.fields["topk_groups"] == 4
@@ -198,6 +198,10 @@ def test_family_defaults_where_config_json_is_silent() -> None:
     # DeepseekV2Config: two shared experts, no MoE-free layers, num_experts_per_tok None.
     v2 = derive_moe_config({"model_type": "deepseek_v2"})
     assert v2.shared and v2.first_moe_layer == 0 and v2.missing == {"top_k": "num_experts_per_tok"}
+    v2_case = hb.deepseek_v2(False)
+    del v2_case.config["num_experts_per_tok"]
+    with pytest.raises(SpecError, match="lacks num_experts_per_tok, which has no usable default"):
+        load_layer(v2_case.save(tmp_path / "v2"))
     with pytest.raises(SpecError, match="group-limited routing needs n_group and topk_group"):
         derive_moe_config({"model_type": "deepseek_v2", "topk_method": "group_limited_greedy"})
 
@@ -221,7 +225,7 @@ def test_explicit_arguments_override_with_a_warning(tmp_path: Path) -> None:
     bare = hb.qwen3_moe(True)
     del bare.config["norm_topk_prob"]
     folder = bare.save(tmp_path / "bare")
-    with pytest.raises(SpecError, match="lacks norm_topk_prob, whose default differs"):
+    with pytest.raises(SpecError, match="lacks norm_topk_prob, which has no usable default"):
         load_layer(folder)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # nothing to override: config.json does not say

@@ -693,7 +693,8 @@ def load_layer(
     for name, key in derived.missing.items():
         if given[name] is None:
             raise SpecError(
-                f"{cfg}: lacks {key}, whose default differs between {fam}'s versions; add it to "
+                f"{cfg}: lacks {key}, which has no usable default for {fam} (it differs between "
+                f"the family's versions, or is None); add it to "
                 f"config.json or pass {name}= (--{name.replace('_', '-')})"
             )
     for name, value in (("top_k", top_k), ("gate_norm", gate_norm)):
