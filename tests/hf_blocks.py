@@ -184,12 +184,15 @@ def switch(capacity: int = 64) -> Case:
         return out
 
     def reference(x: Arr) -> tuple[Arr, Arr]:
-        # A token past the capacity of its expert keeps its input, scaled by its probability.
+        # A token past the capacity of its expert (counted in sequence order) gets no expert
+        # output: SwitchTransformersSparseMLP starts from zeros ("If a token gets dropped, we
+        # just set it to zero"), so the layer passes only the residual on. (transformers 4.2x
+        # started from a copy of the input instead: p * x; spec §6.8.4.)
         y, chosen = _run(x, 1, route, block)
         for s in range(len(x)):
             i = int(chosen[s, 0])
             if int(np.sum(chosen[: s + 1, 0] == i)) > capacity:
-                y[s] = route(x[s])[1][0] * x[s]
+                y[s] = 0.0
         return y, chosen
 
     config = {

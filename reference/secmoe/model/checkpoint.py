@@ -540,8 +540,9 @@ def check_tokens(loaded: LoadedLayer, tokens: int) -> None:
         raise SpecError(
             f"config.json expert_capacity = {cap}: the published Switch block drops the expert "
             f"output of a token beyond the first {cap} of a sequence routed to one expert, and "
-            f"secmoe routes every token; {tokens} tokens could hit that, so pass at most {cap} "
-            "tokens per run"
+            "secmoe routes every token (which tokens share an expert is the secret routing, so "
+            f"neither party may count them); {tokens} tokens could exceed it, so pass at most "
+            f"{cap} tokens per run"
         )
 
 
@@ -625,6 +626,12 @@ def load_layer(
     fam, derived, cfg = _derivation(Path(path), names, family, notes)
     # Step 3: the layer's MoE block; step 4: every tensor under it has a role.
     prefix, layer = _block_prefix(names, fam, layer, stack)
+    if derived.first_moe_layer is not None and layer < derived.first_moe_layer:
+        raise SpecError(
+            f"{cfg}: first_k_dense_replace = {derived.first_moe_layer} makes layer {layer} a "
+            f"dense MLP in the published model, but the checkpoint has a MoE router there "
+            f"({prefix}): the config and the tensors disagree"
+        )
     block = _collect(names, fam, prefix)
     # Step 5: shapes, from the headers, then the arrays.
     router = block.single.get("router", prefix + RULES[fam].router)
@@ -686,7 +693,8 @@ def load_layer(
     for name, key in derived.missing.items():
         if given[name] is None:
             raise SpecError(
-                f"{cfg}: lacks {key}, whose default differs between {fam}'s versions; add it to "
+                f"{cfg}: lacks {key}, which has no usable default for {fam} (it differs between "
+                f"the family's versions, or is None); add it to "
                 f"config.json or pass {name}= (--{name.replace('_', '-')})"
             )
     for name, value in (("top_k", top_k), ("gate_norm", gate_norm)):

@@ -43,12 +43,17 @@ MODEL_TYPES: dict[str, Family] = {f: f for f in FAMILIES if f not in ("switch", 
 MODEL_TYPES |= {"switch_transformers": "switch", "llama4_text": "llama4"}
 # Published MoE families whose block secmoe's model cannot represent, with the reason.
 REFUSED: dict[str, str] = {
-    "phimoe": "PhiMoE routes with sparsemixer (a two-pass, masked top-2 with jitter-dependent "
-    "gates), not a softmax or sigmoid top-k",
+    "phimoe": "PhiMoE routes with sparsemixer: its first gate is a softmax over only the logits "
+    "within a relative margin 2 * router_jitter_noise of the largest (the others masked), its "
+    "second expert is chosen and gated the same way among the rest; router_jitter_noise shapes "
+    "the gates at inference too, so they are not a softmax or sigmoid of the top-k logits",
     "jetmoe": "JetMoE's attention is a mixture of attention experts (MoA), and its MoE MLP adds "
     "a bias to the gated sum; neither is a secmoe layer",
-    "nllb_moe": "NLLB-MoE's top-2 router drops tokens by expert capacity and a second-expert "
-    "policy (sampling/random) and normalises before dropping; secmoe routes every token",
+    "nllb_moe": "NLLB-MoE's top-2 router drops tokens by expert_capacity "
+    "(moe_eval_capacity_token_fraction at inference) and picks or keeps the second expert by "
+    "second_expert_policy ('sampling' adds Gumbel noise, 'random' keeps it with probability "
+    "2 p_2); secmoe routes every token to its top-k and cannot test expert loads, which the "
+    "secret routing decides",
 }
 # hidden_act values -> expert_kind (HF's "gelu" is the exact erf GeLU, as secmoe's).
 ACTIVATIONS = {"silu": "swiglu", "swish": "swiglu", "gelu": "geglu"}
@@ -66,6 +71,7 @@ class Derived:
     n_experts: int | None = None  # the expert count the config states
     shared: bool | None = None  # whether the config says the layer has a shared expert
     expert_capacity: int | None = None  # Switch: tokens per expert per sequence
+    first_moe_layer: int | None = None  # DeepSeek/GLM: first_k_dense_replace (lower are dense)
     missing: dict[str, str] = field(default_factory=dict)  # field -> a key config.json must state
 
     def set(self, name: str, value: object, key: str) -> None:
@@ -193,7 +199,7 @@ def defaults(family: Family) -> Derived:
     out = Derived(family, "")
     _DERIVERS[family](_Keys({}, f"{family} defaults", strict=False), out)
     out.sources = dict.fromkeys(out.fields, "family default")
-    out.shared, out.expert_capacity = None, None
+    out.shared, out.expert_capacity, out.first_moe_layer = None, None, None
     out.fields.pop("shared_gate", None)
     out.sources.pop("shared_gate", None)
     return out
@@ -259,13 +265,29 @@ def _qwen(k: _Keys, out: Derived) -> None:
         out.shared = False
 
 
-def _deepseek_groups(k: _Keys, out: Derived, score: str) -> None:
-    n_group = k.integer("n_group", 1, 1)
-    topk_group = k.integer("topk_group", 1, 1)
-    if n_group is not None and n_group > 1:
+def _deepseek_groups(
+    k: _Keys, out: Derived, score: str, default: tuple[int, int] | None
+) -> None:
+    """``n_group`` / ``topk_group``: the experts split into ``n_group`` equal groups, the
+    ``topk_group`` best groups by ``score`` kept, the rest masked to 0 before the top-k."""
+    n_default, topk_default = (None, None) if default is None else default
+    n_group = k.integer("n_group", n_default, 1)
+    topk_group = k.integer("topk_group", topk_default, 1)
+    if n_group is None or topk_group is None:
+        raise SpecError(
+            f"{k.where}: group-limited routing needs n_group and topk_group (got "
+            f"{k.raw('n_group')!r}, {k.raw('topk_group')!r})"
+        )
+    if n_group > 1:
         out.set("n_groups", n_group, "n_group")
         out.set("topk_groups", topk_group, "topk_group")
         out.set("group_score", score, "topk_method")
+
+
+def _dense_layers(k: _Keys, out: Derived, default: int) -> None:
+    # Hugging Face builds the MoE block for layer_idx >= first_k_dense_replace (moe_layer_freq,
+    # a key of the original remote code, is not read by the Hugging Face classes).
+    out.first_moe_layer = k.integer("first_k_dense_replace", default, 0)
 
 
 def _deepseek_moe(k: _Keys, out: Derived) -> None:
@@ -277,6 +299,7 @@ def _deepseek_moe(k: _Keys, out: Derived) -> None:
 
 def _deepseek_v2(k: _Keys, out: Derived) -> None:
     out.n_experts = k.integer("n_routed_experts", None, 1)
+    k.require("num_experts_per_tok", "top_k", out)  # DeepseekV2Config's default is None
     _experts_per_token(k, out, 6)
     scoring = k.text("scoring_func", "softmax")
     if scoring != "softmax":
@@ -289,19 +312,31 @@ def _deepseek_v2(k: _Keys, out: Derived) -> None:
     out.set("gate_norm", "softmax", "scoring_func")
     method = k.text("topk_method", "greedy")
     if method == "group_limited_greedy":
-        _deepseek_groups(k, out, "max")
+        _deepseek_groups(k, out, "max", None)
     elif method != "greedy":
         raise SpecError(
             f"{k.where}: topk_method = {method!r}: DeepSeek-V2 has greedy and group_limited_greedy"
         )
-    _scaling(k, out)
+    _scaling(k, out, 1.0)
     _activation(k, out)
-    out.shared = bool(k.integer("n_shared_experts", None, 0))
+    out.shared = bool(k.integer("n_shared_experts", 2, 0))
+    _dense_layers(k, out, 0)
+
+
+# The defaults of DeepseekV3Config and Glm4MoeConfig differ (same block, other sizes).
+# (n_group, topk_group), routed_scaling_factor, first_k_dense_replace:
+_SIGMOID_DEFAULTS: dict[str, tuple[tuple[int, int], float, int]] = {
+    "deepseek_v3": ((8, 4), 2.5, 3),
+    "glm4_moe": ((1, 1), 1.0, 1),
+}
 
 
 def _deepseek_v3(k: _Keys, out: Derived) -> None:
+    groups, scaling, dense = _SIGMOID_DEFAULTS[out.family]
     out.n_experts = k.integer("n_routed_experts", None, 1)
     _experts_per_token(k, out, 8)
+    # scoring_func and topk_method are keys of the original remote code, not of the Hugging
+    # Face classes (which always score by sigmoid, noaux_tc); read where stated.
     scoring = k.text("scoring_func", "sigmoid")
     if scoring != "sigmoid":
         raise SpecError(f"{k.where}: scoring_func = {scoring!r}: this family scores by sigmoid")
@@ -311,14 +346,15 @@ def _deepseek_v3(k: _Keys, out: Derived) -> None:
     norm = k.flag("norm_topk_prob", True)
     out.set("gate_norm", "sigmoid_topk" if norm else "sigmoid", "norm_topk_prob")
     out.set("score_bias", True, "e_score_correction_bias")
-    _deepseek_groups(k, out, "top2_sum")
-    _scaling(k, out)
+    _deepseek_groups(k, out, "top2_sum", groups)
+    _scaling(k, out, scaling)
     _activation(k, out)
     out.shared = bool(k.integer("n_shared_experts", 1, 0))
+    _dense_layers(k, out, dense)
 
 
-def _scaling(k: _Keys, out: Derived) -> None:
-    factor = k.number("routed_scaling_factor", 1.0)
+def _scaling(k: _Keys, out: Derived, default: float) -> None:
+    factor = k.number("routed_scaling_factor", default)
     if factor != 1.0:
         out.set("routed_scaling", factor, "routed_scaling_factor")
 
