@@ -425,8 +425,7 @@ table_file(
 
 def _play_reveal(case: Json, params: Json) -> Play:
     fxp = case_fxp(params)
-    # The file names the kind and the recipient only in the case id (sharing.reveal/KIND/TO).
-    _, kind, to = case["id"].split("/")
+    kind, to = case["inputs"]["client"]["kind"], case["inputs"]["client"]["to"]
     arith = kind == "arith"
 
     def run(ctx: PartyContext, mine: Json) -> Any:
@@ -459,9 +458,10 @@ def _reveal_groups() -> list[Group]:
             else:
                 shares = [hex_bits(src.next_bits(9)) for _ in range(2)]
                 n = 9
+            public = {"n": n, "kind": kind, "to": to}
             inputs = {
-                "client": {"share": shares[0], "n": n},
-                "server": {"share": shares[1], "n": n},
+                "client": {"share": shares[0], **public},
+                "server": {"share": shares[1], **public},
             }
             cases.append(CaseSpec(case_id, f"{kind}_reveal to {to}", inputs))
     return [Group({"ring_bits": 64}, cases)]
