@@ -28,7 +28,6 @@ from secmoe.net.frame import decode_frame, encode_frame
 from secmoe.randomness import Prg, derive_seed, instance_prg
 from secmoe.session import PartyContext, run_local
 from secmoe.sharing import arith_reveal, arith_share, bool_reveal, bool_share, share_add_reveal
-from secmoe.vectors.files import verify
 from secmoe.vectors.registry import case_seed, party_seed, registered
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,11 +55,8 @@ def test_every_file_validates_against_the_schema() -> None:
         assert not errors, f"{path}: {errors[0].message} at {list(errors[0].path)}"
 
 
-def test_committed_vectors_verify() -> None:
-    assert verify(VECTORS) == []
-
-
-@pytest.mark.parametrize("hashseed", ["0", "4242"])
+# PYTHONHASHSEED 0 here; the verify test below regenerates under a random one (Python's default).
+@pytest.mark.parametrize("hashseed", ["0"])
 def test_regeneration_is_byte_identical_under_any_hash_seed(tmp_path: Path, hashseed: str) -> None:
     env = {**os.environ, "PYTHONHASHSEED": hashseed}
     subprocess.run(
@@ -113,15 +109,17 @@ def test_verify_names_the_case_of_any_changed_byte(tmp_path: Path) -> None:
             assert "header" in r.stdout, r.stdout
 
 
-def test_verify_cli_passes_and_flags_unknown_files(tmp_path: Path) -> None:
-    r = subprocess.run([*SECMOE, "vectors", "verify", str(VECTORS)], capture_output=True, text=True)
-    assert r.returncode == 0, r.stdout
+def test_committed_vectors_verify_and_an_unknown_file_is_flagged(tmp_path: Path) -> None:
+    """One regeneration (the slowest step of the suite) serves both: every committed file
+    verifies, and the one stray file is the only failure."""
     subprocess.run(["cp", "-r", str(VECTORS), str(tmp_path / "v")], check=True)
     (tmp_path / "v" / "stray.json").write_text("{}\n")
     r = subprocess.run(
         [*SECMOE, "vectors", "verify", str(tmp_path / "v")], capture_output=True, text=True
     )
-    assert r.returncode == 1 and "stray.json" in r.stdout
+    assert r.returncode == 1
+    failures = [line for line in r.stdout.splitlines() if line.startswith("FAIL")]
+    assert failures == ["FAIL stray.json: no registered generator produces this file"], r.stdout
 
 
 # --- replay: run the functions from each file's recorded inputs alone ---------------------------
