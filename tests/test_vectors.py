@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -472,3 +473,60 @@ def test_comparison_vector_outputs_satisfy_their_relations() -> None:
         assert np.array_equal(
             z.reshape(n, e), (np.arange(e)[None, :] == index[:, None]).astype(np.uint8)
         )
+
+
+def _checkpoint_run(tmp: Path, algorithm: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """Spec §6.8's algorithm on a case's inputs, written here from the file's header alone."""
+    from secmoe.model.checkpoint import load_layer
+    from secmoe.model.hf_config import derive_moe_config
+    from secmoe.model.safetensors import read_safetensors, write_safetensors
+
+    path = tmp / "model.safetensors"
+    if algorithm == "write_safetensors":
+        tensors = {
+            k: np.frombuffer(bytes.fromhex(v["f64"]), "<f8").reshape(v["shape"])
+            for k, v in inputs["tensors"].items()
+        }
+        write_safetensors(path, tensors, inputs["dtype"], inputs.get("metadata"))
+        return {"file": path.read_bytes().hex()}
+    if algorithm == "read_safetensors":
+        path.write_bytes(bytes.fromhex(inputs["file"]))
+        read = read_safetensors(path, inputs.get("names"))
+        return {k: np.ascontiguousarray(v, "<f8").tobytes().hex() for k, v in read.items()}
+    if algorithm == "derive_moe_config":
+        d = derive_moe_config(json.loads(inputs["config_json"]))
+        return {"family": d.family, "fields": d.fields, "sources": d.sources}
+    (tmp / "config.json").unlink(missing_ok=True)
+    for name, content in inputs["files"].items():
+        if name == "config.json":
+            (tmp / name).write_text(content)
+        else:
+            (tmp / name).write_bytes(bytes.fromhex(content))
+    loaded = load_layer(tmp, inputs["layer"])
+    digest = hashlib.sha256()
+    fields = "w_gate w1 v w2 shared_w1 shared_v shared_w2 b_gate score_bias b1 bv b2 shared_gate"
+    for name in fields.split():
+        a = getattr(loaded.weights, name)
+        if a is not None:
+            digest.update(np.ascontiguousarray(a, "<f8").tobytes())
+    return {"config": loaded.config.as_dict(), "weights_sha256": digest.hexdigest()}
+
+
+def test_replay_checkpoint_vectors(tmp_path: Path) -> None:
+    data = load("model/checkpoint.json")
+    seen = set()
+    for g in data["testGroups"]:
+        algorithm = g["params"]["algorithm"]
+        for c in g["tests"]:
+            seen.add((algorithm, c["result"]))
+            if c["result"] == "invalid":
+                with pytest.raises(SpecError) as e:
+                    _checkpoint_run(tmp_path, algorithm, c["inputs"])
+                assert all(n in str(e.value) for n in c["error"]["names"]), c["id"]
+                continue
+            got, out = _checkpoint_run(tmp_path, algorithm, c["inputs"]), c["outputs"]
+            if algorithm == "read_safetensors":
+                assert got == {k: v["f64"] for k, v in out["tensors"].items()}, c["id"]
+            else:
+                assert {k: out[k] for k in got} == got, c["id"]
+    assert len(seen) == 8  # every algorithm has valid and refused cases

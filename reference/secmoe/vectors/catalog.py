@@ -1,6 +1,7 @@
 """Every module that registers vector generators; importing this module registers them all."""
 
 import secmoe.vectors.gen_baselines
+import secmoe.vectors.gen_checkpoint
 import secmoe.vectors.gen_core
 import secmoe.vectors.gen_cost
 import secmoe.vectors.gen_ferret

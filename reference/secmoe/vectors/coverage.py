@@ -59,6 +59,11 @@ COVERS: dict[str, tuple[str, ...]] = {
         "spec/33-functions.md#rmsnorm_fixed",
         "spec/34-baselines.md#gelu_bumblebee_fixed",
     ),
+    "model.checkpoint": (
+        "spec/06-models.md#read_safetensors",
+        "spec/06-models.md#write_safetensors",
+        "spec/06-models.md#derive_moe_config",
+    ),
     "model.moe_fixed": (
         "spec/06-models.md#moeconfig",
         "spec/06-models.md#topk_order",
