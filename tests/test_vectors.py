@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -478,6 +477,7 @@ def test_comparison_vector_outputs_satisfy_their_relations() -> None:
 def _checkpoint_run(tmp: Path, algorithm: str, inputs: dict[str, Any]) -> dict[str, Any]:
     """Spec §6.8's algorithm on a case's inputs, written here from the file's header alone."""
     from secmoe.model.checkpoint import load_layer
+    from secmoe.model.default import weights_digest
     from secmoe.model.hf_config import derive_moe_config
     from secmoe.model.safetensors import read_safetensors, write_safetensors
 
@@ -503,13 +503,7 @@ def _checkpoint_run(tmp: Path, algorithm: str, inputs: dict[str, Any]) -> dict[s
         else:
             (tmp / name).write_bytes(bytes.fromhex(content))
     loaded = load_layer(tmp, inputs["layer"])
-    digest = hashlib.sha256()
-    fields = "w_gate w1 v w2 shared_w1 shared_v shared_w2 b_gate score_bias b1 bv b2 shared_gate"
-    for name in fields.split():
-        a = getattr(loaded.weights, name)
-        if a is not None:
-            digest.update(np.ascontiguousarray(a, "<f8").tobytes())
-    return {"config": loaded.config.as_dict(), "weights_sha256": digest.hexdigest()}
+    return {"config": loaded.config.as_dict(), "weights_sha256": weights_digest(loaded.weights)}
 
 
 def test_replay_checkpoint_vectors(tmp_path: Path) -> None:

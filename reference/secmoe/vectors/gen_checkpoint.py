@@ -10,7 +10,6 @@ file's bytes, so a consumer needs no builder. Cases are grouped by algorithm (gr
 
 from __future__ import annotations
 
-import hashlib
 import json
 import struct
 import tempfile
@@ -20,8 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from secmoe.model.checkpoint import load_layer
-from secmoe.model.config import MoEWeights
-from secmoe.model.default import uniform_tensor
+from secmoe.model.default import uniform_tensor, weights_digest
 from secmoe.model.hf_config import Derived, derive_moe_config
 from secmoe.model.safetensors import read_safetensors, write_safetensors
 from secmoe.vectors.gen_float import reals
@@ -31,21 +29,6 @@ from secmoe.vectors.registry import Json, Note, case_seed
 PROTOCOL = "model.checkpoint"
 E, D, FF = 4, 4, 4  # experts, d_model, d_ff of every checkpoint
 SCALE = 0.5
-WEIGHT_FIELDS = (
-    "w_gate",
-    "w1",
-    "v",
-    "w2",
-    "shared_w1",
-    "shared_v",
-    "shared_w2",
-    "b_gate",
-    "score_bias",
-    "b1",
-    "bv",
-    "b2",
-    "shared_gate",
-)
 Shapes = dict[str, tuple[int, ...]]
 
 
@@ -210,17 +193,6 @@ def _from_reals(value: Json) -> np.ndarray:
     return flat.reshape(value["shape"]).copy()
 
 
-def weights_sha256(w: MoEWeights) -> str:
-    """SHA-256 of the little-endian binary64 bytes of each present array of ``w`` in
-    ``WEIGHT_FIELDS`` order, row-major."""
-    digest = hashlib.sha256()
-    for name in WEIGHT_FIELDS:
-        a = getattr(w, name)
-        if a is not None:
-            digest.update(np.ascontiguousarray(a, dtype="<f8").tobytes())
-    return digest.hexdigest()
-
-
 # --- the local function of each group ----------------------------------------------------------
 
 
@@ -270,7 +242,7 @@ def _load(inputs: Json, params: Json) -> tuple[Json, Json | None]:
         "block": loaded.prefix,
         "sources": {k: loaded.sources[k] for k in sorted(loaded.sources)},
         "expert_capacity": loaded.expert_capacity,
-        "weights_sha256": weights_sha256(loaded.weights),
+        "weights_sha256": weights_digest(loaded.weights),
     }, None
 
 
