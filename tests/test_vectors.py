@@ -524,3 +524,21 @@ def test_replay_checkpoint_vectors(tmp_path: Path) -> None:
             else:
                 assert {k: out[k] for k in got} == got, c["id"]
     assert len(seen) == 8  # every algorithm has valid and refused cases
+
+
+def test_demo_vector_equals_the_fixed_point_model(tmp_path: Path) -> None:
+    from secmoe.model.config import MoEConfig
+    from secmoe.model.default import default_weights
+    from secmoe.model.fixed import moe_fixed
+    from secmoe.moe.demo import load_inputs
+
+    (case,) = cases("moe/demo.json")
+    config = MoEConfig(**case["inputs"]["config"])
+    (tmp_path / "x.npy").write_bytes(bytes.fromhex(case["inputs"]["client"]["npy"]))
+    x = load_inputs(tmp_path / "x.npy", config)
+    weights = default_weights(config, bytes.fromhex(case["inputs"]["server"]["weights_seed"]))
+    fixed = moe_fixed(config, weights, config.fxp.encode(x))
+    out = case["outputs"]["client"]
+    assert out["y"] == ring_vec_encode(config.fxp.ring, fixed.y.reshape(-1)).hex()
+    assert out["experts"] == fixed.experts.tolist()
+    assert case["outputs"]["server"] == {"tokens": 1}

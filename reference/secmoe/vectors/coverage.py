@@ -73,6 +73,7 @@ COVERS: dict[str, tuple[str, ...]] = {
         "spec/06-models.md#sigmoid_fixed",
     ),
     "model.softmax_fixed": ("spec/06-models.md#exp_fixed", "spec/06-models.md#reciprocal_fixed"),
+    "moe.demo": ("spec/40-moe.md#demo_server", "spec/40-moe.md#load_inputs"),
     "moe.experts": ("spec/40-moe.md#shared_ffn",),
     "moe.moe": (
         "spec/40-moe.md#select_setup",
