@@ -3,8 +3,8 @@
 import secmoe.vectors.gen_baselines
 import secmoe.vectors.gen_checkpoint
 import secmoe.vectors.gen_core
-import secmoe.vectors.gen_demo
 import secmoe.vectors.gen_cost
+import secmoe.vectors.gen_demo
 import secmoe.vectors.gen_ferret
 import secmoe.vectors.gen_float
 import secmoe.vectors.gen_functions
