@@ -542,3 +542,28 @@ def test_demo_vector_equals_the_fixed_point_model(tmp_path: Path) -> None:
     assert out["y"] == ring_vec_encode(config.fxp.ring, fixed.y.reshape(-1)).hex()
     assert out["experts"] == fixed.experts.tolist()
     assert case["outputs"]["server"] == {"tokens": 1}
+
+
+def test_fit_table_vectors_are_the_committed_tables() -> None:
+    from secmoe.model.tables import TABLES
+
+    for c in cases("model/fit_table.json"):
+        if c["result"] == "valid":
+            table = TABLES[c["inputs"]["name"]]
+            assert [float(b) for b in c["inputs"]["breakpoints"]] == list(table.breakpoints)
+            assert c["outputs"]["rows"] == [[repr(v) for v in row] for row in table.coeffs]
+
+
+def test_prepare_vectors_agree_between_memory_and_file() -> None:
+    by_id = {c["id"]: c for c in cases("moe/prepare.json")}
+    # Spec §20.6.3's example.
+    shape = by_id["moe.prepare/unpacked_shape/1x768x3072"]["outputs"]["shape"]
+    assert (shape["n_i"], shape["n_o"]) == (64, 256)
+    for cid, c in by_id.items():
+        if cid.endswith("/memory"):
+            mem = c["outputs"]["stacks"]
+            disk = by_id[cid.replace("/memory", "/file")]["outputs"]["stacks"]
+            assert list(mem) == list(disk)
+            for name in mem:
+                assert mem[name]["key"] == disk[name]["key"]
+                assert mem[name]["in_memory"] and not disk[name]["in_memory"]

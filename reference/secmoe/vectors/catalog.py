@@ -15,6 +15,7 @@ import secmoe.vectors.gen_model
 import secmoe.vectors.gen_moe
 import secmoe.vectors.gen_msb_width
 import secmoe.vectors.gen_ot
+import secmoe.vectors.gen_prepare
 import secmoe.vectors.gen_protocols
 import secmoe.vectors.gen_selection
 import secmoe.vectors.gen_session

@@ -82,6 +82,11 @@ COVERS: dict[str, tuple[str, ...]] = {
         "spec/40-moe.md#route",
         "spec/40-moe.md#select_mac",
     ),
+    "moe.prepare": (
+        "spec/40-moe.md#stack_key",
+        "spec/40-moe.md#prepare_stack",
+        "spec/20-he.md#unpacked_shape",
+    ),
     "moe.routing": (
         "spec/30-protocols.md#sigmoid",
         "spec/40-moe.md#group_mask",
