@@ -567,3 +567,20 @@ def test_prepare_vectors_agree_between_memory_and_file() -> None:
             for name in mem:
                 assert mem[name]["key"] == disk[name]["key"]
                 assert mem[name]["in_memory"] and not disk[name]["in_memory"]
+
+
+def test_classify_vector_equals_classifier_fixed() -> None:
+    from secmoe.model.classifier import classifier_fixed, load_classifier, model_path
+
+    (case,) = cases("accuracy/classify.json")
+    config, weights = load_classifier(model_path("digits", "switch"))
+    x = case["inputs"]["client"]["x"]
+    xe = config.moe.fxp.encode(np.frombuffer(bytes.fromhex(x["f64"]), "<f8").reshape(x["shape"]))
+    logits = classifier_fixed(config, weights, xe)
+    assert case["outputs"]["client"]["logits"] == [
+        ring_vec_encode(config.moe.fxp.ring, logits.reshape(-1)).hex()
+    ]
+    assert case["outputs"]["server"] == {"served": 1}
+    local = {c["id"]: c for c in cases("model/classifier.json")}
+    digits = local["model.classifier/classifier/digits-switch"]
+    assert digits["outputs"]["saved_sha256"] == digits["inputs"]["model_sha256"]

@@ -2,6 +2,7 @@
 
 import secmoe.vectors.gen_baselines
 import secmoe.vectors.gen_checkpoint
+import secmoe.vectors.gen_classifier
 import secmoe.vectors.gen_core
 import secmoe.vectors.gen_cost
 import secmoe.vectors.gen_demo

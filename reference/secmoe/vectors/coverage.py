@@ -11,6 +11,7 @@ checks that every algorithm of the spec is named somewhere, and
 from __future__ import annotations
 
 COVERS: dict[str, tuple[str, ...]] = {
+    "accuracy.classify": ("spec/60-accuracy.md#classify_server",),
     "encoding.fxp": (
         "spec/01-encoding.md#ring",
         "spec/01-encoding.md#fixedpoint",
@@ -63,6 +64,15 @@ COVERS: dict[str, tuple[str, ...]] = {
         "spec/06-models.md#read_safetensors",
         "spec/06-models.md#write_safetensors",
         "spec/06-models.md#derive_moe_config",
+    ),
+    "model.classifier": (
+        "spec/60-accuracy.md#classifierconfig",
+        "spec/60-accuracy.md#preprocess",
+        "spec/60-accuracy.md#classifier_float",
+        "spec/60-accuracy.md#save_classifier",
+        "spec/60-accuracy.md#load_classifier",
+        "spec/60-accuracy.md#split_indices",
+        "spec/60-accuracy.md#classifier_fixed_ablated",
     ),
     "model.moe_fixed": (
         "spec/06-models.md#moeconfig",
