@@ -584,3 +584,18 @@ def test_classify_vector_equals_classifier_fixed() -> None:
     local = {c["id"]: c for c in cases("model/classifier.json")}
     digits = local["model.classifier/classifier/digits-switch"]
     assert digits["outputs"]["saved_sha256"] == digits["inputs"]["model_sha256"]
+
+
+def test_transformer_model_vector_equals_transformer_fixed() -> None:
+    from secmoe.model.transformer import transformer_fixed, transformer_weights
+    from secmoe.vectors.gen_transformer import config_of
+
+    (case,) = cases("transformer/model.json")
+    config = config_of(case["inputs"]["config"])
+    weights = transformer_weights(config, bytes.fromhex(case["inputs"]["server"]["weights_seed"]))
+    logits = transformer_fixed(config, weights, np.asarray(case["inputs"]["client"]["ids"]))
+    assert case["outputs"]["client"]["logits"] == ring_vec_encode(
+        config.fxp.ring, logits.reshape(-1)
+    ).hex()
+    assert case["outputs"]["server"] == {"tokens": 2}
+    assert {e["label"] for e in case["transcript"]} >= {"transformer/tokens", "transformer/output"}

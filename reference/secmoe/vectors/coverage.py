@@ -167,6 +167,12 @@ COVERS: dict[str, tuple[str, ...]] = {
         "spec/03-sharing.md#bool_reveal",
     ),
     "sharing.share_add_reveal": ("spec/03-sharing.md#arith_split",),
+    "transformer.model": (
+        "spec/50-transformer.md#model_keys",
+        "spec/50-transformer.md#embed",
+        "spec/50-transformer.md#transformer",
+        "spec/50-transformer.md#transformer_server",
+    ),
     "transformer.transformer_block": (
         "spec/50-transformer.md#transformerconfig",
         "spec/50-transformer.md#transformer_weights",
