@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 VECTORS = ROOT / "vectors"
 LARGE = {"moe/moe.json", "moe/moe_compute_then_select.json", "moe/moe_reveal_routing.json"}
 LARGE |= {"transformer/block.json", "moe/moe_routing.json", "moe/moe_experts.json"}
+LARGE |= {"moe/demo.json", "accuracy/classify.json", "transformer/model.json"}
 # A whole TCP session, handshake included, is the subject of this file: it is replayed on raw
 # sockets (tests/test_vector_coverage.py), not played inside an interop session (spec §5.7).
 SESSION_FILES = {"net/session.json"}

@@ -470,3 +470,130 @@ def test_comparison_vector_outputs_satisfy_their_relations() -> None:
         assert np.array_equal(
             z.reshape(n, e), (np.arange(e)[None, :] == index[:, None]).astype(np.uint8)
         )
+
+
+def _checkpoint_run(tmp: Path, algorithm: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """Spec §6.8's algorithm on a case's inputs, written here from the file's header alone."""
+    from secmoe.model.checkpoint import load_layer
+    from secmoe.model.default import weights_digest
+    from secmoe.model.hf_config import derive_moe_config
+    from secmoe.model.safetensors import read_safetensors, write_safetensors
+
+    path = tmp / "model.safetensors"
+    if algorithm == "write_safetensors":
+        tensors = {
+            k: np.frombuffer(bytes.fromhex(v["f64"]), "<f8").reshape(v["shape"])
+            for k, v in inputs["tensors"].items()
+        }
+        write_safetensors(path, tensors, inputs["dtype"], inputs.get("metadata"))
+        return {"file": path.read_bytes().hex()}
+    if algorithm == "read_safetensors":
+        path.write_bytes(bytes.fromhex(inputs["file"]))
+        read = read_safetensors(path, inputs.get("names"))
+        return {k: np.ascontiguousarray(v, "<f8").tobytes().hex() for k, v in read.items()}
+    if algorithm == "derive_moe_config":
+        d = derive_moe_config(json.loads(inputs["config_json"]))
+        return {"family": d.family, "fields": d.fields, "sources": d.sources}
+    (tmp / "config.json").unlink(missing_ok=True)
+    for name, content in inputs["files"].items():
+        if name == "config.json":
+            (tmp / name).write_text(content)
+        else:
+            (tmp / name).write_bytes(bytes.fromhex(content))
+    loaded = load_layer(tmp, inputs["layer"])
+    return {"config": loaded.config.as_dict(), "weights_sha256": weights_digest(loaded.weights)}
+
+
+def test_replay_checkpoint_vectors(tmp_path: Path) -> None:
+    data = load("model/checkpoint.json")
+    seen = set()
+    for g in data["testGroups"]:
+        algorithm = g["params"]["algorithm"]
+        for c in g["tests"]:
+            seen.add((algorithm, c["result"]))
+            if c["result"] == "invalid":
+                with pytest.raises(SpecError) as e:
+                    _checkpoint_run(tmp_path, algorithm, c["inputs"])
+                assert all(n in str(e.value) for n in c["error"]["names"]), c["id"]
+                continue
+            got, out = _checkpoint_run(tmp_path, algorithm, c["inputs"]), c["outputs"]
+            if algorithm == "read_safetensors":
+                assert got == {k: v["f64"] for k, v in out["tensors"].items()}, c["id"]
+            else:
+                assert {k: out[k] for k in got} == got, c["id"]
+    assert len(seen) == 8  # every algorithm has valid and refused cases
+
+
+def test_demo_vector_equals_the_fixed_point_model(tmp_path: Path) -> None:
+    from secmoe.model.config import MoEConfig
+    from secmoe.model.default import default_weights
+    from secmoe.model.fixed import moe_fixed
+    from secmoe.moe.demo import load_inputs
+
+    (case,) = cases("moe/demo.json")
+    config = MoEConfig(**case["inputs"]["config"])
+    (tmp_path / "x.npy").write_bytes(bytes.fromhex(case["inputs"]["client"]["npy"]))
+    x = load_inputs(tmp_path / "x.npy", config)
+    weights = default_weights(config, bytes.fromhex(case["inputs"]["server"]["weights_seed"]))
+    fixed = moe_fixed(config, weights, config.fxp.encode(x))
+    out = case["outputs"]["client"]
+    assert out["y"] == ring_vec_encode(config.fxp.ring, fixed.y.reshape(-1)).hex()
+    assert out["experts"] == fixed.experts.tolist()
+    assert case["outputs"]["server"] == {"tokens": 1}
+
+
+def test_fit_table_vectors_are_the_committed_tables() -> None:
+    from secmoe.model.tables import TABLES
+
+    for c in cases("model/fit_table.json"):
+        if c["result"] == "valid":
+            table = TABLES[c["inputs"]["name"]]
+            assert [float(b) for b in c["inputs"]["breakpoints"]] == list(table.breakpoints)
+            assert c["outputs"]["rows"] == [[repr(v) for v in row] for row in table.coeffs]
+
+
+def test_prepare_vectors_agree_between_memory_and_file() -> None:
+    by_id = {c["id"]: c for c in cases("moe/prepare.json")}
+    # Spec §20.6.3's example.
+    shape = by_id["moe.prepare/unpacked_shape/1x768x3072"]["outputs"]["shape"]
+    assert (shape["n_i"], shape["n_o"]) == (64, 256)
+    for cid, c in by_id.items():
+        if cid.endswith("/memory"):
+            mem = c["outputs"]["stacks"]
+            disk = by_id[cid.replace("/memory", "/file")]["outputs"]["stacks"]
+            assert list(mem) == list(disk)
+            for name in mem:
+                assert mem[name]["key"] == disk[name]["key"]
+                assert mem[name]["in_memory"] and not disk[name]["in_memory"]
+
+
+def test_classify_vector_equals_classifier_fixed() -> None:
+    from secmoe.model.classifier import classifier_fixed, load_classifier, model_path
+
+    (case,) = cases("accuracy/classify.json")
+    config, weights = load_classifier(model_path("digits", "switch"))
+    x = case["inputs"]["client"]["x"]
+    xe = config.moe.fxp.encode(np.frombuffer(bytes.fromhex(x["f64"]), "<f8").reshape(x["shape"]))
+    logits = classifier_fixed(config, weights, xe)
+    assert case["outputs"]["client"]["logits"] == [
+        ring_vec_encode(config.moe.fxp.ring, logits.reshape(-1)).hex()
+    ]
+    assert case["outputs"]["server"] == {"served": 1}
+    local = {c["id"]: c for c in cases("model/classifier.json")}
+    digits = local["model.classifier/classifier/digits-switch"]
+    assert digits["outputs"]["saved_sha256"] == digits["inputs"]["model_sha256"]
+
+
+def test_transformer_model_vector_equals_transformer_fixed() -> None:
+    from secmoe.model.transformer import transformer_fixed, transformer_weights
+    from secmoe.vectors.gen_transformer import config_of
+
+    (case,) = cases("transformer/model.json")
+    config = config_of(case["inputs"]["config"])
+    weights = transformer_weights(config, bytes.fromhex(case["inputs"]["server"]["weights_seed"]))
+    logits = transformer_fixed(config, weights, np.asarray(case["inputs"]["client"]["ids"]))
+    assert case["outputs"]["client"]["logits"] == ring_vec_encode(
+        config.fxp.ring, logits.reshape(-1)
+    ).hex()
+    assert case["outputs"]["server"] == {"tokens": 2}
+    assert {e["label"] for e in case["transcript"]} >= {"transformer/tokens", "transformer/output"}

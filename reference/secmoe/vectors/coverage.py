@@ -11,6 +11,7 @@ checks that every algorithm of the spec is named somewhere, and
 from __future__ import annotations
 
 COVERS: dict[str, tuple[str, ...]] = {
+    "accuracy.classify": ("spec/60-accuracy.md#classify_server",),
     "encoding.fxp": (
         "spec/01-encoding.md#ring",
         "spec/01-encoding.md#fixedpoint",
@@ -59,6 +60,20 @@ COVERS: dict[str, tuple[str, ...]] = {
         "spec/33-functions.md#rmsnorm_fixed",
         "spec/34-baselines.md#gelu_bumblebee_fixed",
     ),
+    "model.checkpoint": (
+        "spec/06-models.md#read_safetensors",
+        "spec/06-models.md#write_safetensors",
+        "spec/06-models.md#derive_moe_config",
+    ),
+    "model.classifier": (
+        "spec/60-accuracy.md#classifierconfig",
+        "spec/60-accuracy.md#preprocess",
+        "spec/60-accuracy.md#classifier_float",
+        "spec/60-accuracy.md#save_classifier",
+        "spec/60-accuracy.md#load_classifier",
+        "spec/60-accuracy.md#split_indices",
+        "spec/60-accuracy.md#classifier_fixed_ablated",
+    ),
     "model.moe_fixed": (
         "spec/06-models.md#moeconfig",
         "spec/06-models.md#topk_order",
@@ -68,12 +83,19 @@ COVERS: dict[str, tuple[str, ...]] = {
         "spec/06-models.md#sigmoid_fixed",
     ),
     "model.softmax_fixed": ("spec/06-models.md#exp_fixed", "spec/06-models.md#reciprocal_fixed"),
+    "moe.demo": ("spec/40-moe.md#demo_server", "spec/40-moe.md#load_inputs"),
+    "moe.experts": ("spec/40-moe.md#shared_ffn",),
     "moe.moe": (
         "spec/40-moe.md#select_setup",
         "spec/40-moe.md#select_experts",
         "spec/40-moe.md#expert_matmul",
         "spec/40-moe.md#route",
         "spec/40-moe.md#select_mac",
+    ),
+    "moe.prepare": (
+        "spec/40-moe.md#stack_key",
+        "spec/40-moe.md#prepare_stack",
+        "spec/20-he.md#unpacked_shape",
     ),
     "moe.routing": (
         "spec/30-protocols.md#sigmoid",
@@ -145,6 +167,12 @@ COVERS: dict[str, tuple[str, ...]] = {
         "spec/03-sharing.md#bool_reveal",
     ),
     "sharing.share_add_reveal": ("spec/03-sharing.md#arith_split",),
+    "transformer.model": (
+        "spec/50-transformer.md#model_keys",
+        "spec/50-transformer.md#embed",
+        "spec/50-transformer.md#transformer",
+        "spec/50-transformer.md#transformer_server",
+    ),
     "transformer.transformer_block": (
         "spec/50-transformer.md#transformerconfig",
         "spec/50-transformer.md#transformer_weights",

@@ -7,10 +7,16 @@ every payload over 1024 bytes, which covers every ciphertext).
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
+
+from secmoe.errors import Party
 from secmoe.model.config import MoEConfig
 from secmoe.model.default import uniform_tensor
 from secmoe.model.transformer import TransformerConfig, encode_transformer, transformer_weights
 from secmoe.transformer.block import transformer_block
+from secmoe.transformer.demo import transformer_client, transformer_server
 from secmoe.vectors.build import hex_ring
 from secmoe.vectors.play import NORMAL, CaseSpec, Group, Play, both, param, ring_of, table_file
 from secmoe.vectors.registry import Json, case_seed, inputs_prg
@@ -99,4 +105,66 @@ table_file(
     notes={"Normal": NORMAL},
     player=_play,
     groups=_groups,
+)
+
+
+# --- the whole model (spec §50.3-50.4): the client's ids in, the logits out --------------------
+
+MODEL = "transformer.model"
+MODEL_TOKENS = 2
+
+
+def _play_model(case: Json, params: Json) -> Play:
+    inputs = case["inputs"]
+    c = config_of(inputs["config"])
+    fw = encode_transformer(
+        c, transformer_weights(c, bytes.fromhex(inputs["server"]["weights_seed"]))
+    )
+    ids = np.asarray(inputs["client"]["ids"], dtype=np.int64)
+
+    def encode(party: Party, out: Any) -> Json:
+        return {"tokens": out} if party == "server" else {"logits": hex_ring(c.fxp.ring, out)}
+
+    return Play(
+        c.fxp,
+        lambda ctx: transformer_client(ctx, c, ids),
+        lambda ctx: transformer_server(ctx, c, fw),
+        encode,
+    )
+
+
+def _model_groups() -> list[Group]:
+    c = CONFIG
+    cid = f"{MODEL}/tiny-classify"
+    seed = case_seed(MODEL, cid)
+    ids = [int(v) for v in inputs_prg(MODEL, cid).next_below(MODEL_TOKENS, c.vocab_size)]
+    inputs = {
+        "config": config_json(c),
+        "client": {"ids": ids},
+        "server": {"weights_seed": seed.hex()},
+    }
+    comment = "one block, two tokens, d_model 4, 2 heads, 4 experts, a 3-class head"
+    return [Group(MODEL_PARAMS, [CaseSpec(cid, comment, inputs)])]
+
+
+MODEL_PARAMS: Json = {**FILE_PARAMS, "T": MODEL_TOKENS}
+
+table_file(
+    MODEL,
+    "transformer/model.json",
+    section="50.4.1",
+    anchor="spec/50-transformer.md#transformer_client",
+    params=FILE_PARAMS,
+    header=[
+        "The whole secure MoE transformer (spec 50.3-50.4): transformer_client sends T",
+        "(transformer/tokens), both run transformer (model_keys, embed, the blocks, the final",
+        "norm and the head), the server sends its logit shares (transformer/output). Tiny",
+        "classifier: vocab 8, d_model 4, 2 heads, 1 block, 4 GeGLU experts (d_ff 8, top-1),",
+        "3 classes. inputs.client.ids: the token ids; inputs.server.weights_seed: the seed of",
+        "transformer_weights (encoded). Outputs: the client's logits (ring-vec hex, equal to",
+        "transformer_fixed), the server's token count. Payloads over 1024 bytes: their SHA-256.",
+    ],
+    notes={"Normal": NORMAL},
+    player=_play_model,
+    groups=_model_groups,
 )

@@ -280,14 +280,15 @@ def record(protocol: str, player: Player, params: Json, spec: CaseSpec) -> Json:
 LocalFn = Callable[[Json, Json], tuple[Json, Json | None]]
 
 
-def _error_kind(fn: LocalFn, inputs: Json, params: Json) -> str:
+def _error_of(fn: LocalFn, inputs: Json, params: Json) -> tuple[str, str]:
+    """The kind and message of the error ``fn`` raises on ``inputs``, ``("none", "")`` if none."""
     try:
         fn(inputs, params)
-    except SpecError:
-        return "spec_error"
+    except SpecError as exc:
+        return "spec_error", str(exc)
     except ProtocolError as exc:
-        return exc.kind
-    return "none"
+        return exc.kind, str(exc)
+    return "none", ""
 
 
 def record_local(fn: LocalFn, params: Json, spec: CaseSpec) -> Json:
@@ -302,9 +303,12 @@ def record_local(fn: LocalFn, params: Json, spec: CaseSpec) -> Json:
             flags=list(spec.flags),
             intermediates=intermediates,
         )
-    kind = _error_kind(fn, spec.inputs, params)
-    if kind != spec.error["kind"] or spec.base_id is None:
-        raise SpecError(f"{spec.id}: the inputs give {kind!r}, the case states {spec.error}")
+    kind, message = _error_of(fn, spec.inputs, params)
+    unnamed = [n for n in spec.error.get("names", []) if n not in message]
+    if kind != spec.error["kind"] or spec.base_id is None or unnamed:
+        raise SpecError(
+            f"{spec.id}: the inputs give {kind!r} ({message}), the case states {spec.error}"
+        )
     return invalid_case(
         spec.id,
         spec.comment,
