@@ -110,6 +110,7 @@ CHECKPOINTS: dict[str, tuple[Json | None, Shapes, int | None]] = {
             "topk_group": 1,
             "routed_scaling_factor": 2.5,
             "n_shared_experts": 1,
+            "first_k_dense_replace": 0,  # the tiny checkpoint's layer 0 is a MoE layer
         },
         {MLP + "gate.weight": (E, D), MLP + "gate.e_score_correction_bias": (E,)}
         | _experts(MLP, "experts.{e}.", QWEN)
