@@ -31,7 +31,7 @@ LAYERS: dict[str, int] = {
     "protocols": 7,
     "moe": 8,
     "transformer": 9,
-    "accuracy": 10,
+    "accuracy": 9,
     "vectors": 10,
     "interop": 11,
     "interop_cli": 12,
