@@ -372,14 +372,6 @@ def _gpt_oss(k: _Keys, out: Derived) -> None:
     out.shared = False
 
 
-def _granite(k: _Keys, out: Derived) -> None:
-    out.n_experts = k.integer("num_local_experts", None, 1)
-    _experts_per_token(k, out, 2)
-    out.set("gate_norm", "softmax_topk", "model_type")
-    _activation(k, out)
-    out.shared = False
-
-
 def _dbrx(k: _Keys, out: Derived) -> None:
     ffn = k.raw("ffn_config")
     f = _Keys(ffn if isinstance(ffn, dict) else {}, f"{k.where} ffn_config")
@@ -431,7 +423,7 @@ _DERIVERS = {
     "deepseek_v3": _deepseek_v3,
     "glm4_moe": _deepseek_v3,
     "gpt_oss": _gpt_oss,
-    "granitemoe": _granite,
+    "granitemoe": _mixtral,  # the same keys and routing (top-k, then softmax over those k)
     "dbrx": _dbrx,
     "llama4": _llama4,
 }
