@@ -5,7 +5,8 @@ with it under ``peer``, interleaved with ours (median of 21 each), and ``ratio``
 SEAL cannot use t = 2^64 and its default modulus for N = 8192 has five primes of 43-44 bits
 (ours: seven of 31), so the comparison is of the same operations at the same N, not of one
 scheme instance: the NTT of a ciphertext, secret-key encryption, decryption, ct x pt with both
-in NTT form (pointwise), ct x ct without relinearisation.
+in NTT form (pointwise), ct x ct without relinearisation. ``he_standard`` checks every secure
+parameter set against the HE standard's 128-bit bound (spec §20.1.2).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from secmoe.encoding import Ring
 from secmoe.errors import SpecError
 from secmoe.he import bfv, packing, rns
 from secmoe.he.matmul import he_matmul
-from secmoe.he.params import preset
+from secmoe.he.params import HE_STANDARD_128, HeParams, preset
+from secmoe.moe.select import pack_params
 from secmoe.randomness import Prg, dst
 from secmoe.session import run_local
 
@@ -101,6 +103,23 @@ def _seal_ops(n: int) -> tuple[str, dict[str, Callable[[], Any]]] | None:
     }
 
 
+def he_standard() -> dict[str, dict[str, object]]:
+    """Every secure parameter set the protocols use (the presets of spec §20.1 and the MoE
+    layer's packing set, §40.1.1) against the HE standard's 128-bit bound for its N (§20.1.2)."""
+    sets: list[HeParams] = [preset(name) for name in ("he4096", "he8192", "he16384")]
+    sets.append(pack_params())
+    out: dict[str, dict[str, object]] = {}
+    for p in sets:
+        bound = HE_STANDARD_128[p.n]
+        out[p.name] = {
+            "N": p.n,
+            "log_q": round(p.log_q, 2),
+            "bound": bound,
+            "holds": p.log_q <= bound,
+        }
+    return out
+
+
 @register_bench(
     "he",
     "BFV (t = 2^64) at N = 8192: NTT, encrypt/decrypt, ct x pt, ct x ct, 768 x 3072 matvec",
@@ -116,6 +135,7 @@ def _seal_ops(n: int) -> tuple[str, dict[str, Callable[[], Any]]] | None:
         "params",
         "peer",
         "ratio",
+        "he_standard",
     ),
 )
 def bench_he(opts: BenchOptions) -> dict[str, object]:
@@ -145,6 +165,7 @@ def bench_he(opts: BenchOptions) -> dict[str, object]:
     opts.say(f"bench he: single operations at N = {p.n}")
     out: dict[str, object] = {
         "params": {**p.as_dict(), "ct_ct_params": big.as_dict()},
+        "he_standard": he_standard(),
         "ct_pt_mul_ms": _ms(lambda: bfv.ct_mul_plain(ct, w), repeat),
         "ct_ct_mul_he16384_ms": _ms(lambda: bfv.ct_mul(cb, cb), max(1, repeat // 2)),
     }

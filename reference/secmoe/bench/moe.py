@@ -24,7 +24,6 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
 from secmoe.bench.registry import BenchOptions, register_bench
 from secmoe.encoding import RingVec
@@ -154,9 +153,13 @@ def _split(sel: dict[str, float]) -> Entry:
     return dict(parts)
 
 
-def mac_roofline(block: NDArray[np.uint32], repeat: int = 7) -> Entry:
-    """``select_mac`` against a plain numpy multiply-add of the same arrays (one block of the
-    prepared W1 and uniform selectors of its shape), interleaved, medians."""
+def mac_roofline(model: prepare.PreparedModel, repeat: int = 7) -> Entry:
+    """``select_mac`` against a plain numpy multiply-add of the same arrays (a copy of the first
+    block of the prepared W1, so that no view keeps the whole preparation alive, and uniform
+    selectors of its shape), interleaved, medians."""
+    blocks = model.stacks["w1"].blocks()
+    block = np.array(next(blocks)[2])
+    blocks.close()  # stops a cache file's reader thread
     p = select.select_params()
     col = np.array(p.q_primes, dtype=np.uint64).reshape(1, 1, -1, 1)
     shape = (block.shape[0], 2, *block.shape[1:])
@@ -320,8 +323,7 @@ def bench_moe(opts: BenchOptions) -> dict[str, object]:
                 entry = measure(layer, config, fw, x, None if opts.quick else opts.progress)
                 if prepared is not None:
                     entry.update(_prepared_entry(prepared))
-                    first = next(prepared.stacks["w1"].blocks())[2]
-                    roofline[str(n_exp)] = mac_roofline(np.array(first))
+                    roofline[str(n_exp)] = mac_roofline(prepared)
             finally:
                 prepare.forget(fw)
                 if prepared is not None and not os.environ.get(ENV_KEEP):

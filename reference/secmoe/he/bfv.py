@@ -266,26 +266,55 @@ def ct_mul_plain(ct: Ciphertext, w: I64) -> Ciphertext:
     return Ciphertext(p, list(rns.ntt_inverse(rns.mul_eval(parts, w_eval, p.q_primes), t)))
 
 
-def ct_mul(a: Ciphertext, b: Ciphertext) -> Ciphertext:
+@dataclass(frozen=True)
+class Lifted:
+    """Step 1 of ``ct_mul`` for one degree-1 ciphertext: its parts' centered representatives as
+    residues over q and the auxiliary primes, in NTT form, (2, L + A, N). A ciphertext that
+    multiplies several others is lifted once (``expert_matmul``'s input block)."""
+
+    params: HeParams
+    parts: U64
+
+
+def lift(ct: Ciphertext, ntt_q: U64 | None = None) -> Lifted:
+    """``ct_mul`` step 1 (spec §20.4.4) for one operand. ``ntt_q``, if given, is the parts' NTT
+    form mod q (2, L, N), which the caller already has (the selection's sum): only the residues
+    mod the auxiliary primes are then computed and transformed."""
+    p = ct.params
+    if ct.degree != 1:
+        raise SpecError("mul takes two degree-1 ciphertexts")
+    qs, aux = p.q_primes, p.aux_primes
+    out = np.empty((2, len(qs) + len(aux), p.n), dtype=np.uint64)
+    for k in range(2):
+        out[k, len(qs) :] = baseconv.base_extend(ct.parts[k], qs, aux, centered=True)
+    out[:, len(qs) :] = rns.ntt_forward(out[:, len(qs) :], rns.tables(p.n, aux))
+    if ntt_q is None:
+        out[:, : len(qs)] = rns.ntt_forward(np.stack(ct.parts), rns.tables(p.n, qs))
+    else:
+        if ntt_q.shape != (2, len(qs), p.n):
+            raise SpecError("the NTT form of a degree-1 ciphertext is (2, L, N)")
+        out[:, : len(qs)] = ntt_q
+    return Lifted(p, out)
+
+
+def ct_mul(a: Ciphertext | Lifted, b: Ciphertext | Lifted) -> Ciphertext:
     """Degree-1 x degree-1 product: round(t/q * (a tensor b)) mod q, computed exactly.
 
     Implements spec §20.4.4 `ct_mul` (spec/20-he.md#ct_mul). The centered parts are lifted to the
     basis q * P, where P (the aux primes) exceeds 8 N q; the tensor product is exact there; it is
-    scaled by t / q with rounding and reduced mod q (both in RNS, spec §20.12).
+    scaled by t / q with rounding and reduced mod q (both in RNS, spec §20.12). Either operand
+    may come lifted already (``lift``); the result is the same bit for bit.
     """
-    p = _same(a, b)
-    if a.degree != 1 or b.degree != 1:
-        raise SpecError("mul takes two degree-1 ciphertexts")
+    # Step 1: the centered representative of every part, extended to the auxiliary primes.
+    la = a if isinstance(a, Lifted) else lift(a)
+    lb = b if isinstance(b, Lifted) else lift(b)
+    if la.params != lb.params:
+        raise SpecError("ciphertexts under different parameters")
+    p = la.params
     qs, aux = p.q_primes, p.aux_primes
     big = qs + aux
     t = rns.tables(p.n, big)
-    # Step 1: the centered representative of every part, extended to the auxiliary primes.
-    parts = np.stack([a.parts[0], a.parts[1], b.parts[0], b.parts[1]])
-    lifted = np.empty((4, len(big), p.n), dtype=np.uint64)
-    lifted[:, : len(qs)] = parts
-    for k in range(4):
-        lifted[k, len(qs) :] = baseconv.base_extend(parts[k], qs, aux, centered=True)
-    a0, a1, b0, b1 = rns.ntt_forward(lifted, t)
+    (a0, a1), (b0, b1) = la.parts, lb.parts
     # Step 2: the tensor product in evaluation form, exact over q * P.
     d = np.stack(
         [

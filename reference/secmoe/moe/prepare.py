@@ -19,7 +19,7 @@ import struct
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,7 +158,7 @@ class PreparedStack:
     def in_memory(self) -> bool:
         return self.data is not None
 
-    def blocks(self) -> Iterator[tuple[int, int, U32]]:
+    def blocks(self) -> Generator[tuple[int, int, U32], None, None]:
         """(b_o, b_i, the (E, L, N) block) in file order; a file is read one block ahead by a
         reader thread, and the time the caller waits for it is added to ``stats``."""
         o, i, e, lq, n = self.dims

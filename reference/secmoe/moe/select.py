@@ -386,7 +386,8 @@ def expert_matmul(
                     party="server",
                 )
                 plain = packing.encode_input(p, shape, xs[i], 0, bi)
-                row.append(respack.add_plain_scaled(ct, plain, a))
+                # Lifted once (ct_mul's step 1): it multiplies every output block's selection.
+                row.append(bfv.lift(respack.add_plain_scaled(ct, plain, a)))
             x_cts.append(row)
         prg = ctx.prg("moe.matmul", "mask")
         members: list[bfv.Ciphertext] = []
@@ -410,7 +411,9 @@ def expert_matmul(
                     t0 = time.perf_counter()
                     selected = packing.from_ntt_parts(p, summed)
                     clock_selection(ctx, t0)
-                    prod = bfv.ct_mul(selected, x_cts[row_input[r]][bi])
+                    # Its residues mod q are in NTT form already: only those mod P are new.
+                    lifted = bfv.lift(selected, ntt_q=summed)
+                    prod = bfv.ct_mul(lifted, x_cts[row_input[r]][bi])
                     prev = acc[r]
                     acc[r] = prod if prev is None else bfv.ct_add(prev, prod)
                 if bi == n_in - 1:
