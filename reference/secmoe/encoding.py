@@ -63,7 +63,7 @@ class Ring:
         if arr.dtype == np.uint64:
             return self.reduce(arr.copy())
         if arr.dtype.kind in "iu":
-            return self.reduce(arr.astype(np.int64).view(np.uint64).copy())
+            return self.reduce(arr.astype(np.int64, copy=False).view(np.uint64).copy())
         if arr.dtype == object or arr.size == 0:
             flat = [int(v) % (1 << 64) for v in arr.reshape(-1)]
             out = np.array(flat, dtype=np.uint64).reshape(arr.shape)
@@ -214,14 +214,20 @@ def fxp_encode(fxp: FixedPoint, x: ArrayLike) -> RingVec:
         raise SpecError("fixed-point encode: input has NaN or infinity")
     # Scaling by a power of two is exact in float64, and so is floor(y + 1/2): wherever y has
     # a fractional part, y + 1/2 is representable.
-    v = np.floor(arr * fxp.scale + 0.5)
+    # In place after the first product: a model's weight stack can be gigabytes.
+    v = arr * fxp.scale
+    v += 0.5
+    np.floor(v, out=v)
     bound = float(1 << (fxp.ring.bits - 1))
     bad = (v < -bound) | (v >= bound)
     if np.any(bad):
         first = arr.reshape(-1)[int(np.argmax(bad.reshape(-1)))]
         e = fxp.ring.bits - 1 - fxp.frac_bits
         raise SpecError(f"fixed-point encode: {first!r} is outside the range [-2^{e}, 2^{e})")
-    return fxp.ring.from_int(v.astype(np.int64))
+    del bad
+    ints = v.astype(np.int64)
+    del v
+    return fxp.ring.from_int(ints)
 
 
 def fxp_decode(fxp: FixedPoint, a: RingVec) -> NDArray[np.float64]:

@@ -14,8 +14,11 @@ ordinary encryption at scale q / 2^64 of the products mod 2^64.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 from numpy.typing import NDArray
@@ -135,6 +138,11 @@ def merge(
     return bfv.ct_add(plus, galois.apply_galois(minus, key))
 
 
+@cache
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="pack")
+
+
 def pack_group(cts: Sequence[Ciphertext], a: int, keys: dict[int, GaloisKey]) -> Ciphertext:
     """One ciphertext of 2^a sum_k X^(k g) (ct_k at the multiples of 2^a), g = 2^(a - l),
     l = ceil(log2 len(cts)); every other coefficient of every ct_k is removed.
@@ -146,10 +154,12 @@ def pack_group(cts: Sequence[Ciphertext], a: int, keys: dict[int, GaloisKey]) ->
     if count < 1 or ell > a:
         raise SpecError(f"a group packs 1 to 2^{a} ciphertexts, got {count}")
     slots: list[Ciphertext | None] = [*cts, *([None] * ((1 << ell) - count))]
-    # Step 1: merge levels j = a-1 .. a-l, slot k with slot k + half.
+    # Step 1: merge levels j = a-1 .. a-l, slot k with slot k + half. The merges of a level are
+    # independent: one thread per core (the transforms release the GIL); order-free results.
     for j in range(a - 1, a - ell - 1, -1):
         half = len(slots) // 2
-        slots = [merge(slots[k], slots[k + half], j, keys) for k in range(half)]
+        pairs = [(slots[k], slots[k + half]) for k in range(half)]
+        slots = list(_pool().map(lambda pair, j=j: merge(pair[0], pair[1], j, keys), pairs))
     out = slots[0]
     assert out is not None
     # Step 2: the trace over the remaining levels j = a-l-1 .. 0.

@@ -57,10 +57,16 @@ def uniform_tensor(seed: bytes, name: str, shape: tuple[int, ...], scale: float)
     prg = Prg(seed, dst("model.default", name))
     # Step 2: one little-endian u64 word per entry, row-major.
     words = prg.next_u64(n)
-    # Step 3: the top 53 bits as u in [0, 1), then (2u - 1) * scale.
-    u = (words >> np.uint64(11)).astype(np.float64) * 2.0**-53
-    out: Floats = ((2.0 * u - 1.0) * scale).reshape(shape)
-    return out
+    # Step 3: the top 53 bits as u in [0, 1), then (2u - 1) * scale; the same operations in the
+    # same order, in place (an expert stack can be gigabytes).
+    words >>= np.uint64(11)
+    out: Floats = words.astype(np.float64)
+    del words
+    out *= 2.0**-53
+    out *= 2.0
+    out -= 1.0
+    out *= scale
+    return out.reshape(shape)
 
 
 def fan_in_scale(fan_in: int) -> float:

@@ -10,9 +10,13 @@ input (ct x ct), masks, floods, switches down and returns; the client decrypts d
 from __future__ import annotations
 
 import math
+import os
 import time
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -391,8 +395,19 @@ def expert_matmul(
             x_cts.append(row)
         prg = ctx.prg("moe.matmul", "mask")
         members: list[bfv.Ciphertext] = []
+        # Steps 3-4 run as a pipeline: this thread selects (the multiply-accumulate) and, in
+        # product order, floods and switches; the products, relinearisations and shifts, which
+        # draw no randomness, run on worker threads meanwhile. The PRG is drawn from here only,
+        # in product order, so the result is that of the sequential steps bit for bit.
+        pending: deque[Future[bfv.Ciphertext]] = deque()
+
+        def finish_oldest() -> None:
+            one = pending.popleft().result()
+            flooded = respack.flood(one, keys.session.keys.pk, prg, lay.plan.flood_bits)
+            members.append(mod_switch(flooded, PACK_PRIMES))
+
         for m, source in enumerate(sources):
-            acc: list[bfv.Ciphertext | None] = [None] * sel.rows
+            selected: list[list[tuple[bfv.Ciphertext, U64]]] = [[] for _ in range(sel.rows)]
             # Step 3: per weight block (b_o, b_i), b_i fastest: every expert's block in NTT form
             # (prepared, or built once per call for all rows), the selection
             # sum_e W_e [[2^L t_e]], its product with the input block, summed over the b_i.
@@ -409,26 +424,18 @@ def expert_matmul(
                     summed = select_mac(wblock, sel.cts[r], p.q_primes)
                     clock_selection(ctx, t0, MAC_TIMER)
                     t0 = time.perf_counter()
-                    selected = packing.from_ntt_parts(p, summed)
+                    selected[r].append((packing.from_ntt_parts(p, summed), summed))
                     clock_selection(ctx, t0)
-                    # Its residues mod q are in NTT form already: only those mod P are new.
-                    lifted = bfv.lift(selected, ntt_q=summed)
-                    prod = bfv.ct_mul(lifted, x_cts[row_input[r]][bi])
-                    prev = acc[r]
-                    acc[r] = prod if prev is None else bfv.ct_add(prev, prod)
                 if bi == n_in - 1:
-                    # Step 4: relinearise, move the outputs to the multiples of n_i,
-                    # re-randomise, flood, switch to the packing set.
                     for r in range(sel.rows):
-                        ct_sum = acc[r]
-                        assert ct_sum is not None
-                        one = respack.shift_outputs(
-                            relin.relinearise(ct_sum, keys.relin), shape.n_i
-                        )
-                        flooded = respack.flood(one, keys.session.keys.pk, prg, lay.plan.flood_bits)
-                        members.append(mod_switch(flooded, PACK_PRIMES))
-                    acc = [None] * sel.rows
+                        job = (selected[r], x_cts[row_input[r]], keys.relin, shape.n_i)
+                        pending.append(_products_pool().submit(_block_product, *job))
+                        while len(pending) > PIPELINE_DEPTH:
+                            finish_oldest()
+                    selected = [[] for _ in range(sel.rows)]
                 t0 = time.perf_counter()
+        while pending:
+            finish_oldest()
         # Step 5: per group, pack, mask, switch down; the server keeps -r.
         payload: list[bytes] = []
         for group, pos, idx in zip(lay.groups, lay.positions, lay.outputs, strict=True):
@@ -439,6 +446,32 @@ def expert_matmul(
             flat[idx] = Ring(64).neg(r_mask)[pos]
         ctx.channel.send("moe/matmul/y", b"".join(payload))
         return split(flat)
+
+
+PIPELINE_DEPTH = 2 * (os.cpu_count() or 1)  # products in flight on the worker threads
+
+
+@cache
+def _products_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="expert-product")
+
+
+def _block_product(
+    selected: list[tuple[bfv.Ciphertext, U64]],
+    inputs: list[bfv.Lifted],
+    relin_key: GaloisKey,
+    n_i: int,
+) -> bfv.Ciphertext:
+    """Steps 3-4 of §40.2.1 for one product, without randomness: the selected blocks (each with
+    its NTT form mod q) times the input blocks, summed over b_i, relinearised, the outputs
+    moved to the multiples of n_i."""
+    acc: bfv.Ciphertext | None = None
+    for (block, ntt_q), x in zip(selected, inputs, strict=True):
+        # Its residues mod q are in NTT form already: only those mod P are new.
+        prod = bfv.ct_mul(bfv.lift(block, ntt_q=ntt_q), x)
+        acc = prod if acc is None else bfv.ct_add(acc, prod)
+    assert acc is not None
+    return respack.shift_outputs(relin.relinearise(acc, relin_key), n_i)
 
 
 def _block_source(
