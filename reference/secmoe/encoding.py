@@ -215,7 +215,7 @@ def fxp_encode(fxp: FixedPoint, x: ArrayLike) -> RingVec:
     # Scaling by a power of two is exact in float64, and so is floor(y + 1/2): wherever y has
     # a fractional part, y + 1/2 is representable.
     # In place after the first product: a model's weight stack can be gigabytes.
-    v = arr * fxp.scale
+    v = np.asarray(arr * fxp.scale)  # an array also when x is a scalar
     v += 0.5
     np.floor(v, out=v)
     bound = float(1 << (fxp.ring.bits - 1))
