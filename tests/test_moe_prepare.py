@@ -85,11 +85,36 @@ def test_prepared_layer_is_bit_identical(tmp_path: Path, in_memory: bool) -> Non
     assert np.array_equal(y0, y1)
     assert np.array_equal(y1, moe_fixed(CONFIG, fw, x).y)
     assert t0 == t1
+    kept, in_files = prepare.prepared_sizes(CONFIG, 1 << 40 if in_memory else 0)
+    assert (kept, in_files) == (model.memory_bytes, model.nbytes - model.memory_bytes)
     files = sorted((tmp_path / "prepared").glob("*.bin")) if not in_memory else []
     assert len(files) == (0 if in_memory else 3)
     if not in_memory:
         assert model.read_stats().bytes_read == model.nbytes
         assert sum(f.stat().st_size for f in files) == model.nbytes + 3 * prepare.HEADER_BYTES
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        MoEConfig(d_model=8, d_ff=16, n_experts=4),
+        MoEConfig(d_model=8, d_ff=24, n_experts=3, expert_kind="relu", expert_bias=True),
+        MoEConfig(d_model=16, d_ff=8, n_experts=2, expert_kind="swiglu", expert_bias=True),
+    ],
+)
+def test_prepared_sizes_follow_the_memory_rule(config: MoEConfig) -> None:
+    """prepared_sizes (from the configuration alone) = what prepare_model keeps and writes, for
+    budgets that keep every stack, none, and only the first."""
+    weights = encode_weights(config, default_weights(config, bytes(32)))
+    sizes = {
+        name: stack.nbytes
+        for name, stack in prepare.prepare_model(config, weights, None, 1 << 40).stacks.items()
+    }
+    prepare.forget(weights)
+    first = next(iter(sizes.values()))
+    total = sum(sizes.values())
+    for budget, kept in ((1 << 40, total), (0, 0), (first, first)):
+        assert prepare.prepared_sizes(config, budget) == (kept, total - kept)
 
 
 def test_cache_file_is_reused_keyed_and_rebuilt(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import statistics
 import time
 from collections.abc import Callable
@@ -248,6 +249,31 @@ def measure(
     }
 
 
+def _disk_short(config: MoEConfig) -> str | None:
+    """Why the prepared weights of ``config`` cannot be built here (their cache files need more
+    than the free disk, spec §40.7.2), or None; an existing file of the same size counts as
+    free, since it may be the one that is reused."""
+    _, files = prepare.prepared_sizes(config)
+    if files == 0:
+        return None
+    folder = prepare.default_cache_dir()
+    while not folder.exists():
+        folder = folder.parent
+    free = shutil.disk_usage(folder).free
+    if free + _cached_bytes() >= files + prepare.DISK_MARGIN:
+        return None
+    return (
+        f"its cache files need {files / 2**30:.1f} GiB (+1 GiB) under {prepare.default_cache_dir()}, "
+        f"{free / 2**30:.1f} GiB free (set {prepare.ENV_DIR} to a larger disk)"
+    )
+
+
+def _cached_bytes() -> int:
+    """Bytes of the prepared cache files already in the cache directory."""
+    folder = prepare.default_cache_dir() / "prepared"
+    return sum(f.stat().st_size for f in folder.glob("*.bin")) if folder.is_dir() else 0
+
+
 def _ratio(num: dict[str, Entry], den: dict[str, Entry], a: str, b: str | None = None) -> Any:
     b = a if b is None else b
     if a not in num or b not in den:
@@ -315,6 +341,10 @@ def bench_moe(opts: BenchOptions) -> dict[str, object]:
                 results[name][str(n_exp)] = formula_entry(name, config)
                 continue
             prepared = None
+            if name == "secmoe" and (short := _disk_short(config)):
+                opts.say(f"bench moe: secmoe at {n_exp} experts not run: {short}")
+                results[name][str(n_exp)] = {**formula_entry(name, config), "not_run": short}
+                continue
             if name == "secmoe":
                 opts.say(f"bench moe: preparing the {n_exp} experts' weight blocks")
                 prepared = prepare.prepare_model(config, fw)

@@ -398,6 +398,28 @@ def forget(weights: object) -> None:
     _REGISTRY.pop(id(weights), None)
 
 
+def prepared_sizes(config: MoEConfig, memory_budget: int | None = None) -> tuple[int, int]:
+    """(bytes kept in memory, bytes in cache files) of ``prepare_model(config, ...)`` under the
+    memory rule of spec §40.7, from the configuration alone."""
+    from secmoe.moe.select import expert_shape, select_params
+
+    budget = default_memory_budget() if memory_budget is None else memory_budget
+    p = select_params()
+    extra = 1 if config.expert_bias else 0
+    widths = [(config.d_ff, config.d_model + extra)] * (2 if config.gated else 1)
+    widths.append((config.d_model, config.d_ff + extra))
+    kept = files = 0
+    for d_out, d_in in widths:
+        shape = expert_shape(p, d_in, d_out)
+        size = shape.out_blocks * shape.in_blocks * config.n_experts * len(p.q_primes) * p.n
+        size *= WORD_BYTES
+        if kept + size <= budget:
+            kept += size
+        else:
+            files += size
+    return kept, files
+
+
 def prepare_model(
     config: MoEConfig,
     weights: FixedWeights,
