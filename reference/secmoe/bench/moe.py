@@ -165,7 +165,7 @@ def mac_roofline(model: prepare.PreparedModel, repeat: int = 7) -> Entry:
     col = np.array(p.q_primes, dtype=np.uint64).reshape(1, 1, -1, 1)
     shape = (block.shape[0], 2, *block.shape[1:])
     raw = Prg(SEED, dst("bench.moe", "roofline")).next_u64(int(np.prod(shape)))
-    sel = raw.reshape(shape) % col
+    sel = (raw.reshape(shape) % col).astype(np.uint32)  # the selectors' width in the protocol
     ours, plain = [], []
     select_mac(block, sel, p.q_primes)
     for _ in range(repeat):

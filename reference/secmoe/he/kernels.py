@@ -128,10 +128,10 @@ def inverse_rows(a: U64, w: U64, ws: U64, primes: U64, n_inv: U64, n_inv_s: U64)
 
 
 @_inline
-def _mul_add(acc: U64, w: Any, s: U64) -> None:
-    """acc += w s for residues below 2^32 (32 x 32 -> 64-bit products)."""
+def _mul_add(acc: U64, w: Any, s: Any) -> None:
+    """acc += w s for residues below 2^32 (32 x 32 -> 64-bit products; either word width)."""
     for j in range(acc.shape[0]):
-        acc[j] += (np.uint64(w[j]) & LOW32) * (s[j] & LOW32)
+        acc[j] += (np.uint64(w[j]) & LOW32) * (np.uint64(s[j]) & LOW32)
 
 
 @_inline
@@ -145,7 +145,7 @@ def _fold(acc: U64, c: np.uint64) -> None:
 
 
 @_jit
-def mac_rows(w: Any, s: U64, primes: U64, acc: U64, lo: int, hi: int) -> None:
+def mac_rows(w: Any, s: Any, primes: U64, acc: U64, lo: int, hi: int) -> None:
     """acc[k, i] = sum_e w[e, i] s[e, k, i] mod primes[i] for the primes lo .. hi - 1, all
     inputs canonical. Each product is below (p - 1)^2 <= 2^62 - 2^33 + 4: four are summed from
     zero, then the sum is folded (:func:`_fold`) and three more fit below 2^64 each time."""

@@ -29,11 +29,12 @@ def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="select-mac")
 
 
-def select_mac(w: Residues, s: U64, primes: tuple[int, ...]) -> U64:
+def select_mac(w: Residues, s: Residues, primes: tuple[int, ...]) -> U64:
     """sum_e w[e] * s[e] (pointwise, mod each prime) over the experts, canonical.
 
     Implements spec §40.7.3 `select_mac` (spec/40-moe.md#select_mac). ``w`` is (E, L, N)
-    canonical residues (uint32 or uint64), ``s`` (E, parts, L, N) canonical uint64; the result is
+    canonical residues and ``s`` (E, parts, L, N) canonical residues (each uint32 or uint64); the
+    result is
     (parts, L, N), equal to ``dot_ntt``'s sum before its inverse transforms.
     """
     if w.ndim != 3 or s.ndim != 4 or w.shape[0] != s.shape[0] or w.shape[1:] != s.shape[2:]:
@@ -56,7 +57,7 @@ def select_mac(w: Residues, s: U64, primes: tuple[int, ...]) -> U64:
     return acc
 
 
-def plain_multiply_add(w: Residues, s: U64) -> U64:
+def plain_multiply_add(w: Residues, s: Residues) -> U64:
     """The roofline: sum_e w[e] * s[e] with one plain numpy multiply and add per expert (uint64
     wrap-around, no reduction, one thread). Only the benchmark uses it."""
     w64 = w.astype(np.uint64)

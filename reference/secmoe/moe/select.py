@@ -170,7 +170,10 @@ class Selection:
     rows: int
     experts: int
     levels: int
-    cts: U64 | None  # (rows, E, 2, L, N) on the server, None on the client
+    # (rows, E, 2, L, N) on the server, None on the client. uint32 (canonical residues below
+    # 2^31): the multiply-accumulate reads them once per weight block, so their width is most
+    # of its memory traffic.
+    cts: NDArray[np.uint32] | None
 
 
 def select_experts(ctx: PartyContext, onehot: RingVec) -> Selection:
@@ -200,7 +203,7 @@ def select_experts(ctx: PartyContext, onehot: RingVec) -> Selection:
             ctx.channel.send("moe/select", b"".join(ct_encode(c, seeded=True) for c in cts))
             return Selection(rows, experts, keys.levels, None)
         data = ctx.channel.recv("moe/select", rows * step)
-        out = np.empty((rows, experts, 2, len(p.q_primes), p.n), dtype=np.uint64)
+        out = np.empty((rows, experts, 2, len(p.q_primes), p.n), dtype=np.uint32)
         for r in range(rows):
             ct = ct_decode(
                 p, data[r * step : (r + 1) * step], seeded=True, label="moe/select", party="server"
