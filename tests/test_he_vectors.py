@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from secmoe.encoding import Ring
-from secmoe.errors import ProtocolError
+from secmoe.errors import ProtocolError, SpecError
 from secmoe.he import bfv, galois, modswitch, relin, respack
 from secmoe.he.params import preset
 from secmoe.he.serialize import ct_decode, ct_encode, gk_decode
@@ -127,3 +127,21 @@ def test_replay_respack_vectors() -> None:
         assert np.array_equal(bfv.decrypt(sk, one), bfv.decrypt(sk, square))
         with pytest.raises(ProtocolError):
             respack.packed_ct_decode(small.params, wire[:-1], positions, label="v", party="client")
+
+
+def test_modswitch_case_function_refuses_a_flood_its_prgs_did_not_make() -> None:
+    # The table's local function reads the case's inputs and draws from its party PRGs; a
+    # flooded input that is not the flood of its m by those PRGs is refused, not switched.
+    from secmoe.vectors.gen_he_galois import _modswitch
+    from secmoe.vectors.play import case_prgs
+
+    params = {"set": "toy"}
+    for c in cases("modswitch.json"):
+        prgs = case_prgs("he.modswitch", c["id"])
+        outputs, intermediates = _modswitch(c["inputs"], params, prgs)
+        assert (outputs, intermediates) == (c["outputs"], c["intermediates"])
+        flooded = bytearray(bytes.fromhex(c["inputs"]["flooded"]))
+        flooded[0] ^= 1
+        tampered = {**c["inputs"], "flooded": flooded.hex()}
+        with pytest.raises(SpecError, match="not the flood"):
+            _modswitch(tampered, params, prgs)

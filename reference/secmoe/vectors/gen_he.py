@@ -11,11 +11,12 @@ from secmoe.he.ntt import _primitive_2n_root
 from secmoe.he.params import check_security, preset
 from secmoe.he.privacy import ClientKeys, decrypt_share, mask_and_flood
 from secmoe.he.serialize import ct_encode, pk_encode
-from secmoe.randomness import Prg, dst
-from secmoe.vectors.build import hex_ring, local_case
+from secmoe.randomness import Prg
+from secmoe.vectors.build import hex_ring
 from secmoe.vectors.play import (
     CaseSpec,
     Group,
+    PartyPrg,
     Play,
     both,
     case_fxp,
@@ -23,49 +24,52 @@ from secmoe.vectors.play import (
     ring_of,
     table_file,
 )
-from secmoe.vectors.registry import Json, Note, case_seed, inputs_prg, register
+from secmoe.vectors.registry import Json, Note, inputs_prg
 
 INSECURE = Note("INSECURE_PARAMS", "the toy parameter set (N = 32): readable, not secure")
 NORMAL = Note("NORMAL", "an ordinary input")
 
 
-@register(
+def _params(inputs: Json, params: Json) -> tuple[Json, Json | None]:
+    p = preset(str(inputs["name"]))
+    if not p.insecure:
+        # Explicitly, not only in HeParams' constructor: preset() is cached, and the file
+        # claims each secure set passes the 128-bit table (spec §20.1.2).
+        check_security(p)
+    outputs = {
+        "N": p.n,
+        "q_primes": [str(x) for x in p.q_primes],
+        "aux_primes": [str(x) for x in p.aux_primes],
+        "psi": [str(_primitive_2n_root(x, p.n)) for x in p.q_primes],
+        "log2_q_floor": int(p.log_q),
+        "insecure": p.insecure,
+    }
+    return outputs, None
+
+
+def _params_groups() -> list[Group]:
+    names = ("toy", "he4096", "he8192", "he16384")
+    return [
+        Group(
+            {},
+            [CaseSpec(f"he.params/{n}", f"the {n} parameter set", {"name": n}) for n in names],
+        )
+    ]
+
+
+table_file(
     "he.params",
     "he/params.json",
     section="20.1",
     anchor="spec/20-he.md#heparams",
     params={"t": "2^64"},
-    mode="local",
     header=[
         "Every parameter set: N, the primes of q, the auxiliary primes, and psi for each prime of q."
     ],
     notes={"Normal": NORMAL},
+    fn=_params,
+    groups=_params_groups,
 )
-def _gen_params() -> list[Json]:
-    cases = []
-    for name in ("toy", "he4096", "he8192", "he16384"):
-        p = preset(name)
-        if not p.insecure:
-            # Explicitly, not only in HeParams' constructor: preset() is cached, and the file
-            # claims each secure set passes the 128-bit table (spec §20.1.2).
-            check_security(p)
-        cases.append(
-            local_case(
-                f"he.params/{name}",
-                f"the {name} parameter set",
-                inputs={"name": name},
-                outputs={
-                    "N": p.n,
-                    "q_primes": [str(x) for x in p.q_primes],
-                    "aux_primes": [str(x) for x in p.aux_primes],
-                    "psi": [str(_primitive_2n_root(x, p.n)) for x in p.q_primes],
-                    "log2_q_floor": int(p.log_q),
-                    "insecure": p.insecure,
-                },
-                flags=["Normal"],
-            )
-        )
-    return [{"params": {}, "tests": cases}]
 
 
 def _small_plain(prg: Prg, n: int, nonzero: int, bits: int) -> np.ndarray:
@@ -75,13 +79,61 @@ def _small_plain(prg: Prg, n: int, nonzero: int, bits: int) -> np.ndarray:
     return out.view(np.uint64)
 
 
-@register(
+def _toy(inputs: Json, params: Json, prgs: PartyPrg) -> tuple[Json, Json | None]:
+    p = preset(str(params["set"]))
+    ring = Ring(64)
+    prg = prgs("client")
+    sk = bfv.keygen(p, prg)
+    pk = bfv.public_key(sk, prg, 1)
+    pk2 = bfv.public_key(sk, prg, 2)
+    m1, m2 = ring_of(ring, inputs["m1"]), ring_of(ring, inputs["m2"])
+    c1 = bfv.encrypt_sk(sk, m1, prg)
+    c2 = bfv.encrypt_pk(pk, m2, prg)
+    product = bfv.ct_mul(c1, c2)
+    bound = float(inputs["flood_noise_bound_bits"])
+    flooded, share = mask_and_flood(product, ClientKeys(pk, pk2), prgs("server"), bound)
+    outputs = {
+        "decrypt_m1": hex_ring(ring, bfv.decrypt(sk, c1)),
+        "add": ct_encode(bfv.ct_add(c1, c2)).hex(),
+        "add_plain": ct_encode(bfv.ct_add_plain(c1, m2)).hex(),
+        "mul_plain": ct_encode(bfv.ct_mul_plain(c1, m2.view(np.int64))).hex(),
+        "mul": ct_encode(product).hex(),
+        "decrypt_mul": hex_ring(ring, bfv.decrypt(sk, product)),
+        "flooded": ct_encode(flooded).hex(),
+        "server_share": hex_ring(ring, share),
+        "client_share": hex_ring(ring, decrypt_share(sk, flooded)),
+    }
+    intermediates = {
+        "s": [int(v) for v in sk.s],
+        "pk": pk_encode(pk).hex(),
+        "pk2": pk_encode(pk2).hex(),
+        "encrypt_sk_m1": ct_encode(c1, seeded=True).hex(),
+        "encrypt_pk_m2": ct_encode(c2).hex(),
+    }
+    return outputs, intermediates
+
+
+def _toy_groups() -> list[Group]:
+    p = preset("toy")
+    ring = Ring(64)
+    cid = "he.toy/chain"
+    source = inputs_prg("he.toy", cid)
+    m1 = _small_plain(source, p.n, 8, 30)
+    m2 = _small_plain(source, p.n, 4, 20)
+    inputs = {"m1": hex_ring(ring, m1), "m2": hex_ring(ring, m2), "flood_noise_bound_bits": 110.0}
+    comment = (
+        "keygen, pk, pk2, encrypt_sk(m1), encrypt_pk(m2), add, add_plain, mul_plain, mul,"
+        " mask_and_flood"
+    )
+    return [Group({}, [CaseSpec(cid, comment, inputs, ("Insecure",))])]
+
+
+table_file(
     "he.toy",
     "he/toy.json",
     section="20.3",
     anchor="spec/20-he.md#encrypt_sk",
     params={"set": "toy", "N": 32, "t": "2^64"},
-    mode="local",
     header=[
         "One chain of BFV operations on the insecure toy set, every polynomial inline as",
         "poly_encode hex (limb-major u32 LE). The client's PRG is Prg(case_seed, dst('vectors', 'client'));",
@@ -92,57 +144,9 @@ def _small_plain(prg: Prg, n: int, nonzero: int, bits: int) -> np.ndarray:
         "Prg(case_seed, dst('vectors', 'server')), flood_noise_bound_bits) (spec 20.9).",
     ],
     notes={"Insecure": INSECURE},
+    seeded=_toy,
+    groups=_toy_groups,
 )
-def _gen_toy() -> list[Json]:
-    p = preset("toy")
-    ring = Ring(64)
-    cid = "he.toy/chain"
-    prg = Prg(case_seed("he.toy", cid), dst("vectors", "client"))
-    source = inputs_prg("he.toy", cid)
-    sk = bfv.keygen(p, prg)
-    pk = bfv.public_key(sk, prg, 1)
-    pk2 = bfv.public_key(sk, prg, 2)
-    m1 = _small_plain(source, p.n, 8, 30)
-    m2 = _small_plain(source, p.n, 4, 20)
-    w = m2.view(np.int64)
-    c1 = bfv.encrypt_sk(sk, m1, prg)
-    c2 = bfv.encrypt_pk(pk, m2, prg)
-    s_add = bfv.ct_add(c1, c2)
-    s_plain = bfv.ct_add_plain(c1, m2)
-    s_mulp = bfv.ct_mul_plain(c1, w)
-    s_mul = bfv.ct_mul(c1, c2)
-    server = Prg(case_seed("he.toy", cid), dst("vectors", "server"))
-    flooded, share = mask_and_flood(s_mul, ClientKeys(pk, pk2), server, 110.0)
-    product = bfv.decrypt(sk, s_mul)
-    case = local_case(
-        cid,
-        "keygen, pk, pk2, encrypt_sk(m1), encrypt_pk(m2), add, add_plain, mul_plain, mul, mask_and_flood",
-        inputs={
-            "m1": hex_ring(ring, m1),
-            "m2": hex_ring(ring, m2),
-            "flood_noise_bound_bits": 110.0,
-        },
-        intermediates={
-            "s": [int(v) for v in sk.s],
-            "pk": pk_encode(pk).hex(),
-            "pk2": pk_encode(pk2).hex(),
-            "encrypt_sk_m1": ct_encode(c1, seeded=True).hex(),
-            "encrypt_pk_m2": ct_encode(c2).hex(),
-        },
-        outputs={
-            "decrypt_m1": hex_ring(ring, bfv.decrypt(sk, c1)),
-            "add": ct_encode(s_add).hex(),
-            "add_plain": ct_encode(s_plain).hex(),
-            "mul_plain": ct_encode(s_mulp).hex(),
-            "mul": ct_encode(s_mul).hex(),
-            "decrypt_mul": hex_ring(ring, product),
-            "flooded": ct_encode(flooded).hex(),
-            "server_share": hex_ring(ring, share),
-            "client_share": hex_ring(ring, decrypt_share(sk, flooded)),
-        },
-        flags=["Insecure"],
-    )
-    return [{"params": {}, "tests": [case]}]
 
 
 def _play_matvec(case: Json, params: Json) -> Play:
@@ -197,56 +201,60 @@ table_file(
 )
 
 
-@register(
-    "he.packing",
-    "he/packing.json",
-    section="20.6",
-    anchor="spec/20-he.md#matmul_shape",
-    params={"set": "toy", "N": 32},
-    mode="local",
-    header=[
-        "Coefficient encodings of spec 20.6 on the toy set: the block shape, every input block",
-        "(ring vector hex) and weight block (signed coefficients) of a small matrix.",
-    ],
-    notes={"Insecure": INSECURE},
-)
-def _gen_packing() -> list[Json]:
-    p = preset("toy")
+def _packing(inputs: Json, params: Json) -> tuple[Json, Json | None]:
+    p = preset(str(params["set"]))
+    ring = Ring(64)
+    d_in, d_out = param(inputs, "d_in"), param(inputs, "d_out")
+    w = np.asarray(inputs["w"], dtype=np.int64).reshape(d_out, d_in)
+    x = ring_of(ring, inputs["x"])
+    shape = packing.matmul_shape(p, param(inputs, "T"), d_in, d_out)
+    outputs = {
+        "n_i": shape.n_i,
+        "n_o": shape.n_o,
+        "input_blocks": [
+            hex_ring(ring, packing.encode_input(p, shape, x, 0, b)) for b in range(shape.in_blocks)
+        ],
+        "weight_blocks": [
+            [
+                [int(v) for v in packing.encode_weights(p, shape, w, bo, bi)]
+                for bi in range(shape.in_blocks)
+            ]
+            for bo in range(shape.out_blocks)
+        ],
+    }
+    return outputs, None
+
+
+def _packing_groups() -> list[Group]:
     ring = Ring(64)
     cases = []
     for d_in, d_out in ((5, 3), (12, 9), (40, 2)):
         cid = f"he.packing/toy/{d_out}x{d_in}"
         src = inputs_prg("he.packing", cid)
-        w = (src.next_below(d_in * d_out, 1 << 8).astype(np.int64) - (1 << 7)).reshape(d_out, d_in)
+        w = src.next_below(d_in * d_out, 1 << 8).astype(np.int64) - (1 << 7)
         x = src.next_ring(d_in)
-        shape = packing.matmul_shape(p, 1, d_in, d_out)
-        cases.append(
-            local_case(
-                cid,
-                f"{d_out} x {d_in}",
-                inputs={
-                    "w": [int(v) for v in w.reshape(-1)],
-                    "x": hex_ring(ring, x),
-                    "T": 1,
-                    "d_in": d_in,
-                    "d_out": d_out,
-                },
-                outputs={
-                    "n_i": shape.n_i,
-                    "n_o": shape.n_o,
-                    "input_blocks": [
-                        hex_ring(ring, packing.encode_input(p, shape, x, 0, b))
-                        for b in range(shape.in_blocks)
-                    ],
-                    "weight_blocks": [
-                        [
-                            [int(v) for v in packing.encode_weights(p, shape, w, bo, bi)]
-                            for bi in range(shape.in_blocks)
-                        ]
-                        for bo in range(shape.out_blocks)
-                    ],
-                },
-                flags=["Insecure"],
-            )
-        )
-    return [{"params": {}, "tests": cases}]
+        inputs = {
+            "w": [int(v) for v in w],
+            "x": hex_ring(ring, x),
+            "T": 1,
+            "d_in": d_in,
+            "d_out": d_out,
+        }
+        cases.append(CaseSpec(cid, f"{d_out} x {d_in}", inputs, ("Insecure",)))
+    return [Group({}, cases)]
+
+
+table_file(
+    "he.packing",
+    "he/packing.json",
+    section="20.6",
+    anchor="spec/20-he.md#matmul_shape",
+    params={"set": "toy", "N": 32},
+    header=[
+        "Coefficient encodings of spec 20.6 on the toy set: the block shape, every input block",
+        "(ring vector hex) and weight block (signed coefficients) of a small matrix.",
+    ],
+    notes={"Insecure": INSECURE},
+    fn=_packing,
+    groups=_packing_groups,
+)

@@ -11,7 +11,8 @@ the test DRNG's seeds and writes the case; ``secmoe interop`` runs one party fro
 player (:func:`play_case`), so the generator and the live checker cannot disagree. Protocols on
 shares (every file of ``protocols/``) are entries of :func:`shared_file`. A local file is an entry
 of :func:`table_file`: its cases and the function of their ``inputs`` it tests (an invalid case
-is checked to raise its stated error).
+is checked to raise its stated error); a local function that also draws a party's randomness
+(a client's keys, a server's flooding) gets the case's party PRGs (:func:`case_prgs`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from numpy.typing import NDArray
 
 from secmoe.encoding import FixedPoint, Ring, RingVec, bit_vec_decode
 from secmoe.errors import Party, ProtocolError, SpecError
-from secmoe.randomness import Prg
+from secmoe.randomness import Prg, dst
 from secmoe.session import PartyContext
 from secmoe.vectors.build import (
     hex_bits,
@@ -35,7 +36,15 @@ from secmoe.vectors.build import (
     run_case,
     two_party_case,
 )
-from secmoe.vectors.registry import Json, Mode, Note, inputs_prg, register, registered
+from secmoe.vectors.registry import (
+    Json,
+    Mode,
+    Note,
+    case_seed,
+    inputs_prg,
+    register,
+    registered,
+)
 
 PartyFn = Callable[[PartyContext], Any]
 NORMAL = Note("NORMAL", "an ordinary input; the transcript includes the OT-based correlations")
@@ -278,6 +287,17 @@ def record(protocol: str, player: Player, params: Json, spec: CaseSpec) -> Json:
 
 # (inputs, params) -> (outputs, intermediates or None); raises the case's error on invalid inputs.
 LocalFn = Callable[[Json, Json], tuple[Json, Json | None]]
+# A party's PRG of one case, a fresh stream at each call: Prg(case_seed, dst("vectors", party)).
+PartyPrg = Callable[[Party], Prg]
+# As LocalFn, for a function that also draws a party's randomness from the case's PartyPrg.
+SeededFn = Callable[[Json, Json, PartyPrg], tuple[Json, Json | None]]
+
+
+def case_prgs(protocol: str, case_id: str) -> PartyPrg:
+    """The party PRGs of a local case, ``Prg(case_seed(protocol, case_id), dst("vectors",
+    party))``: the streams its file's header names for the randomness its inputs do not list."""
+    seed = case_seed(protocol, case_id)
+    return lambda party: Prg(seed, dst("vectors", party))
 
 
 def _error_of(fn: LocalFn, inputs: Json, params: Json) -> tuple[str, str]:
@@ -331,17 +351,22 @@ def table_file(
     groups: Callable[[], list[Group]],
     player: Player | None = None,
     fn: LocalFn | None = None,
+    seeded: SeededFn | None = None,
     mode: Mode | None = None,
 ) -> None:
     """A table entry: a vector file and its cases, recorded by the case's ``player`` (a
     two-party file, mode ``real``) or by the local function ``fn`` (mode ``local`` or
-    ``dealer``). A case runs with the file's params updated by its group's (§5.4)."""
-    if (player is None) == (fn is None):
+    ``dealer``), or ``seeded``, given the case's party PRGs besides its inputs and params.
+    A case runs with the file's params updated by its group's (§5.4)."""
+    if [player, fn, seeded].count(None) != 2:
         raise SpecError(f"{protocol}: a table entry has a player or a local function")
 
     def one(merged: Json, case: CaseSpec) -> Json:
         if player is not None:
             return record(protocol, player, merged, case)
+        if seeded is not None:
+            prgs = case_prgs(protocol, case.id)
+            return record_local(lambda i, p: seeded(i, p, prgs), merged, case)
         assert fn is not None
         return record_local(fn, merged, case)
 
