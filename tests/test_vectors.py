@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -584,16 +585,38 @@ def test_classify_vector_equals_classifier_fixed() -> None:
     assert digits["outputs"]["saved_sha256"] == digits["inputs"]["model_sha256"]
 
 
-def test_transformer_model_vector_equals_transformer_fixed() -> None:
+def test_transformer_model_vectors_equal_transformer_fixed() -> None:
+    """Both heads: the classifier's first-token row and the causal LM's every-token rows."""
     from secmoe.model.transformer import transformer_fixed, transformer_weights
     from secmoe.vectors.gen_transformer import config_of
 
-    (case,) = cases("transformer/model.json")
-    config = config_of(case["inputs"]["config"])
-    weights = transformer_weights(config, bytes.fromhex(case["inputs"]["server"]["weights_seed"]))
-    logits = transformer_fixed(config, weights, np.asarray(case["inputs"]["client"]["ids"]))
-    assert case["outputs"]["client"]["logits"] == ring_vec_encode(
-        config.fxp.ring, logits.reshape(-1)
-    ).hex()
-    assert case["outputs"]["server"] == {"tokens": 2}
-    assert {e["label"] for e in case["transcript"]} >= {"transformer/tokens", "transformer/output"}
+    by_id = {c["id"]: c for c in cases("transformer/model.json")}
+    assert sorted(by_id) == ["transformer.model/tiny-classify", "transformer.model/tiny-lm"]
+    for case in by_id.values():
+        config = config_of(case["inputs"]["config"])
+        seed = bytes.fromhex(case["inputs"]["server"]["weights_seed"])
+        ids = np.asarray(case["inputs"]["client"]["ids"])
+        logits = transformer_fixed(config, transformer_weights(config, seed), ids)
+        assert logits.shape == (config.pooled_rows(ids.size), config.n_out)
+        assert (
+            case["outputs"]["client"]["logits"]
+            == ring_vec_encode(config.fxp.ring, logits.reshape(-1)).hex()
+        )
+        assert case["outputs"]["server"] == {"tokens": ids.size}
+        labels = {e["label"] for e in case["transcript"]}
+        assert labels >= {"transformer/tokens", "transformer/output"}
+    # The LM case pins the mask: without it, the rows whose later keys it hides (0 and 1) would
+    # differ; the last row sees every key either way.
+    lm_case = by_id["transformer.model/tiny-lm"]
+    lm = config_of(lm_case["inputs"]["config"])
+    assert (lm.head, lm.causal, lm.n_out) == ("lm", True, lm.vocab_size)
+    ids = np.asarray(lm_case["inputs"]["client"]["ids"])
+    assert ids.size == 3
+    weights = transformer_weights(lm, bytes.fromhex(lm_case["inputs"]["server"]["weights_seed"]))
+    masked = transformer_fixed(lm, weights, ids)
+    unmasked = transformer_fixed(replace(lm, causal=False), weights, ids)
+    assert [bool(np.array_equal(m, u)) for m, u in zip(masked, unmasked, strict=True)] == [
+        False,
+        False,
+        True,
+    ]

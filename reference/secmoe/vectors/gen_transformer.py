@@ -1,17 +1,20 @@
-"""Vector table of spec §50: one secure MoE transformer block on a tiny configuration.
+"""Vector tables of spec §50 on tiny configurations: one secure MoE transformer block, and the
+whole model (a classifier and a causal LM).
 
-The case: the configuration, the weights as the seed of ``transformer_weights`` (block 0 is
-the one run), two tokens' shares, each party's output share, and the transcript (SHA-256 of
-every payload over 1024 bytes, which covers every ciphertext).
+The block's case: the configuration, the weights as the seed of ``transformer_weights`` (block 0
+is the one run), two tokens' shares, each party's output share, and the transcript (SHA-256 of
+every payload over 1024 bytes, which covers every ciphertext). The model's cases: the
+configuration, the client's ids, the server's weights seed, the client's logits.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from secmoe.errors import Party
+from secmoe.errors import Party, SpecError
 from secmoe.model.config import MoEConfig
 from secmoe.model.default import uniform_tensor
 from secmoe.model.transformer import TransformerConfig, encode_transformer, transformer_weights
@@ -111,7 +114,23 @@ table_file(
 # --- the whole model (spec §50.3-50.4): the client's ids in, the logits out --------------------
 
 MODEL = "transformer.model"
-MODEL_TOKENS = 2
+# The LM case: logits of every token under the causal mask, with one token more than the
+# classifier's so that the mask hides keys from two of its three rows (max_len 4 allows it).
+LM_CONFIG = replace(CONFIG, head="lm", causal=True)
+MODEL_CASES = (
+    (
+        "tiny-classify",
+        CONFIG,
+        2,
+        "one block, two tokens, d_model 4, 2 heads, 4 experts, a 3-class head",
+    ),
+    (
+        "tiny-lm",
+        LM_CONFIG,
+        3,
+        "one block, three tokens, d_model 4, 2 heads, 4 experts, a causal LM head on every token",
+    ),
+)
 
 
 def _play_model(case: Json, params: Json) -> Play:
@@ -121,6 +140,8 @@ def _play_model(case: Json, params: Json) -> Play:
         c, transformer_weights(c, bytes.fromhex(inputs["server"]["weights_seed"]))
     )
     ids = np.asarray(inputs["client"]["ids"], dtype=np.int64)
+    if ids.size != param(params, "T"):
+        raise SpecError(f"{ids.size} token ids in a group of T = {param(params, 'T')}")
 
     def encode(party: Party, out: Any) -> Json:
         return {"tokens": out} if party == "server" else {"logits": hex_ring(c.fxp.ring, out)}
@@ -134,20 +155,20 @@ def _play_model(case: Json, params: Json) -> Play:
 
 
 def _model_groups() -> list[Group]:
-    c = CONFIG
-    cid = f"{MODEL}/tiny-classify"
-    seed = case_seed(MODEL, cid)
-    ids = [int(v) for v in inputs_prg(MODEL, cid).next_below(MODEL_TOKENS, c.vocab_size)]
-    inputs = {
-        "config": config_json(c),
-        "client": {"ids": ids},
-        "server": {"weights_seed": seed.hex()},
-    }
-    comment = "one block, two tokens, d_model 4, 2 heads, 4 experts, a 3-class head"
-    return [Group(MODEL_PARAMS, [CaseSpec(cid, comment, inputs)])]
+    """One group per case: the cases differ in T."""
+    groups = []
+    for name, c, tokens, comment in MODEL_CASES:
+        cid = f"{MODEL}/{name}"
+        seed = case_seed(MODEL, cid)
+        ids = [int(v) for v in inputs_prg(MODEL, cid).next_below(tokens, c.vocab_size)]
+        inputs = {
+            "config": config_json(c),
+            "client": {"ids": ids},
+            "server": {"weights_seed": seed.hex()},
+        }
+        groups.append(Group({**FILE_PARAMS, "T": tokens}, [CaseSpec(cid, comment, inputs)]))
+    return groups
 
-
-MODEL_PARAMS: Json = {**FILE_PARAMS, "T": MODEL_TOKENS}
 
 table_file(
     MODEL,
@@ -159,9 +180,12 @@ table_file(
         "The whole secure MoE transformer (spec 50.3-50.4): transformer_client sends T",
         "(transformer/tokens), both run transformer (model_keys, embed, the blocks, the final",
         "norm and the head), the server sends its logit shares (transformer/output). Tiny",
-        "classifier: vocab 8, d_model 4, 2 heads, 1 block, 4 GeGLU experts (d_ff 8, top-1),",
-        "3 classes. inputs.client.ids: the token ids; inputs.server.weights_seed: the seed of",
-        "transformer_weights (encoded). Outputs: the client's logits (ring-vec hex, equal to",
+        "models: vocab 8, d_model 4, 2 heads, 1 block, 4 GeGLU experts (d_ff 8, top-1),",
+        "max_len 4. tiny-classify: T = 2, a 3-class head on the first token (rows 1), no mask;",
+        "tiny-lm: T = 3, head lm (vocab-wide logits of every token, rows T) and causal (every",
+        "key after its query masked). One group per case (T is the group's). inputs.client.ids:",
+        "the token ids; inputs.server.weights_seed: the seed of transformer_weights (encoded).",
+        "Outputs: the client's logits (rows x n_out, row-major ring-vec hex, equal to",
         "transformer_fixed), the server's token count. Payloads over 1024 bytes: their SHA-256.",
     ],
     notes={"Normal": NORMAL},
