@@ -1,4 +1,5 @@
-"""Compiled loops for the NTT and the selection's multiply-accumulate (spec/20-he.md §20.2.3).
+"""Compiled loops for the NTT, the selection's multiply-accumulate and the flood's residues
+(spec/20-he.md §20.2.3).
 
 numpy runs one pass over memory per operation; a butterfly is about eight operations, so a
 transform reads and writes its array some eight times per stage. These kernels, compiled by
@@ -173,3 +174,20 @@ def mac_rows(w: Any, s: Any, primes: U64, acc: U64, lo: int, hi: int) -> None:
             for k in range(parts):
                 for j in range(width):
                     acc[k, i, c0 + j] = run[k, j] % p
+
+
+@_jit
+def digit_residues(digits: U64, consts: U64, shoup: U64, primes: U64, start: U64, out: U64) -> None:
+    """out[i, j] = (start[i] + sum_m digits[j, m] consts[i, m]) mod primes[i]: the residues of
+    integers given by their 32-bit digits (``consts[i, m] = 2^(32 m) mod p_i``, with Shoup
+    companions), plus a canonical constant. Each Shoup product lies in [0, 2p), below 2^32, so
+    the sum stays far below 2^64 until its one reduction."""
+    n, count = digits.shape
+    for i in range(primes.shape[0]):
+        p = primes[i] & LOW32
+        for j in range(n):
+            acc = start[i] & LOW32
+            for m in range(count):
+                v = digits[j, m] & LOW32
+                acc += consts[i, m] * v - ((shoup[i, m] * v) >> SHIFT) * p
+            out[i, j] = acc % p

@@ -9,6 +9,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from secmoe.he import modp
+from secmoe.he.kernels import digit_residues
 from secmoe.he.ntt import NttTables, ntt_forward, ntt_inverse, ntt_tables
 from secmoe.randomness import Prg
 
@@ -132,20 +133,29 @@ def cbd(prg: Prg, n: int, eta: int) -> NDArray[np.int64]:
 
 def wide_uniform_residues(prg: Prg, n: int, bits: int, primes: tuple[int, ...]) -> U64:
     """``from_int(wide_uniform(prg, n, bits), primes)`` without big integers: the same stream
-    words, each word w_k contributing (w_k mod p) (2^(64 k) mod p)."""
+    words, split into 32-bit digits d_m, each contributing d_m (2^(32 m) mod p) (a compiled
+    loop, spec §20.2.3)."""
     words = (bits + 63) // 64
     raw = prg.next_u64(n * words).reshape(n, words).copy()
     top = bits - 64 * (words - 1)  # bits kept of the last word
     if top < 64:
         raw[:, -1] &= np.uint64((1 << top) - 1)
-    m = modp.moduli(primes)
-    acc = np.zeros((len(primes), n), dtype=np.uint64)
-    for k in range(words):
-        w = modp.reduce(np.broadcast_to(raw[:, k], acc.shape), m)
-        scale = np.array([pow(2, 64 * k, p) for p in primes], dtype=np.uint64).reshape(-1, 1)
-        acc = modp.add(acc, modp.mul(w, scale, m), m)
-    half = np.array([(1 << (bits - 1)) % p for p in primes], dtype=np.uint64).reshape(-1, 1)
-    return modp.sub(acc, np.broadcast_to(half, acc.shape), m)
+    digits = np.empty((n, 2 * words), dtype=np.uint64)
+    digits[:, 0::2] = raw & np.uint64(0xFFFFFFFF)
+    digits[:, 1::2] = raw >> np.uint64(32)
+    consts, shoup = _digit_consts(primes, 2 * words)
+    start = np.array([(-(1 << (bits - 1))) % p for p in primes], dtype=np.uint64)
+    out = np.empty((len(primes), n), dtype=np.uint64)
+    digit_residues(digits, consts, shoup, np.array(primes, dtype=np.uint64), start, out)
+    return out
+
+
+@cache
+def _digit_consts(primes: tuple[int, ...], count: int) -> tuple[U64, U64]:
+    """2^(32 m) mod p for m < count, per prime, and their Shoup companions floor(c 2^32 / p)."""
+    consts = [[pow(2, 32 * m, p) for m in range(count)] for p in primes]
+    shoup = [[(c << 32) // p for c in row] for row, p in zip(consts, primes, strict=True)]
+    return np.array(consts, dtype=np.uint64), np.array(shoup, dtype=np.uint64)
 
 
 def wide_uniform(prg: Prg, n: int, bits: int) -> Obj:
