@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from secmoe.errors import SpecError
 from secmoe.model.config import MoEConfig
 from secmoe.model.default import default_config
 from secmoe.model.tables import TABLES
@@ -131,29 +132,6 @@ MODEL_RUNS: list[tuple[str, Json]] = [
 DEMO_RUN = "demo_client/demo_server"
 
 
-def transformer_config_json(c: TransformerConfig) -> Json:
-    """Every field of a transformer configuration, the MoE layer's as ``MoEConfig`` fields."""
-    return {
-        "vocab_size": c.vocab_size,
-        "n_heads": c.n_heads,
-        "n_blocks": c.n_blocks,
-        "max_len": c.max_len,
-        "head": c.head,
-        "n_classes": c.n_classes,
-        "causal": c.causal,
-        "ln_eps": repr(float(c.ln_eps)),
-        "moe": c.moe.as_dict(),
-    }
-
-
-def transformer_config_of(config: Json) -> TransformerConfig:
-    """The inverse of :func:`transformer_config_json`."""
-    fields = {k: v for k, v in config.items() if k not in ("moe", "ln_eps")}
-    return TransformerConfig(
-        moe=MoEConfig(**config["moe"]), ln_eps=float(config["ln_eps"]), **fields
-    )
-
-
 def _layer_json(steps: list[Step]) -> Json:
     """The layer's pattern, and the same numbers per named step in call order."""
     out = pattern_json(seq(p for _, p in steps))
@@ -175,15 +153,15 @@ def _cost(inputs: Json, params: Json) -> tuple[Json, Json | None]:
     or a protocol at ``args`` over the ring of its inputs."""
     if "run" in inputs:
         config, tokens = MoEConfig(**inputs["config"]), int(inputs["tokens"])
+        if inputs["run"] not in ("moe", DEMO_RUN):
+            raise SpecError(f"unknown layer run {inputs['run']!r}")
         demo = inputs["run"] == DEMO_RUN
-        return _layer_json(
-            demo_steps(config, tokens) if demo else moe_steps(config, tokens, True, True)
-        ), None
+        steps = demo_steps(config, tokens) if demo else moe_steps(config, tokens, True, True)
+        return _layer_json(steps), None
     name = str(inputs["protocol"])
     if "config" in inputs:
-        return pattern_json(
-            MODEL_FORMULAS[name](transformer_config_of(inputs["config"]), inputs["args"])
-        ), None
+        model = transformer_config_of(inputs["config"])
+        return pattern_json(MODEL_FORMULAS[name](model, inputs["args"])), None
     bits, frac = param(inputs, "ring_bits"), param(inputs, "frac_bits")
     return pattern_json(FORMULAS[name](inputs["args"], bits, frac)), None
 
@@ -224,6 +202,29 @@ def _layer_cases() -> list[CaseSpec]:
         _layer_case(f"{PROTOCOL}/demo/t4", "secmoe cost --tokens 4", demo, 4, DEMO_RUN),
     ]
     return cases
+
+
+def transformer_config_json(c: TransformerConfig) -> Json:
+    """Every field of a transformer configuration, the MoE layer's as ``MoEConfig`` fields."""
+    return {
+        "vocab_size": c.vocab_size,
+        "n_heads": c.n_heads,
+        "n_blocks": c.n_blocks,
+        "max_len": c.max_len,
+        "head": c.head,
+        "n_classes": c.n_classes,
+        "causal": c.causal,
+        "ln_eps": repr(float(c.ln_eps)),
+        "moe": c.moe.as_dict(),
+    }
+
+
+def transformer_config_of(config: Json) -> TransformerConfig:
+    """The inverse of :func:`transformer_config_json`."""
+    fields = {k: v for k, v in config.items() if k not in ("moe", "ln_eps")}
+    return TransformerConfig(
+        moe=MoEConfig(**config["moe"]), ln_eps=float(config["ln_eps"]), **fields
+    )
 
 
 def _transformer_cases() -> list[CaseSpec]:
