@@ -22,7 +22,7 @@ from secmoe.model.checkpoint import load_layer
 from secmoe.model.default import uniform_tensor, weights_digest
 from secmoe.model.hf_config import Derived, derive_moe_config
 from secmoe.model.safetensors import read_safetensors, write_safetensors
-from secmoe.vectors.gen_float import reals
+from secmoe.vectors.gen_float import reals, reals_of
 from secmoe.vectors.play import CaseSpec, Group, table_file
 from secmoe.vectors.registry import Json, Note, case_seed
 
@@ -189,16 +189,11 @@ def _tensors_json(tensors: dict[str, np.ndarray]) -> Json:
     return {name: reals(tensors[name]) for name in sorted(tensors)}
 
 
-def _from_reals(value: Json) -> np.ndarray:
-    flat = np.frombuffer(bytes.fromhex(value["f64"]), dtype="<f8")
-    return flat.reshape(value["shape"]).copy()
-
-
 # --- the local function of each group ----------------------------------------------------------
 
 
 def _write(inputs: Json, params: Json) -> tuple[Json, Json | None]:
-    tensors = {name: _from_reals(v) for name, v in inputs["tensors"].items()}
+    tensors = {name: reals_of(v) for name, v in inputs["tensors"].items()}
     return {"file": _file_bytes(tensors, inputs["dtype"], inputs.get("metadata")).hex()}, None
 
 

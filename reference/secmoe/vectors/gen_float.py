@@ -1,10 +1,11 @@
-"""Vector generators for the plaintext models the other files do not reach (spec §6.3, §33-34,
+"""Vector tables of the plaintext models the other files do not reach (spec §6.3, §33-34,
 §50.1): the binary64 MoE layer and transformer, the fixed-point transformer, and the
 fixed-point norms and Bumblebee GeLU that the secure protocols must equal bit for bit.
 
-Weights come from a seed (``default_weights``, ``transformer_weights``), inputs from the case's
-input PRG; reals are written as the hex of their IEEE-754 binary64 bytes (little-endian,
-row-major) with a decimal mirror (Python ``repr``), ring values as ring-vec hex.
+Every case is local: each file's local function maps a case's inputs to its outputs. Weights
+come from a seed (``default_weights``, ``transformer_weights``), inputs from the case's input
+PRG; reals are written as the hex of their IEEE-754 binary64 bytes (little-endian, row-major)
+with a decimal mirror (Python ``repr``), ring values as ring-vec hex.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from secmoe.model.transformer import (
     transformer_float,
     transformer_weights,
 )
-from secmoe.vectors.build import hex_ring, local_case
-from secmoe.vectors.gen_cost import transformer_config_json
-from secmoe.vectors.registry import Json, Note, case_seed, inputs_prg, register
+from secmoe.vectors.build import hex_ring
+from secmoe.vectors.gen_cost import transformer_config_json, transformer_config_of
+from secmoe.vectors.play import CaseSpec, Group, ring_of, table_file
+from secmoe.vectors.registry import Json, Note, case_seed, inputs_prg
 
 NORMAL = Note("NORMAL", "an ordinary input")
 FXP = FixedPoint()
@@ -41,6 +43,12 @@ def reals(values: Floats) -> Json:
         "f64": a.tobytes().hex(),
         "decimal": [repr(float(v)) for v in a.reshape(-1)],
     }
+
+
+def reals_of(value: Json) -> Floats:
+    """The inverse of :func:`reals`: the array of its shape and f64 hex."""
+    flat = np.frombuffer(bytes.fromhex(value["f64"]), dtype="<f8")
+    return flat.reshape(value["shape"]).copy()
 
 
 MOE_CONFIGS = {
@@ -72,69 +80,71 @@ TRANSFORMERS = {
 FLOAT = "model.float"
 
 
-def _moe_cases() -> list[Json]:
-    cases: list[Json] = []
+def _float(inputs: Json, params: Json) -> tuple[Json, Json | None]:
+    """The group's model (params ``model``) on the case's configuration, weights and input."""
+    seed = bytes.fromhex(inputs["weights_seed"])
+    if params["model"] == "moe":
+        config = MoEConfig(**inputs["config"])
+        y, routing = moe_float(config, default_weights(config, seed), reals_of(inputs["x"]))
+        outputs = {
+            "y": reals(y),
+            "experts": routing.experts.tolist(),
+            "gates": reals(routing.gates),
+        }
+        return outputs, None
+    tconfig = transformer_config_of(inputs["config"])
+    weights = transformer_weights(tconfig, seed)
+    ids = np.asarray(inputs["ids"])
+    outputs = {
+        "logits_float": reals(transformer_float(tconfig, weights, ids)),
+        "logits_fixed": hex_ring(FXP.ring, transformer_fixed(tconfig, weights, ids)),
+    }
+    return outputs, None
+
+
+def _moe_cases() -> list[CaseSpec]:
+    cases = []
     for name, config in MOE_CONFIGS.items():
         cid = f"{FLOAT}/moe_float/{name}"
         seed = case_seed(FLOAT, cid)
-        x = uniform_tensor(seed, "inputs", (3, config.d_model), 2.0)
-        y, routing = moe_float(config, default_weights(config, seed), x)
-        cases.append(
-            local_case(
-                cid,
-                f"moe_float, {name}, 3 tokens",
-                flags=["Normal"],
-                inputs={
-                    "config": config.as_dict(),
-                    "weights_seed": seed.hex(),
-                    "x": reals(x),
-                    "x_recipe": "uniform_tensor(weights_seed, 'inputs', (3, d_model), 2)",
-                },
-                outputs={
-                    "y": reals(y),
-                    "experts": routing.experts.tolist(),
-                    "gates": reals(routing.gates),
-                },
-            )
-        )
+        inputs = {
+            "config": config.as_dict(),
+            "weights_seed": seed.hex(),
+            "x": reals(uniform_tensor(seed, "inputs", (3, config.d_model), 2.0)),
+            "x_recipe": "uniform_tensor(weights_seed, 'inputs', (3, d_model), 2)",
+        }
+        cases.append(CaseSpec(cid, f"moe_float, {name}, 3 tokens", inputs))
     return cases
 
 
-def _transformer_cases() -> list[Json]:
-    cases: list[Json] = []
+def _transformer_cases() -> list[CaseSpec]:
+    cases = []
     for name, config in TRANSFORMERS.items():
         cid = f"{FLOAT}/transformer/{name}"
-        seed = case_seed(FLOAT, cid)
-        weights = transformer_weights(config, seed)
         ids = [int(v) for v in inputs_prg(FLOAT, cid).next_below(3, config.vocab_size)]
-        cases.append(
-            local_case(
-                cid,
-                f"transformer_float and transformer_fixed, {name}, 3 tokens",
-                flags=["Normal"],
-                inputs={
-                    "config": transformer_config_json(config),
-                    "weights_seed": seed.hex(),
-                    "ids": ids,
-                },
-                outputs={
-                    "logits_float": reals(transformer_float(config, weights, np.asarray(ids))),
-                    "logits_fixed": hex_ring(
-                        FXP.ring, transformer_fixed(config, weights, np.asarray(ids))
-                    ),
-                },
-            )
-        )
+        inputs = {
+            "config": transformer_config_json(config),
+            "weights_seed": case_seed(FLOAT, cid).hex(),
+            "ids": ids,
+        }
+        comment = f"transformer_float and transformer_fixed, {name}, 3 tokens"
+        cases.append(CaseSpec(cid, comment, inputs))
     return cases
 
 
-@register(
+def _float_groups() -> list[Group]:
+    return [
+        Group({"model": "moe"}, _moe_cases()),
+        Group({"model": "transformer"}, _transformer_cases()),
+    ]
+
+
+table_file(
     FLOAT,
     "model/float.json",
     section="6.3.2",
     anchor="spec/06-models.md#moe_float",
     params={"float": "binary64", "ring_bits": 64, "frac_bits": 18},
-    mode="local",
     header=[
         "The plaintext models in binary64 (moe_float, transformer_float) and the fixed-point",
         "transformer (transformer_fixed, its blocks and attention). Weights: default_weights or",
@@ -144,12 +154,9 @@ def _transformer_cases() -> list[Json]:
         "within the tolerances of spec 6.6; the fixed-point outputs are exact.",
     ],
     notes={"Normal": NORMAL},
+    fn=_float,
+    groups=_float_groups,
 )
-def _float_vectors() -> list[Json]:
-    return [
-        {"params": {"model": "moe"}, "tests": _moe_cases()},
-        {"params": {"model": "transformer"}, "tests": _transformer_cases()},
-    ]
 
 
 NORMS = "model.norm_fixed"
@@ -162,83 +169,76 @@ def _ring_uniform(cid: str, n: int, lo: float, hi: float) -> RingVec:
     return FXP.ring.from_int([lo_i + int(w) for w in draws])
 
 
-def _norm_cases() -> list[Json]:
+def _norm(inputs: Json, params: Json) -> tuple[Json, Json | None]:
+    """The oracle the case's inputs name by their keys: ``v`` rsqrt_fixed, ``beta``
+    layernorm_fixed, ``gamma`` rmsnorm_fixed, ``x`` alone gelu_bumblebee_fixed."""
+    ring = FXP.ring
+    if "v" in inputs:
+        y = rsqrt_fixed(FXP, ring_of(ring, inputs["v"]), int(inputs["bound"]))
+    elif "gamma" in inputs:
+        shape = tuple(int(n) for n in inputs["shape"])
+        x, g = ring_of(ring, inputs["x"], shape), ring_of(ring, inputs["gamma"])
+        eps = float(inputs["eps"])
+        if "beta" in inputs:
+            y = layernorm_fixed(FXP, x, g, ring_of(ring, inputs["beta"]), eps)
+        else:
+            y = rmsnorm_fixed(FXP, x, g, eps)
+    else:
+        y = gelu_bumblebee_fixed(FXP, ring_of(ring, inputs["x"]))
+    return {"y": hex_ring(ring, y)}, None
+
+
+def _norm_cases() -> list[CaseSpec]:
     ring = FXP.ring
     t, d = 2, 4
-    out: list[Json] = []
     cid = f"{NORMS}/rsqrt_fixed/bound64"
     v = _ring_uniform(cid, 8, 2.0**-FXP.frac_bits, 64.0)
-    out.append(
-        local_case(
+    out = [
+        CaseSpec(
             cid,
             "rsqrt_fixed of 8 values in [2^-18, 64], bound 64",
-            flags=["Normal"],
-            inputs={"v": hex_ring(ring, v), "bound": 64},
-            outputs={"y": hex_ring(ring, rsqrt_fixed(FXP, v, 64))},
+            {"v": hex_ring(ring, v), "bound": 64},
         )
-    )
+    ]
     cid = f"{NORMS}/layernorm_fixed/t2d4"
     x, g, b = (_ring_uniform(f"{cid}/{k}", t * d, -2.0, 2.0) for k in ("x", "gamma", "beta"))
-    x = x.reshape(t, d)
-    out.append(
-        local_case(
-            cid,
-            "layernorm_fixed of 2 rows of 4, eps 1e-5",
-            flags=["Normal"],
-            inputs={
-                "shape": [t, d],
-                "x": hex_ring(ring, x),
-                "gamma": hex_ring(ring, g[:d]),
-                "beta": hex_ring(ring, b[:d]),
-                "eps": repr(1e-5),
-            },
-            outputs={"y": hex_ring(ring, layernorm_fixed(FXP, x, g[:d], b[:d], 1e-5))},
-        )
-    )
+    inputs = {
+        "shape": [t, d],
+        "x": hex_ring(ring, x),
+        "gamma": hex_ring(ring, g[:d]),
+        "beta": hex_ring(ring, b[:d]),
+        "eps": repr(1e-5),
+    }
+    out.append(CaseSpec(cid, "layernorm_fixed of 2 rows of 4, eps 1e-5", inputs))
     cid = f"{NORMS}/rmsnorm_fixed/t2d4"
     x, g = (_ring_uniform(f"{cid}/{k}", t * d, -2.0, 2.0) for k in ("x", "gamma"))
-    x = x.reshape(t, d)
-    out.append(
-        local_case(
-            cid,
-            "rmsnorm_fixed of 2 rows of 4, eps 1e-6",
-            flags=["Normal"],
-            inputs={
-                "shape": [t, d],
-                "x": hex_ring(ring, x),
-                "gamma": hex_ring(ring, g[:d]),
-                "eps": repr(1e-6),
-            },
-            outputs={"y": hex_ring(ring, rmsnorm_fixed(FXP, x, g[:d], 1e-6))},
-        )
-    )
+    inputs = {
+        "shape": [t, d],
+        "x": hex_ring(ring, x),
+        "gamma": hex_ring(ring, g[:d]),
+        "eps": repr(1e-6),
+    }
+    out.append(CaseSpec(cid, "rmsnorm_fixed of 2 rows of 4, eps 1e-6", inputs))
     cid = f"{NORMS}/gelu_bumblebee_fixed/n16"
     x = _ring_uniform(cid, 16, -6.0, 6.0)
     out.append(
-        local_case(
-            cid,
-            "gelu_bumblebee_fixed of 16 values in [-6, 6)",
-            flags=["Normal"],
-            inputs={"x": hex_ring(ring, x)},
-            outputs={"y": hex_ring(ring, gelu_bumblebee_fixed(FXP, x))},
-        )
+        CaseSpec(cid, "gelu_bumblebee_fixed of 16 values in [-6, 6)", {"x": hex_ring(ring, x)})
     )
     return out
 
 
-@register(
+table_file(
     NORMS,
     "model/norm_fixed.json",
     section="33.5.1",
     anchor="spec/33-functions.md#layernorm_fixed",
     params={"ring_bits": 64, "frac_bits": 18},
-    mode="local",
     header=[
         "The fixed-point oracles of the norms (spec 33.4-33.5) and of Bumblebee's GeLU (spec",
         "34.1.1), which the secure protocols equal bit for bit. Ring values: ring-vec hex,",
         "row-major with inputs.shape; eps: repr of the binary64 value.",
     ],
     notes={"Normal": NORMAL},
+    fn=_norm,
+    groups=lambda: [Group({"ring_bits": 64, "frac_bits": 18}, _norm_cases())],
 )
-def _norm_vectors() -> list[Json]:
-    return [{"params": {"ring_bits": 64, "frac_bits": 18}, "tests": _norm_cases()}]

@@ -4,6 +4,11 @@ The valid case runs both parties' TCP session code (``run_tcp_party``: handshake
 protocol, ``session/done``) on ``share_add_reveal`` over an in-process stream, which carries
 the same bytes as a socket, and records each direction's byte stream. The invalid cases feed the
 server a client stream with one defect and record the error it must raise.
+
+This file keeps its own recorder rather than a table entry of ``secmoe.vectors.play``: its
+valid case is not a ``run_local`` run but the TCP session code over a recording transport
+(hello and done frames included, plus the raw ``outputs.wire``), and it has no player, since
+``secmoe interop`` (spec §5.7) plays cases inside a session and cannot replay a whole session.
 """
 
 from __future__ import annotations
