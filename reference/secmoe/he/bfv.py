@@ -126,11 +126,13 @@ def bfv_encode(params: HeParams, m: U64) -> U64:
     Implements spec §20.3.4 `bfv_encode` (spec/20-he.md#bfv_encode).
     """
     m = check_plain(params, m)
+    shape = (len(params.q_primes), params.n)
+    if not m.any():  # zero encodes as zero (every flood and re-randomisation encrypts it)
+        return np.zeros(shape, dtype=np.uint64)
     # q m = q_hi m 2^64 + q_lo m, so round(q m / 2^64) = q_hi m + high64(q_lo m + 2^63).
     q_hi, q_lo = divmod(params.q, 1 << T_BITS)
     carry = rns.mulhi_round(np.uint64(q_lo), m)
     mod = modp.moduli(params.q_primes)
-    shape = (len(params.q_primes), params.n)
     hi_res = np.array([q_hi % int(p) for p in params.q_primes], dtype=np.uint64).reshape(-1, 1)
     m_res = modp.reduce(np.broadcast_to(m, shape), mod)
     return modp.add(
