@@ -6,8 +6,8 @@ X = sum_i y_i (Q / p_i) - v Q with y_i = x_i (Q / p_i)^-1 mod p_i, and sum_i y_i
 The integer v is read off a float64 estimate of that sum; the estimate's error is below
 L^2 2^-53, so v is certain unless the fraction lies within ``EPS`` of the rounding point; those
 few coefficients are recomputed with Python integers (``*_exact``), so the result is exact for
-every input. Sums of residue products run as float64 matrix products on 16-bit limbs, exact
-because every partial sum stays below 2^53.
+every input. The split into the y_i and the sums of residue products run as compiled loops
+(``secmoe.he.kernels``) in 64-bit words.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from secmoe.he import modp, rns
+from secmoe.he.kernels import matmul_mod_rows, quotient_rows, split_rows
 from secmoe.he.modp import Moduli
 
 U64 = NDArray[np.uint64]
@@ -28,8 +29,6 @@ Obj = NDArray[np.object_]
 
 EPS = 2.0**-32  # a fraction this close to a rounding point is recomputed exactly
 T = 1 << 64
-_LOW16 = np.uint64(0xFFFF)
-_MAX_TERMS = 32  # 32 terms of (2^31 - 1)(2^16 - 1) stay below 2^52
 
 
 @dataclass(frozen=True)
@@ -39,6 +38,8 @@ class _Basis:
     q: int
     theta: U64  # (L, 1): (Q / p_i)^-1 mod p_i
     inv_p: F64  # (L, 1): 1 / p_i
+    flat: U64  # (L,): the primes
+    theta_shoup: U64  # (L,): floor(theta_i 2^32 / p_i), Shoup's companion
 
 
 @cache
@@ -51,61 +52,41 @@ def _basis(primes: tuple[int, ...]) -> _Basis:
         q,
         np.array(theta, dtype=np.uint64).reshape(-1, 1),
         1.0 / np.array(primes, dtype=np.float64).reshape(-1, 1),
+        np.array(primes, dtype=np.uint64),
+        np.array([(t << 32) // p for t, p in zip(theta, primes, strict=True)], dtype=np.uint64),
     )
 
 
 def _split(x: U64, b: _Basis) -> tuple[U64, F64]:
-    """y_i = x_i (Q/p_i)^-1 mod p_i and the float estimate of sum_i y_i / p_i."""
-    y = modp.mul(x, b.theta, b.mod)
-    s: F64 = (y * b.inv_p).sum(axis=0)
+    """y_i = x_i (Q/p_i)^-1 mod p_i and the float estimate of sum_i y_i / p_i (canonical x)."""
+    xc = np.ascontiguousarray(x, dtype=np.uint64)
+    y = np.empty_like(xc)
+    s = np.empty(xc.shape[1], dtype=np.float64)
+    split_rows(xc, b.flat, b.theta.reshape(-1), b.theta_shoup, b.inv_p.reshape(-1), y, s)
     return y, s
 
 
 @dataclass(frozen=True)
 class _Matrix:
-    """A constant matrix M (rows: output primes) for exact products M z mod p_out."""
+    """A constant matrix M (rows: output primes, entries canonical mod their row's prime) for
+    exact products M z mod p_out."""
 
-    lo: F64
-    hi: F64
+    ints: U64
     out: Moduli
+    primes: U64  # (rows,): the output primes
 
 
 def _matrix(rows: list[list[int]], out: tuple[int, ...]) -> _Matrix:
-    if len(rows[0]) > _MAX_TERMS:
-        raise ValueError("too many terms for an exact float64 product")
-    arr = np.array(rows, dtype=np.uint64)
-    return _Matrix(
-        (arr & _LOW16).astype(np.float64),
-        (arr >> np.uint64(16)).astype(np.float64),
-        modp.moduli(out),
-    )
-
-
-_BLAS_SINGLE = 1 << 17  # OpenBLAS runs a product with m n k below 2^18 on the calling thread
-
-
-def _product(mat: F64, z: F64) -> U64:
-    """mat @ z as exact integers, in column chunks small enough for one BLAS thread: waking
-    the library's worker threads costs milliseconds on a loaded machine, the product itself
-    tens of microseconds."""
-    rows, terms = mat.shape
-    cols = z.shape[1]
-    step = max(64, 1 << max(0, (_BLAS_SINGLE // (rows * terms)).bit_length() - 1))
-    out = np.empty((rows, cols), dtype=np.float64)
-    for s in range(0, cols, step):
-        np.matmul(mat, z[:, s : s + step], out=out[:, s : s + step])
-    return out.astype(np.uint64)
+    return _Matrix(np.array(rows, dtype=np.uint64), modp.moduli(out), np.array(out, np.uint64))
 
 
 def _matmul_mod(mat: _Matrix, z: U64) -> U64:
-    """(M z) mod p_out exactly, for entries of M and z below 2^31: M = lo + 2^16 hi, and each
-    float64 product lo z, hi z is an integer below 32 * 2^47 = 2^52."""
-    zf = z.astype(np.float64)
-    lo, hi = _product(mat.lo, zf), _product(mat.hi, zf)
-    hi = modp.reduce_into(hi, mat.out)
-    hi <<= np.uint64(16)
-    hi += lo
-    return modp.reduce_into(hi, mat.out)
+    """(M z) mod p_out exactly, for products M_di z_i of at most (2^31 - 1)^2 (a compiled loop:
+    sums in 64-bit words with folds between them, spec §20.12)."""
+    zc = np.ascontiguousarray(z, dtype=np.uint64)
+    out = np.empty((mat.ints.shape[0], zc.shape[1]), dtype=np.uint64)
+    matmul_mod_rows(mat.ints, zc, mat.primes, out)
+    return out
 
 
 def _ambiguous(frac: F64, point: float) -> NDArray[np.intp]:
@@ -222,8 +203,9 @@ def scale_round_t(x: U64, primes: tuple[int, ...]) -> U64:
 
 @dataclass(frozen=True)
 class _TensorConsts:
-    whole: _Matrix  # columns: y over all primes, then v
-    rem: U64  # (L_q, 1): t P mod p_i for the primes of q
+    whole: _Matrix  # columns: y over all primes, v, then step 2's integer part in two halves
+    rem: U64  # (L_q,): t P mod p_i for the primes of q
+    rem_shoup: U64  # (L_q,): floor(rem_i 2^32 / p_i)
 
 
 @cache
@@ -233,9 +215,13 @@ def _tensor_consts(qs: tuple[int, ...], aux: tuple[int, ...]) -> _TensorConsts:
     rows = []
     for d in qs:
         row = [tp // p % d for p in qs] + [tp // p % d for p in aux] + [(d - tp % d) % d]
+        row += [1, (1 << 32) % d]  # the 32-bit halves of step 2's integer part
         rows.append(row)
-    rem = np.array([tp % p for p in qs], dtype=np.uint64).reshape(-1, 1)
-    return _TensorConsts(_matrix(rows, qs), rem)
+    rem = [tp % p for p in qs]
+    shoup = [(r << 32) // p for r, p in zip(rem, qs, strict=True)]
+    return _TensorConsts(
+        _matrix(rows, qs), np.array(rem, dtype=np.uint64), np.array(shoup, dtype=np.uint64)
+    )
 
 
 def tensor_scale_exact(x: U64, qs: tuple[int, ...], aux: tuple[int, ...]) -> U64:
@@ -265,20 +251,16 @@ def tensor_scale(x: U64, qs: tuple[int, ...], aux: tuple[int, ...]) -> U64:
     v = np.floor(s + 0.5)
     bad = _ambiguous(s - np.floor(s), 0.5)
     # Step 2: the fractional terms of q's primes: a_i = floor(y_i r_i / p_i), F = sum b_i / p_i.
-    yq = y[:n_q]
-    yr = yq * c.rem
-    qmod = modp.moduli(qs)
-    a = np.empty_like(yr)
-    for i, p in enumerate(qmod.scalars):
-        np.floor_divide(yr[i], p, out=a[i])
-    rest = yr - a * qmod.col
-    f = (rest * b.inv_p[:n_q]).sum(axis=0)
-    extra = a.sum(axis=0, dtype=np.uint64) + np.floor(f + 0.5).astype(np.uint64)
+    whole = np.empty(x.shape[1], dtype=np.uint64)
+    f = np.empty(x.shape[1], dtype=np.float64)
+    quotient_rows(y[:n_q], b.flat[:n_q], c.rem, c.rem_shoup, b.inv_p[:n_q, 0], whole, f)
+    extra = whole + np.floor(f + 0.5).astype(np.uint64)  # below 2^36
     bad = np.union1d(bad, _ambiguous(f - np.floor(f), 0.5))
-    # Step 3: every integer term at once, mod each prime of q.
-    z = np.concatenate([y, v.astype(np.uint64).reshape(1, -1)])
+    # Step 3: every integer term at once, mod each prime of q (extra as two 32-bit halves,
+    # since the loop multiplies 32-bit words).
+    halves = [extra & np.uint64(0xFFFFFFFF), extra >> np.uint64(32)]
+    z = np.concatenate([y, v.astype(np.uint64).reshape(1, -1), *(h.reshape(1, -1) for h in halves)])
     out = _matmul_mod(c.whole, z)
-    out = modp.add(out, modp.reduce(np.broadcast_to(extra, out.shape), qmod), qmod)
     if bad.size:
         out[:, bad] = tensor_scale_exact(x[:, bad], qs, aux)
     return out

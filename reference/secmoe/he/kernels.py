@@ -191,3 +191,83 @@ def digit_residues(digits: U64, consts: U64, shoup: U64, primes: U64, start: U64
                 v = digits[j, m] & LOW32
                 acc += consts[i, m] * v - ((shoup[i, m] * v) >> SHIFT) * p
             out[i, j] = acc % p
+
+
+@_jit
+def split_rows(
+    x: U64, primes: U64, theta: U64, theta_shoup: U64, inv_p: Any, y: U64, s: Any
+) -> None:
+    """y[i, j] = x[i, j] theta[i] mod primes[i] (Shoup products, canonical) and
+    s[j] = sum_i y[i, j] inv_p[i] in float64, for canonical x (the split of a CRT)."""
+    rows, n = x.shape
+    for j in range(n):
+        s[j] = 0.0
+    for i in range(rows):
+        p = primes[i] & LOW32
+        w = theta[i] & LOW32
+        wq = theta_shoup[i] & LOW32
+        ip = inv_p[i]
+        for j in range(n):
+            v = x[i, j] & LOW32
+            r = w * v - ((wq * v) >> SHIFT) * p
+            r = r - p if r >= p else r
+            y[i, j] = r
+            s[j] += np.float64(r) * ip
+
+
+@_jit
+def matmul_mod_rows(mat: U64, z: U64, primes: U64, out: U64) -> None:
+    """out[d, j] = sum_i mat[d, i] z[i, j] mod primes[d], for entries below 2^32 (only their
+    low 32 bits are read) whose products are at most (2^31 - 1)^2 (as when both are below 2^31):
+    four products are summed from zero, then the sum is folded (:func:`_fold`) and three more
+    fit below 2^64 each time."""
+    rows, terms = mat.shape
+    n = z.shape[1]
+    chunk = 2048
+    run = np.empty(chunk, dtype=np.uint64)
+    for d in range(rows):
+        p = primes[d] & LOW32
+        c = np.uint64((1 << 32) % p)
+        for c0 in range(0, n, chunk):
+            c1 = min(n, c0 + chunk)
+            width = c1 - c0
+            run[:width] = 0
+            pending, limit = 0, 4
+            for i in range(terms):
+                if pending == limit:
+                    _fold(run[:width], c)
+                    pending, limit = 0, 3
+                m = mat[d, i] & LOW32
+                zi = z[i, c0:c1]
+                for j in range(width):
+                    run[j] += m * (zi[j] & LOW32)
+                pending += 1
+            for j in range(width):
+                out[d, c0 + j] = run[j] % p
+
+
+@_jit
+def quotient_rows(
+    y: U64, primes: U64, rem: U64, rem_shoup: U64, inv_p: Any, whole: U64, frac: Any
+) -> None:
+    """For y[i, j] < p_i and constants rem[i] < p_i: y rem = a p + b with b in [0, p) (Shoup's
+    quotient, corrected once); whole[j] = sum_i a[i, j] and frac[j] = sum_i b[i, j] / p_i in
+    float64."""
+    rows, n = y.shape
+    for j in range(n):
+        whole[j] = 0
+        frac[j] = 0.0
+    for i in range(rows):
+        p = primes[i] & LOW32
+        w = rem[i] & LOW32
+        wq = rem_shoup[i] & LOW32
+        ip = inv_p[i]
+        for j in range(n):
+            v = y[i, j] & LOW32
+            q = (wq * v) >> SHIFT
+            b = w * v - q * p
+            if b >= p:
+                b -= p
+                q += 1
+            whole[j] += q
+            frac[j] += np.float64(b) * ip
