@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from secmoe.he import modp, rns
-from secmoe.he.kernels import matmul_mod_rows, quotient_rows, split_rows
+from secmoe.he.kernels import matmul_mod_rows, shoup_rows
 from secmoe.he.modp import Moduli
 
 U64 = NDArray[np.uint64]
@@ -59,11 +59,18 @@ def _basis(primes: tuple[int, ...]) -> _Basis:
 
 def _split(x: U64, b: _Basis) -> tuple[U64, F64]:
     """y_i = x_i (Q/p_i)^-1 mod p_i and the float estimate of sum_i y_i / p_i (canonical x)."""
-    xc = np.ascontiguousarray(x, dtype=np.uint64)
-    y = np.empty_like(xc)
-    s = np.empty(xc.shape[1], dtype=np.float64)
-    split_rows(xc, b.flat, b.theta.reshape(-1), b.theta_shoup, b.inv_p.reshape(-1), y, s)
+    y, _, s = _shoup(x, b.flat, b.theta.reshape(-1), b.theta_shoup, b.inv_p.reshape(-1))
     return y, s
+
+
+def _shoup(x: U64, primes: U64, w: U64, w_shoup: U64, inv_p: F64) -> tuple[U64, U64, F64]:
+    """x w = a p + b per row (``shoup_rows``): (b, sum_i a, sum_i b / p_i)."""
+    xc = np.ascontiguousarray(x, dtype=np.uint64)
+    r = np.empty_like(xc)
+    whole = np.empty(xc.shape[1], dtype=np.uint64)
+    frac = np.empty(xc.shape[1], dtype=np.float64)
+    shoup_rows(xc, primes, w, w_shoup, inv_p, r, whole, frac)
+    return r, whole, frac
 
 
 @dataclass(frozen=True)
@@ -251,9 +258,7 @@ def tensor_scale(x: U64, qs: tuple[int, ...], aux: tuple[int, ...]) -> U64:
     v = np.floor(s + 0.5)
     bad = _ambiguous(s - np.floor(s), 0.5)
     # Step 2: the fractional terms of q's primes: a_i = floor(y_i r_i / p_i), F = sum b_i / p_i.
-    whole = np.empty(x.shape[1], dtype=np.uint64)
-    f = np.empty(x.shape[1], dtype=np.float64)
-    quotient_rows(y[:n_q], b.flat[:n_q], c.rem, c.rem_shoup, b.inv_p[:n_q, 0], whole, f)
+    _, whole, f = _shoup(y[:n_q], b.flat[:n_q], c.rem, c.rem_shoup, b.inv_p[:n_q, 0])
     extra = whole + np.floor(f + 0.5).astype(np.uint64)  # below 2^36
     bad = np.union1d(bad, _ambiguous(f - np.floor(f), 0.5))
     # Step 3: every integer term at once, mod each prime of q (extra as two 32-bit halves,

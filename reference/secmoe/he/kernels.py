@@ -194,28 +194,6 @@ def digit_residues(digits: U64, consts: U64, shoup: U64, primes: U64, start: U64
 
 
 @_jit
-def split_rows(
-    x: U64, primes: U64, theta: U64, theta_shoup: U64, inv_p: Any, y: U64, s: Any
-) -> None:
-    """y[i, j] = x[i, j] theta[i] mod primes[i] (Shoup products, canonical) and
-    s[j] = sum_i y[i, j] inv_p[i] in float64, for canonical x (the split of a CRT)."""
-    rows, n = x.shape
-    for j in range(n):
-        s[j] = 0.0
-    for i in range(rows):
-        p = primes[i] & LOW32
-        w = theta[i] & LOW32
-        wq = theta_shoup[i] & LOW32
-        ip = inv_p[i]
-        for j in range(n):
-            v = x[i, j] & LOW32
-            r = w * v - ((wq * v) >> SHIFT) * p
-            r = r - p if r >= p else r
-            y[i, j] = r
-            s[j] += np.float64(r) * ip
-
-
-@_jit
 def matmul_mod_rows(mat: U64, z: U64, primes: U64, out: U64) -> None:
     """out[d, j] = sum_i mat[d, i] z[i, j] mod primes[d], for entries below 2^32 (only their
     low 32 bits are read) whose products are at most (2^31 - 1)^2 (as when both are below 2^31):
@@ -247,27 +225,28 @@ def matmul_mod_rows(mat: U64, z: U64, primes: U64, out: U64) -> None:
 
 
 @_jit
-def quotient_rows(
-    y: U64, primes: U64, rem: U64, rem_shoup: U64, inv_p: Any, whole: U64, frac: Any
+def shoup_rows(
+    x: U64, primes: U64, w: U64, w_shoup: U64, inv_p: Any, r: U64, whole: U64, frac: Any
 ) -> None:
-    """For y[i, j] < p_i and constants rem[i] < p_i: y rem = a p + b with b in [0, p) (Shoup's
-    quotient, corrected once); whole[j] = sum_i a[i, j] and frac[j] = sum_i b[i, j] / p_i in
-    float64."""
-    rows, n = y.shape
+    """For x[i, j] < p_i and constants w[i] < p_i: x w = a p + b with b in [0, p) (Shoup's
+    quotient, corrected once); r[i, j] = b, whole[j] = sum_i a[i, j] (wrapping) and
+    frac[j] = sum_i b[i, j] / p_i in float64 (``inv_p`` the rounded 1 / p_i)."""
+    rows, n = x.shape
     for j in range(n):
         whole[j] = 0
         frac[j] = 0.0
     for i in range(rows):
         p = primes[i] & LOW32
-        w = rem[i] & LOW32
-        wq = rem_shoup[i] & LOW32
+        c = w[i] & LOW32
+        cq = w_shoup[i] & LOW32
         ip = inv_p[i]
         for j in range(n):
-            v = y[i, j] & LOW32
-            q = (wq * v) >> SHIFT
-            b = w * v - q * p
+            v = x[i, j] & LOW32
+            q = (cq * v) >> SHIFT
+            b = c * v - q * p
             if b >= p:
                 b -= p
                 q += 1
+            r[i, j] = b
             whole[j] += q
             frac[j] += np.float64(b) * ip
