@@ -1,5 +1,5 @@
-"""Compiled loops for the NTT, the selection's multiply-accumulate and the flood's residues
-(spec/20-he.md §20.2.3).
+"""Compiled loops for the NTT, the selection's multiply-accumulate, the flood's residues and the
+exact RNS conversions (spec/20-he.md §20.2.3, §20.12).
 
 numpy runs one pass over memory per operation; a butterfly is about eight operations, so a
 transform reads and writes its array some eight times per stage. These kernels, compiled by
