@@ -19,8 +19,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from secmoe.errors import SpecError
-from secmoe.he import modp, rns
+from secmoe.he import rns
 from secmoe.he.bfv import SEED_BYTES, Ciphertext, SecretKey, expand_a
+from secmoe.he.kernels import mac_rows
 from secmoe.he.params import CBD_ETA, HeParams
 from secmoe.randomness import Prg
 
@@ -63,12 +64,12 @@ class GaloisKey:
     seeds: tuple[bytes, ...]
 
     @cached_property
-    def evaluation_form(self) -> tuple[U64, U64]:
-        """(G, L, N) arrays of the b_G and a_G in NTT form, computed once per key."""
+    def evaluation_form(self) -> U64:
+        """(G, 2, L, N): each group's b_G and a_G in NTT form, computed once per key."""
         t = rns.tables(self.params.n, self.params.q_primes)
         b = rns.ntt_forward(np.stack(self.b), t)
         a = rns.ntt_forward(np.stack([expand_a(self.params, sd) for sd in self.seeds]), t)
-        return b, a
+        return np.ascontiguousarray(np.stack([b, a], axis=1))
 
 
 def expansion_elements(params: HeParams, levels: int) -> tuple[int, ...]:
@@ -144,16 +145,25 @@ def apply_galois(ct: Ciphertext, key: GaloisKey) -> Ciphertext:
     if ct.degree != 1:
         raise SpecError("only degree-1 ciphertexts are substituted")
     ps = p.q_primes
-    t = rns.tables(p.n, ps)
     # Step 1: substitute both parts; (c0(X^k), c1(X^k)) decrypts under s(X^k).
     c0 = substitute(ct.parts[0], key.k, ps)
     c1 = substitute(ct.parts[1], key.k, ps)
     # Step 2: key-switch c1: sum_G d_G (b_G, a_G) with d_G the digits of c1(X^k).
-    kb, ka = key.evaluation_form
-    dn = rns.ntt_forward(np.stack(digits(c1, ps)), t)
-    mod = modp.moduli(ps)
-    acc = rns.ntt_inverse(np.stack([modp.dot(dn, kb, mod), modp.dot(dn, ka, mod)]), t)
+    acc = key_switch(c1, key)
     return Ciphertext(p, [rns.add(c0, acc[0], ps), acc[1]])
+
+
+def key_switch(c: U64, key: GaloisKey) -> U64:
+    """sum_G d_G (b_G, a_G) in coefficient form, (2, L, N), d_G the digits of ``c``: the core of
+    ``apply_galois`` (§20.10.2) and ``relinearise`` (§20.14.2). The sums over the groups run in
+    the compiled multiply-accumulate of the selection (§40.7.3)."""
+    p = key.params
+    ps = p.q_primes
+    t = rns.tables(p.n, ps)
+    dn = rns.ntt_forward(np.stack(digits(c, ps)), t)
+    acc = np.empty((2, len(ps), p.n), dtype=np.uint64)
+    mac_rows(dn, key.evaluation_form, np.array(ps, dtype=np.uint64), acc, 0, len(ps))
+    return rns.ntt_inverse(acc, t)
 
 
 def _reach(

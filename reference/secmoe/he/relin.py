@@ -8,10 +8,8 @@ substitution.
 
 from __future__ import annotations
 
-import numpy as np
-
 from secmoe.errors import SpecError
-from secmoe.he import galois, modp, rns
+from secmoe.he import galois, rns
 from secmoe.he.bfv import Ciphertext, SecretKey
 from secmoe.he.galois import GaloisKey
 from secmoe.randomness import Prg
@@ -40,9 +38,5 @@ def relinearise(ct: Ciphertext, key: GaloisKey) -> Ciphertext:
     if ct.degree != 2:
         raise SpecError("only degree-2 ciphertexts are relinearised")
     ps = p.q_primes
-    t = rns.tables(p.n, ps)
-    kb, ka = key.evaluation_form
-    dn = rns.ntt_forward(np.stack(galois.digits(ct.parts[2], ps)), t)
-    mod = modp.moduli(ps)
-    acc = rns.ntt_inverse(np.stack([modp.dot(dn, kb, mod), modp.dot(dn, ka, mod)]), t)
+    acc = galois.key_switch(ct.parts[2], key)
     return Ciphertext(p, [rns.add(ct.parts[0], acc[0], ps), rns.add(ct.parts[1], acc[1], ps)])
