@@ -12,6 +12,7 @@ and the weights; a file whose header does not match, or whose size is wrong, is 
 from __future__ import annotations
 
 import hashlib
+import mmap
 import os
 import queue
 import shutil
@@ -19,9 +20,10 @@ import struct
 import threading
 import time
 import weakref
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -159,8 +161,9 @@ class PreparedStack:
         return self.data is not None
 
     def blocks(self) -> Generator[tuple[int, int, U32], None, None]:
-        """(b_o, b_i, the (E, L, N) block) in file order; a file is read one block ahead by a
-        reader thread, and the time the caller waits for it is added to ``stats``."""
+        """(b_o, b_i, the (E, L, N) block) in file order. A block from a file is valid until the
+        next one is requested (its buffer is then reused): copy it to keep it. The file is read
+        ahead by a reader thread, and the time the caller waits for it is added to ``stats``."""
         o, i, e, lq, n = self.dims
         if self.data is not None:
             for bo in range(o):
@@ -172,48 +175,103 @@ class PreparedStack:
 
     def _stream(
         self, o: int, i: int, block: tuple[int, int, int]
-    ) -> Iterator[tuple[int, int, U32]]:
+    ) -> Generator[tuple[int, int, U32], None, None]:
         size = self.block_words * WORD_BYTES
-        ready: queue.Queue[U32 | BaseException | None] = queue.Queue(maxsize=2)
+        # Page-aligned buffers, reused in turn: the reads go straight to them (O_DIRECT where the
+        # file system allows it) without a copy through the page cache or fresh zeroed pages.
+        buffers = [mmap.mmap(-1, size) for _ in range(READ_AHEAD + 2)]
+        free: queue.Queue[mmap.mmap] = queue.Queue()
+        for buf in buffers:
+            free.put(buf)
+        ready: queue.Queue[mmap.mmap | BaseException | None] = queue.Queue()
         stop = threading.Event()
         assert self.path is not None
         path = self.path
 
         def reader() -> None:
             try:
-                with open(path, "rb", buffering=0) as fh:
-                    fd = fh.fileno()
+                fd = _open_direct(path, size % 4096 == 0 and HEADER_BYTES % 4096 == 0)
+                try:
                     for k in range(o * i):
+                        buf = free.get()
                         if stop.is_set():
                             break
-                        buf = np.empty(block, dtype=np.uint32)
-                        got = os.preadv(fd, [buf.data.cast("B")], HEADER_BYTES + k * size)
-                        if got != size:
-                            raise SpecError(f"prepared cache {path} is truncated")
+                        _read_block(fd, buf, HEADER_BYTES + k * size, path)
                         ready.put(buf)
+                finally:
+                    os.close(fd)
                 ready.put(None)
             except BaseException as exc:  # handed to the consumer
                 ready.put(exc)
 
         thread = threading.Thread(target=reader, name="prepared-reader", daemon=True)
         thread.start()
+        previous: mmap.mmap | None = None
         try:
             for k in range(o * i):
+                if previous is not None:
+                    free.put(previous)  # the caller asked for the next block: reuse this one
                 t0 = time.perf_counter()
                 item = ready.get()
                 self.stats.wait_s += time.perf_counter() - t0
                 if isinstance(item, BaseException):
                     raise item
                 assert item is not None
+                previous = item
                 self.stats.bytes_read += size
-                yield k // i, k % i, item
+                yield k // i, k % i, np.frombuffer(item, dtype=np.uint32).reshape(block)
         finally:
             stop.set()
-            while thread.is_alive():  # unblock a reader waiting on a full queue
-                try:
-                    ready.get_nowait()
-                except queue.Empty:
-                    thread.join(0.01)
+            free.put(buffers[0])  # wake a reader waiting for a buffer
+            thread.join()
+
+
+READ_AHEAD = 2  # blocks the reader may hold ready beyond the one the caller has
+
+
+def _open_direct(path: Path, aligned: bool) -> int:
+    """The file opened for reading with O_DIRECT where available and the reads are aligned to
+    4096 bytes (offsets, lengths and the page-aligned buffers), else plainly."""
+    direct = getattr(os, "O_DIRECT", 0)
+    if direct and aligned:
+        try:
+            return os.open(path, os.O_RDONLY | direct)
+        except OSError:  # a file system without direct I/O (tmpfs, some network ones)
+            pass
+    return os.open(path, os.O_RDONLY)
+
+
+def _read_block(fd: int, buf: mmap.mmap, offset: int, path: Path) -> None:
+    """Fill ``buf`` from ``offset``, as two concurrent halves (the disk serves two requests
+    faster than one); a short read is a truncated file."""
+    half = (len(buf) // 2) & ~(mmap.PAGESIZE - 1)
+    parts = [(0, half), (half, len(buf))]
+    views = [memoryview(buf)[a:b] for a, b in parts]
+    pool = _read_pool()
+    jobs = [
+        pool.submit(_pread_all, fd, v, offset + a) for v, (a, _) in zip(views, parts, strict=True)
+    ]
+    got = [job.result() for job in jobs]
+    for v in views:
+        v.release()
+    if got != [b - a for a, b in parts]:
+        raise SpecError(f"prepared cache {path} is truncated")
+
+
+def _pread_all(fd: int, view: memoryview, offset: int) -> int:
+    """Read until ``view`` is full or the file ends; the bytes read."""
+    done = 0
+    while done < len(view):
+        got = os.preadv(fd, [view[done:]], offset + done)
+        if got == 0:
+            break
+        done += got
+    return done
+
+
+@cache
+def _read_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="prepared-read")
 
 
 def _check_file(path: Path, key: bytes, dims: tuple[int, int, int, int, int]) -> bool:
