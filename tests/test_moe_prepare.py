@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from secmoe.errors import SpecError
-from secmoe.he import modp
+from secmoe.he import modp, packing
 from secmoe.he.params import preset
 from secmoe.model.config import MoEConfig
 from secmoe.model.default import default_weights
@@ -75,7 +75,8 @@ def test_prepared_layer_is_bit_identical(tmp_path: Path, in_memory: bool) -> Non
     fw = fixed(5)
     x = CONFIG.fxp.encode(np.linspace(-1.0, 1.0, CONFIG.d_model).reshape(1, -1))
     y0, t0 = run(fw, x)
-    model = prepare.prepare_model(CONFIG, fw, tmp_path, 1 << 40 if in_memory else 0)
+    budget = 1 << 40 if in_memory else 0
+    model = prepare.prepare_model(CONFIG, fw, tmp_path, budget)
     try:
         assert prepare.lookup(fw) is model
         assert all(s.in_memory == in_memory for s in model.stacks.values())
@@ -85,13 +86,34 @@ def test_prepared_layer_is_bit_identical(tmp_path: Path, in_memory: bool) -> Non
     assert np.array_equal(y0, y1)
     assert np.array_equal(y1, moe_fixed(CONFIG, fw, x).y)
     assert t0 == t1
-    kept, in_files = prepare.prepared_sizes(CONFIG, 1 << 40 if in_memory else 0)
+    kept, in_files = prepare.prepared_sizes(CONFIG, budget)
     assert (kept, in_files) == (model.memory_bytes, model.nbytes - model.memory_bytes)
     files = sorted((tmp_path / "prepared").glob("*.bin")) if not in_memory else []
     assert len(files) == (0 if in_memory else 3)
     if not in_memory:
         assert model.read_stats().bytes_read == model.nbytes
         assert sum(f.stat().st_size for f in files) == model.nbytes + 3 * prepare.HEADER_BYTES
+
+
+@pytest.mark.parametrize("keep", [0, 1, 3, 4, 9])
+def test_a_file_with_its_first_blocks_in_memory(tmp_path: Path, keep: int) -> None:
+    """A stack of four blocks in its file with its first ``keep`` blocks also in memory: the
+    same blocks in the same order, the head's bytes in memory, only the rest read from the
+    file; ``memory_plan`` keeps the head that fits the budget left."""
+    p = select_params()
+    shape = packing.MatmulShape(1, CONFIG.d_model, CONFIG.d_ff, 1, 8, 4)
+    w = CONFIG.fxp.ring.to_signed(fixed(7).w1)
+    mem = prepare.prepare_stack(p, shape, w, _block_ntt, True)
+    stack = prepare.prepare_stack(p, shape, w, _block_ntt, False, tmp_path, keep)
+    block = stack.block_words * prepare.WORD_BYTES
+    got = [(bo, bi, b.copy()) for bo, bi, b in stack.blocks()]
+    want = list(mem.blocks())
+    assert [(bo, bi) for bo, bi, _ in got] == [(bo, bi) for bo, bi, _ in want] and len(got) == 4
+    assert all(np.array_equal(a[2], b[2]) for a, b in zip(got, want, strict=True))
+    assert stack.memory_bytes == min(keep, 4) * block
+    assert stack.stats.bytes_read == (4 - min(keep, 4)) * block
+    plan = prepare.memory_plan([shape, shape], block, 4 * block + keep * block)
+    assert plan == [(True, 4), (keep >= 4, min(keep, 4))]
 
 
 @pytest.mark.parametrize(

@@ -141,6 +141,8 @@ class PreparedStack:
     path: Path | None
     built: bool  # False: an existing cache file was reused
     stats: ReadStats = field(default_factory=ReadStats)
+    # With a file: its first blocks (in file order) also kept in memory, (k, E, L, N).
+    head: U32 | None = None
 
     @property
     def dims(self) -> tuple[int, int, int, int, int]:
@@ -161,6 +163,13 @@ class PreparedStack:
     def in_memory(self) -> bool:
         return self.data is not None
 
+    @property
+    def memory_bytes(self) -> int:
+        """Bytes of its blocks held in memory (all of them, or the head of a file's)."""
+        if self.data is not None:
+            return self.nbytes
+        return 0 if self.head is None else self.head.nbytes
+
     def blocks(self) -> Generator[tuple[int, int, U32], None, None]:
         """(b_o, b_i, the (E, L, N) block) in file order. A block from a file is valid until the
         next one is requested (its buffer is then reused): copy it to keep it. The file is read
@@ -172,10 +181,14 @@ class PreparedStack:
                     yield bo, bi, self.data[bo, bi]
             return
         assert self.path is not None
-        yield from self._stream(o, i, (e, lq, n))
+        first = 0 if self.head is None else self.head.shape[0]
+        for k in range(first):
+            assert self.head is not None
+            yield k // i, k % i, self.head[k]
+        yield from self._stream(o, i, (e, lq, n), first)
 
     def _stream(
-        self, o: int, i: int, block: tuple[int, int, int]
+        self, o: int, i: int, block: tuple[int, int, int], first: int
     ) -> Generator[tuple[int, int, U32], None, None]:
         size = self.block_words * WORD_BYTES
         # Page-aligned buffers, reused in turn: the reads go straight to them (O_DIRECT where the
@@ -193,7 +206,7 @@ class PreparedStack:
             try:
                 fd = _open_direct(path, size % 4096 == 0 and HEADER_BYTES % 4096 == 0)
                 try:
-                    for k in range(o * i):
+                    for k in range(first, o * i):
                         buf = free.get()
                         if stop.is_set():
                             break
@@ -209,7 +222,7 @@ class PreparedStack:
         thread.start()
         previous: mmap.mmap | None = None
         try:
-            for k in range(o * i):
+            for k in range(first, o * i):
                 if previous is not None:
                     free.put(previous)  # the caller asked for the next block: reuse this one
                 t0 = time.perf_counter()
@@ -319,8 +332,10 @@ def prepare_stack(
     block: BlockFn,
     in_memory: bool,
     cache_dir: Path | None = None,
+    keep_blocks: int = 0,
 ) -> PreparedStack:
-    """The NTT-form blocks of one stack, in memory or in the cache file of its key.
+    """The NTT-form blocks of one stack, in memory or in the cache file of its key (then its
+    first ``keep_blocks`` blocks, in file order, are also kept in memory).
 
     Implements spec §40.7.2 `prepare_stack` (spec/40-moe.md#prepare_stack).
     """
@@ -343,7 +358,7 @@ def prepare_stack(
     folder = (cache_dir or default_cache_dir()) / "prepared"
     path = folder / f"{key.hex()}.bin"
     if _check_file(path, key, dims):
-        return PreparedStack(p, shape, experts, key, None, path, False)
+        return _with_head(PreparedStack(p, shape, experts, key, None, path, False), keep_blocks)
     folder.mkdir(parents=True, exist_ok=True)
     size = HEADER_BYTES + int(np.prod(dims)) * WORD_BYTES
     free = shutil.disk_usage(folder).free
@@ -373,7 +388,18 @@ def prepare_stack(
         raise
     os.close(fd)
     os.replace(partial, path)
-    return PreparedStack(p, shape, experts, key, None, path, True)
+    return _with_head(PreparedStack(p, shape, experts, key, None, path, True), keep_blocks)
+
+
+def _with_head(stack: PreparedStack, keep_blocks: int) -> PreparedStack:
+    """``stack`` with its file's first ``keep_blocks`` blocks (at most all) read into memory."""
+    o, i, e, lq, n = stack.dims
+    count = min(max(keep_blocks, 0), o * i)
+    if count:
+        assert stack.path is not None
+        head = np.fromfile(stack.path, dtype="<u4", count=count * e * lq * n, offset=HEADER_BYTES)
+        stack.head = head.astype(np.uint32, copy=False).reshape(count, e, lq, n)
+    return stack
 
 
 @dataclass(eq=False)
@@ -390,7 +416,7 @@ class PreparedModel:
 
     @property
     def memory_bytes(self) -> int:
-        return sum(s.nbytes for s in self.stacks.values() if s.in_memory)
+        return sum(s.memory_bytes for s in self.stacks.values())
 
     @property
     def built(self) -> bool:
@@ -468,16 +494,33 @@ def prepared_sizes(config: MoEConfig, memory_budget: int | None = None) -> tuple
     extra = 1 if config.expert_bias else 0
     widths = [(config.d_ff, config.d_model + extra)] * (2 if config.gated else 1)
     widths.append((config.d_model, config.d_ff + extra))
+    shapes = [expert_shape(p, d_in, d_out) for d_out, d_in in widths]
+    block = config.n_experts * len(p.q_primes) * p.n * WORD_BYTES
     kept = files = 0
-    for d_out, d_in in widths:
-        shape = expert_shape(p, d_in, d_out)
-        size = shape.out_blocks * shape.in_blocks * config.n_experts * len(p.q_primes) * p.n
-        size *= WORD_BYTES
-        if kept + size <= budget:
-            kept += size
-        else:
-            files += size
+    for shape, (in_memory, head) in zip(shapes, memory_plan(shapes, block, budget), strict=True):
+        size = shape.out_blocks * shape.in_blocks * block
+        kept += size if in_memory else head * block
+        files += 0 if in_memory else size
     return kept, files
+
+
+def memory_plan(
+    shapes: list[packing.MatmulShape], block_bytes: int, budget: int
+) -> list[tuple[bool, int]]:
+    """Per stack in order (W1, V, W2): (whole stack in memory, else the count of its first
+    blocks kept in memory besides its file), within ``budget`` bytes (spec §40.7)."""
+    left = budget
+    plan = []
+    for shape in shapes:
+        blocks = shape.out_blocks * shape.in_blocks
+        if blocks * block_bytes <= left:
+            plan.append((True, blocks))
+            left -= blocks * block_bytes
+        else:
+            head = left // block_bytes
+            plan.append((False, head))
+            left -= head * block_bytes
+    return plan
 
 
 def prepare_model(
@@ -491,7 +534,8 @@ def prepare_model(
     Implements spec §40.7.4 `prepare_model` (spec/40-moe.md#prepare_model): W1, then V (gated
     kinds), then W2, each at the block shape ``expert_matmul`` uses; a stack stays in memory
     while the stacks kept so far and it fit in ``memory_budget`` bytes (default
-    ``$SECMOE_PREPARED_MEMORY_GIB``, 8 GiB), otherwise it goes to its cache file.
+    ``$SECMOE_PREPARED_MEMORY_GIB``, 8 GiB), otherwise it goes to its cache file and as many of
+    its first blocks as still fit are kept in memory too (``memory_plan``).
     """
     # select imports this module for PreparedStack: the block builder is imported here.
     from secmoe.moe.select import _block_ntt, expert_shape, select_params
@@ -501,15 +545,13 @@ def prepare_model(
     p = select_params()
     t0 = time.perf_counter()
     stacks: dict[str, PreparedStack] = {}
-    kept = 0
-    for name, arr in expert_stacks(config, weights).items():
-        d_out, d_in = arr.shape[1:]
-        shape = expert_shape(p, d_in, d_out)
+    arrays = expert_stacks(config, weights)
+    shapes = [expert_shape(p, arr.shape[2], arr.shape[1]) for arr in arrays.values()]
+    block = config.n_experts * len(p.q_primes) * p.n * WORD_BYTES
+    plan = memory_plan(shapes, block, budget)
+    for (name, arr), shape, (in_memory, head) in zip(arrays.items(), shapes, plan, strict=True):
         w = ring.to_signed(arr)
-        size = shape.out_blocks * shape.in_blocks * w.shape[0] * len(p.q_primes) * p.n * WORD_BYTES
-        in_memory = kept + size <= budget
-        stacks[name] = prepare_stack(p, shape, w, _block_ntt, in_memory, cache_dir)
-        kept += size if in_memory else 0
+        stacks[name] = prepare_stack(p, shape, w, _block_ntt, in_memory, cache_dir, head)
         del w
     model = PreparedModel(stacks, time.perf_counter() - t0)
     register(weights, model)
