@@ -4,6 +4,7 @@ the cache file is keyed, checked and rebuilt."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ from secmoe.model.default import default_weights
 from secmoe.model.fixed import FixedWeights, encode_weights, moe_fixed
 from secmoe.moe import prepare
 from secmoe.moe.layer import moe
-from secmoe.moe.mac import plain_multiply_add, select_mac
+from secmoe.moe.mac import MAC_BATCH, plain_multiply_add, select_mac
 from secmoe.moe.select import _block_ntt, expert_shape, select_params
 from secmoe.randomness import Prg, dst
 
@@ -28,28 +29,41 @@ CONFIG = MoEConfig(d_model=8, d_ff=16, n_experts=4)
 
 
 @settings(max_examples=10, deadline=None)
-@given(st.integers(1, 9), st.integers(1, 3), st.integers(0, 2**32 - 1))
-def test_select_mac_equals_the_exact_sum(experts: int, parts: int, seed: int) -> None:
+@given(st.integers(1, 9), st.integers(1, 3), st.integers(1, MAC_BATCH), st.integers(0, 2**32 - 1))
+def test_select_mac_equals_the_exact_sum(experts: int, parts: int, count: int, seed: int) -> None:
+    """Each of up to MAC_BATCH blocks taken at once gets its own exact sum."""
     p = preset("toy")
     rng = np.random.default_rng(seed)
     col = np.array(p.q_primes, dtype=np.uint64).reshape(1, -1, 1)
-    w = (rng.integers(0, 2**31, (experts, len(p.q_primes), p.n), dtype=np.uint64) % col).astype(
-        np.uint32
-    )
+    shape = (experts, len(p.q_primes), p.n)
+    ws = [
+        (rng.integers(0, 2**31, shape, dtype=np.uint64) % col).astype(np.uint32)
+        for _ in range(count)
+    ]
     s = rng.integers(0, 2**31, (experts, parts, len(p.q_primes), p.n), dtype=np.uint64) % col
-    got = select_mac(w, s, p.q_primes)
-    want = modp.dot(w.astype(np.uint64)[:, None], s, modp.moduli(p.q_primes))
-    assert np.array_equal(got, want)
-    exact = (w.astype(object)[:, None] * s.astype(object)).sum(axis=0) % col.astype(object)
-    assert np.array_equal(got.astype(object), exact)
-    assert plain_multiply_add(w, s).shape == got.shape
+    got = select_mac(ws, s, p.q_primes)
+    assert got.shape == (count, parts, len(p.q_primes), p.n)
+    for w, one in zip(ws, got, strict=True):
+        want = modp.dot(w.astype(np.uint64)[:, None], s, modp.moduli(p.q_primes))
+        assert np.array_equal(one, want)
+        exact = (w.astype(object)[:, None] * s.astype(object)).sum(axis=0) % col.astype(object)
+        assert np.array_equal(one.astype(object), exact)
+        assert np.array_equal(select_mac([w], s, p.q_primes)[0], one)
+    assert plain_multiply_add(ws[0], s).shape == got.shape[1:]
 
 
 def test_select_mac_refuses_mismatched_shapes() -> None:
     p = preset("toy")
     w = np.zeros((2, len(p.q_primes), p.n), dtype=np.uint32)
+    s = np.zeros((2, 2, len(p.q_primes), p.n), dtype=np.uint64)
     with pytest.raises(SpecError):
-        select_mac(w, np.zeros((3, 2, len(p.q_primes), p.n), dtype=np.uint64), p.q_primes)
+        select_mac([w], np.zeros((3, 2, len(p.q_primes), p.n), dtype=np.uint64), p.q_primes)
+    with pytest.raises(SpecError, match="blocks"):
+        select_mac([], s, p.q_primes)
+    with pytest.raises(SpecError, match="blocks"):
+        select_mac([w] * (MAC_BATCH + 1), s, p.q_primes)
+    with pytest.raises(SpecError, match="share"):
+        select_mac([w, w.astype(np.uint64)], s, p.q_primes)
 
 
 def fixed(seed: int) -> FixedWeights:
@@ -96,10 +110,10 @@ def test_prepared_layer_is_bit_identical(tmp_path: Path, in_memory: bool) -> Non
 
 
 @pytest.mark.parametrize("keep", [0, 1, 3, 4, 9])
-def test_a_file_with_its_first_blocks_in_memory(tmp_path: Path, keep: int) -> None:
-    """A stack of four blocks in its file with its first ``keep`` blocks also in memory: the
-    same blocks in the same order, the head's bytes in memory, only the rest read from the
-    file; ``memory_plan`` keeps the head that fits the budget left."""
+def test_a_file_with_some_blocks_in_memory(tmp_path: Path, keep: int) -> None:
+    """A stack of four blocks in its file with ``keep`` of them also in memory: the same blocks
+    in the same order, the kept blocks' bytes in memory, only the rest read from the file;
+    ``memory_plan`` keeps the blocks that fit the budget left."""
     p = select_params()
     shape = packing.MatmulShape(1, CONFIG.d_model, CONFIG.d_ff, 1, 8, 4)
     w = CONFIG.fxp.ring.to_signed(fixed(7).w1)
@@ -114,6 +128,31 @@ def test_a_file_with_its_first_blocks_in_memory(tmp_path: Path, keep: int) -> No
     assert stack.stats.bytes_read == (4 - min(keep, 4)) * block
     plan = prepare.memory_plan([shape, shape], block, 4 * block + keep * block)
     assert plan == [(True, 4), (keep >= 4, min(keep, 4))]
+
+
+@pytest.mark.parametrize(
+    ("blocks", "keep", "want"),
+    [
+        (4, 0, []),
+        (4, 1, [3]),
+        (4, 2, [1, 3]),
+        (4, 4, [0, 1, 2, 3]),
+        (4, 9, [0, 1, 2, 3]),
+        (5, 2, [2, 4]),
+        (192, 73, None),
+    ],
+)
+def test_kept_blocks_are_spread_over_the_file(
+    blocks: int, keep: int, want: list[int] | None
+) -> None:
+    """floor((j + 1) keep / blocks) > floor(j keep / blocks): ``keep`` indices, never two streamed
+    blocks fewer apart than the kept ones allow (at Switch-Base size, E = 128: 73 of 192)."""
+    got = prepare.kept_indices(blocks, keep)
+    if want is not None:
+        assert got == want
+    assert len(got) == min(keep, blocks) and got == sorted(set(got))
+    gaps = [b - a for a, b in itertools.pairwise([-1, *got])]
+    assert not gaps or max(gaps) - min(gaps) <= 1
 
 
 @pytest.mark.parametrize(
@@ -193,6 +232,6 @@ def test_select_mac_at_the_largest_residues(experts: int) -> None:
     col = np.array(p.q_primes, dtype=np.uint64).reshape(1, -1, 1)
     w = np.broadcast_to(col - 1, (experts, len(p.q_primes), 64)).astype(np.uint32)
     s = np.ascontiguousarray(np.broadcast_to((col - 1)[:, None], (experts, 2, len(p.q_primes), 64)))
-    got = select_mac(w, s, p.q_primes)
+    got = select_mac([w] * MAC_BATCH, s, p.q_primes)
     want = [(experts * (q - 1) ** 2) % q for q in p.q_primes]
-    assert all(np.all(got[:, i] == want[i]) for i in range(len(p.q_primes)))
+    assert all(np.all(got[:, :, i] == want[i]) for i in range(len(p.q_primes)))

@@ -162,7 +162,7 @@ def key_switch(c: U64, key: GaloisKey) -> U64:
     t = rns.tables(p.n, ps)
     dn = rns.ntt_forward(np.stack(digits(c, ps)), t)
     acc = np.empty((2, len(ps), p.n), dtype=np.uint64)
-    mac_rows(dn, key.evaluation_form, np.array(ps, dtype=np.uint64), acc, 0, len(ps))
+    mac_rows((dn,), key.evaluation_form, np.array(ps, dtype=np.uint64), acc[None], 0, len(ps))
     return rns.ntt_inverse(acc, t)
 
 

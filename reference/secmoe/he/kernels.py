@@ -146,34 +146,41 @@ def _fold(acc: U64, c: np.uint64) -> None:
 
 
 @_jit
-def mac_rows(w: Any, s: Any, primes: U64, acc: U64, lo: int, hi: int) -> None:
-    """acc[k, i] = sum_e w[e, i] s[e, k, i] mod primes[i] for the primes lo .. hi - 1, all
-    inputs canonical. Each product is below (p - 1)^2 <= 2^62 - 2^33 + 4: four are summed from
-    zero, then the sum is folded (:func:`_fold`) and three more fit below 2^64 each time."""
-    experts = w.shape[0]
+def mac_rows(ws: Any, s: Any, primes: U64, acc: U64, lo: int, hi: int) -> None:
+    """acc[b, k, i] = sum_e ws[b][e, i] s[e, k, i] mod primes[i] for each block ``ws[b]`` (a
+    tuple of (E, L, N) arrays) and the primes lo .. hi - 1, all inputs canonical. Each product is
+    below (p - 1)^2 <= 2^62 - 2^33 + 4: four are summed from zero, then the sum is folded
+    (:func:`_fold`) and three more fit below 2^64 each time. The blocks share one pass over the
+    selectors ``s``, which are most of the memory traffic (§40.7.3)."""
+    blocks = len(ws)
+    experts = s.shape[0]
     parts = s.shape[1]
-    n = w.shape[2]
+    n = s.shape[3]
     chunk = 2048
-    run = np.empty((parts, chunk), dtype=np.uint64)
+    run = np.empty((blocks, parts, chunk), dtype=np.uint64)
     for i in range(lo, hi):
         p = primes[i]
         c = np.uint64((1 << 32) % p)
         for c0 in range(0, n, chunk):
             c1 = min(n, c0 + chunk)
             width = c1 - c0
-            run[:, :width] = 0
+            run[:, :, :width] = 0
             pending, limit = 0, 4
             for e in range(experts):
                 if pending == limit:
-                    for k in range(parts):
-                        _fold(run[k, :width], c)
+                    for b in range(blocks):
+                        for k in range(parts):
+                            _fold(run[b, k, :width], c)
                     pending, limit = 0, 3
                 for k in range(parts):
-                    _mul_add(run[k, :width], w[e, i, c0:c1], s[e, k, i, c0:c1])
+                    sel = s[e, k, i, c0:c1]
+                    for b in range(blocks):
+                        _mul_add(run[b, k, :width], ws[b][e, i, c0:c1], sel)
                 pending += 1
-            for k in range(parts):
-                for j in range(width):
-                    acc[k, i, c0 + j] = run[k, j] % p
+            for b in range(blocks):
+                for k in range(parts):
+                    for j in range(width):
+                        acc[b, k, i, c0 + j] = run[b, k, j] % p
 
 
 @_jit

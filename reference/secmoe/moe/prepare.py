@@ -21,6 +21,7 @@ import struct
 import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from secmoe.he import packing
 from secmoe.he.params import HeParams
 from secmoe.model.config import MoEConfig
 from secmoe.model.fixed import FixedWeights, append_column
+from secmoe.moe.mac import MAC_BATCH
 
 U32 = NDArray[np.uint32]
 U64 = NDArray[np.uint64]
@@ -141,8 +143,8 @@ class PreparedStack:
     path: Path | None
     built: bool  # False: an existing cache file was reused
     stats: ReadStats = field(default_factory=ReadStats)
-    # With a file: its first blocks (in file order) also kept in memory, (k, E, L, N).
-    head: U32 | None = None
+    # With a file: the blocks of ``kept_indices`` also kept in memory, (k, E, L, N).
+    kept: U32 | None = None
 
     @property
     def dims(self) -> tuple[int, int, int, int, int]:
@@ -165,15 +167,17 @@ class PreparedStack:
 
     @property
     def memory_bytes(self) -> int:
-        """Bytes of its blocks held in memory (all of them, or the head of a file's)."""
+        """Bytes of its blocks held in memory (all of them, or those a file's stack keeps)."""
         if self.data is not None:
             return self.nbytes
-        return 0 if self.head is None else self.head.nbytes
+        return 0 if self.kept is None else self.kept.nbytes
 
     def blocks(self) -> Generator[tuple[int, int, U32], None, None]:
-        """(b_o, b_i, the (E, L, N) block) in file order. A block from a file is valid until the
-        next one is requested (its buffer is then reused): copy it to keep it. The file is read
-        ahead by a reader thread, and the time the caller waits for it is added to ``stats``."""
+        """(b_o, b_i, the (E, L, N) block) in file order. A block from a file is valid until
+        MAC_BATCH more have been requested (its buffer is then reused): copy it to keep it
+        longer. The file's blocks not kept in memory are read ahead by a reader thread, which
+        starts at once and keeps reading while the kept blocks are used; the time the caller
+        waits for it is added to ``stats``."""
         o, i, e, lq, n = self.dims
         if self.data is not None:
             for bo in range(o):
@@ -181,32 +185,25 @@ class PreparedStack:
                     yield bo, bi, self.data[bo, bi]
             return
         assert self.path is not None
-        first = 0 if self.head is None else self.head.shape[0]
-        for k in range(first):
-            assert self.head is not None
-            yield k // i, k % i, self.head[k]
-        yield from self._stream(o, i, (e, lq, n), first)
-
-    def _stream(
-        self, o: int, i: int, block: tuple[int, int, int], first: int
-    ) -> Generator[tuple[int, int, U32], None, None]:
+        kept = kept_indices(o * i, 0 if self.kept is None else self.kept.shape[0])
+        slot = {k: pos for pos, k in enumerate(kept)}
+        streamed = [k for k in range(o * i) if k not in slot]
         size = self.block_words * WORD_BYTES
         # Page-aligned buffers, reused in turn: the reads go straight to them (O_DIRECT where the
         # file system allows it) without a copy through the page cache or fresh zeroed pages.
-        buffers = [mmap.mmap(-1, size) for _ in range(READ_AHEAD + 2)]
+        buffers = [mmap.mmap(-1, size) for _ in range(MAC_BATCH + READ_AHEAD)] if streamed else []
         free: queue.Queue[mmap.mmap] = queue.Queue()
         for buf in buffers:
             free.put(buf)
         ready: queue.Queue[mmap.mmap | BaseException | None] = queue.Queue()
         stop = threading.Event()
-        assert self.path is not None
         path = self.path
 
         def reader() -> None:
             try:
                 fd = _open_direct(path, size % 4096 == 0 and HEADER_BYTES % 4096 == 0)
                 try:
-                    for k in range(first, o * i):
+                    for k in streamed:
                         buf = free.get()
                         if stop.is_set():
                             break
@@ -219,28 +216,44 @@ class PreparedStack:
                 ready.put(exc)
 
         thread = threading.Thread(target=reader, name="prepared-reader", daemon=True)
-        thread.start()
-        previous: mmap.mmap | None = None
+        if streamed:
+            thread.start()
+        held: deque[mmap.mmap] = deque()  # the caller's last MAC_BATCH blocks from the file
         try:
-            for k in range(first, o * i):
-                if previous is not None:
-                    free.put(previous)  # the caller asked for the next block: reuse this one
+            for k in range(o * i):
+                if k in slot:
+                    assert self.kept is not None
+                    yield k // i, k % i, self.kept[slot[k]]
+                    continue
+                if len(held) == MAC_BATCH:
+                    free.put(held.popleft())  # MAC_BATCH more were asked for: reuse it
                 t0 = time.perf_counter()
                 item = ready.get()
                 self.stats.wait_s += time.perf_counter() - t0
                 if isinstance(item, BaseException):
                     raise item
                 assert item is not None
-                previous = item
+                held.append(item)
                 self.stats.bytes_read += size
-                yield k // i, k % i, np.frombuffer(item, dtype=np.uint32).reshape(block)
+                yield k // i, k % i, np.frombuffer(item, dtype=np.uint32).reshape(e, lq, n)
         finally:
-            stop.set()
-            free.put(buffers[0])  # wake a reader waiting for a buffer
-            thread.join()
+            if streamed:
+                stop.set()
+                free.put(buffers[0])  # wake a reader waiting for a buffer
+                thread.join()
 
 
-READ_AHEAD = 2  # blocks the reader may hold ready beyond the one the caller has
+def kept_indices(blocks: int, keep: int) -> list[int]:
+    """The file-order indices of the ``keep`` of ``blocks`` blocks a file's stack also keeps in
+    memory, spread evenly (spec §40.7): j is kept iff floor((j + 1) keep / blocks) > floor(j keep
+    / blocks)."""
+    keep = min(max(keep, 0), blocks)
+    return [j for j in range(blocks) if (j + 1) * keep // blocks > j * keep // blocks]
+
+
+# Blocks the reader may read ahead beyond the caller's MAC_BATCH: one more batch, and one to
+# spare, so that the disk stays busy while a batch is multiplied.
+READ_AHEAD = MAC_BATCH + 1
 READ_PARTS = 4  # concurrent requests per block (measured here: 2.3 GB/s, one request 1.7)
 
 
@@ -335,7 +348,7 @@ def prepare_stack(
     keep_blocks: int = 0,
 ) -> PreparedStack:
     """The NTT-form blocks of one stack, in memory or in the cache file of its key (then its
-    first ``keep_blocks`` blocks, in file order, are also kept in memory).
+    ``keep_blocks`` blocks spread over the file, ``kept_indices``, are also kept in memory).
 
     Implements spec §40.7.2 `prepare_stack` (spec/40-moe.md#prepare_stack).
     """
@@ -358,7 +371,7 @@ def prepare_stack(
     folder = (cache_dir or default_cache_dir()) / "prepared"
     path = folder / f"{key.hex()}.bin"
     if _check_file(path, key, dims):
-        return _with_head(PreparedStack(p, shape, experts, key, None, path, False), keep_blocks)
+        return _with_kept(PreparedStack(p, shape, experts, key, None, path, False), keep_blocks)
     folder.mkdir(parents=True, exist_ok=True)
     size = HEADER_BYTES + int(np.prod(dims)) * WORD_BYTES
     free = shutil.disk_usage(folder).free
@@ -388,17 +401,24 @@ def prepare_stack(
         raise
     os.close(fd)
     os.replace(partial, path)
-    return _with_head(PreparedStack(p, shape, experts, key, None, path, True), keep_blocks)
+    return _with_kept(PreparedStack(p, shape, experts, key, None, path, True), keep_blocks)
 
 
-def _with_head(stack: PreparedStack, keep_blocks: int) -> PreparedStack:
-    """``stack`` with its file's first ``keep_blocks`` blocks (at most all) read into memory."""
+def _with_kept(stack: PreparedStack, keep_blocks: int) -> PreparedStack:
+    """``stack`` with the ``keep_blocks`` blocks of ``kept_indices`` read from its file into
+    memory."""
     o, i, e, lq, n = stack.dims
-    count = min(max(keep_blocks, 0), o * i)
-    if count:
+    kept = kept_indices(o * i, keep_blocks)
+    if kept:
         assert stack.path is not None
-        head = np.fromfile(stack.path, dtype="<u4", count=count * e * lq * n, offset=HEADER_BYTES)
-        stack.head = head.astype(np.uint32, copy=False).reshape(count, e, lq, n)
+        words = e * lq * n
+        data = np.empty((len(kept), e, lq, n), dtype=np.uint32)
+        with open(stack.path, "rb") as fh:
+            for pos, k in enumerate(kept):
+                fh.seek(HEADER_BYTES + k * words * WORD_BYTES)
+                if fh.readinto(data[pos].data.cast("B")) != words * WORD_BYTES:
+                    raise SpecError(f"prepared cache {stack.path} is truncated")
+        stack.kept = data
     return stack
 
 
@@ -497,9 +517,9 @@ def prepared_sizes(config: MoEConfig, memory_budget: int | None = None) -> tuple
     shapes = [expert_shape(p, d_in, d_out) for d_out, d_in in widths]
     block = config.n_experts * len(p.q_primes) * p.n * WORD_BYTES
     kept = files = 0
-    for shape, (in_memory, head) in zip(shapes, memory_plan(shapes, block, budget), strict=True):
+    for shape, (in_memory, keep) in zip(shapes, memory_plan(shapes, block, budget), strict=True):
         size = shape.out_blocks * shape.in_blocks * block
-        kept += size if in_memory else head * block
+        kept += size if in_memory else keep * block
         files += 0 if in_memory else size
     return kept, files
 
@@ -507,8 +527,8 @@ def prepared_sizes(config: MoEConfig, memory_budget: int | None = None) -> tuple
 def memory_plan(
     shapes: list[packing.MatmulShape], block_bytes: int, budget: int
 ) -> list[tuple[bool, int]]:
-    """Per stack in order (W1, V, W2): (whole stack in memory, else the count of its first
-    blocks kept in memory besides its file), within ``budget`` bytes (spec §40.7)."""
+    """Per stack in order (W1, V, W2): (whole stack in memory, else the count of its blocks
+    kept in memory besides its file, ``kept_indices``), within ``budget`` bytes (spec §40.7)."""
     left = budget
     plan = []
     for shape in shapes:
@@ -517,9 +537,9 @@ def memory_plan(
             plan.append((True, blocks))
             left -= blocks * block_bytes
         else:
-            head = left // block_bytes
-            plan.append((False, head))
-            left -= head * block_bytes
+            keep = left // block_bytes
+            plan.append((False, keep))
+            left -= keep * block_bytes
     return plan
 
 
@@ -535,7 +555,7 @@ def prepare_model(
     kinds), then W2, each at the block shape ``expert_matmul`` uses; a stack stays in memory
     while the stacks kept so far and it fit in ``memory_budget`` bytes (default
     ``$SECMOE_PREPARED_MEMORY_GIB``, 8 GiB), otherwise it goes to its cache file and as many of
-    its first blocks as still fit are kept in memory too (``memory_plan``).
+    its blocks as still fit, spread over the file, are kept in memory too (``memory_plan``).
     """
     # select imports this module for PreparedStack: the block builder is imported here.
     from secmoe.moe.select import _block_ntt, expert_shape, select_params
@@ -549,9 +569,9 @@ def prepare_model(
     shapes = [expert_shape(p, arr.shape[2], arr.shape[1]) for arr in arrays.values()]
     block = config.n_experts * len(p.q_primes) * p.n * WORD_BYTES
     plan = memory_plan(shapes, block, budget)
-    for (name, arr), shape, (in_memory, head) in zip(arrays.items(), shapes, plan, strict=True):
+    for (name, arr), shape, (in_memory, keep) in zip(arrays.items(), shapes, plan, strict=True):
         w = ring.to_signed(arr)
-        stacks[name] = prepare_stack(p, shape, w, _block_ntt, in_memory, cache_dir, head)
+        stacks[name] = prepare_stack(p, shape, w, _block_ntt, in_memory, cache_dir, keep)
         del w
     model = PreparedModel(stacks, time.perf_counter() - t0)
     register(weights, model)

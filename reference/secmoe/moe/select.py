@@ -9,6 +9,7 @@ input (ct x ct), masks, floods, switches down and returns; the client decrypts d
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import time
@@ -31,7 +32,7 @@ from secmoe.he.modswitch import mod_switch, switch_key, switched_params
 from secmoe.he.params import T_BITS, HeParams, preset
 from secmoe.he.privacy import decrypt_share
 from secmoe.he.serialize import ct_bytes, ct_decode, ct_encode, gk_bytes, gk_decode, gk_encode
-from secmoe.moe.mac import select_mac
+from secmoe.moe.mac import MAC_BATCH, select_mac
 from secmoe.moe.prepare import PreparedStack
 from secmoe.session import PartyContext
 
@@ -414,29 +415,39 @@ def expert_matmul(
             # Step 3: per weight block (b_o, b_i), b_i fastest: every expert's block in NTT form
             # (prepared, or built once per call for all rows), the selection
             # sum_e W_e [[2^L t_e]], its product with the input block, summed over the b_i.
-            t0 = time.perf_counter()
-            for bo, bi, wblock in source:
-                clock_selection(
-                    ctx, t0, READ_TIMER if isinstance(weights[m], PreparedStack) else BUILD_TIMER
-                )
+            # The multiply-accumulate takes MAC_BATCH consecutive blocks at once (one pass over
+            # the selectors, §40.7.3); the products then follow block by block, in order.
+            stream = iter(source)
+            timer = READ_TIMER if isinstance(weights[m], PreparedStack) else BUILD_TIMER
+            while True:
+                t0 = time.perf_counter()
+                batch = list(itertools.islice(stream, MAC_BATCH))
+                clock_selection(ctx, t0, timer)
+                if not batch:
+                    break
+                bo, bi, _ = batch[-1]
                 ctx.say(
                     f"expert product {m + 1}/{len(sources)}: block {bo * n_in + bi + 1}/{n_out * n_in}"
                 )
+                chosen = [block for _, _, block in batch]
+                summed: list[U64] = []
                 for r in range(sel.rows):
                     t0 = time.perf_counter()
-                    summed = select_mac(wblock, sel.cts[r], p.q_primes)
+                    summed.append(select_mac(chosen, sel.cts[r], p.q_primes))
                     clock_selection(ctx, t0, MAC_TIMER)
+                for k, (_, bi, _) in enumerate(batch):
                     t0 = time.perf_counter()
-                    selected[r].append((packing.from_ntt_parts(p, summed), summed))
-                    clock_selection(ctx, t0)
-                if bi == n_in - 1:
                     for r in range(sel.rows):
-                        job = (selected[r], x_cts[row_input[r]], keys.relin, shape.n_i)
-                        pending.append(_products_pool().submit(_block_product, *job))
-                        while len(pending) > PIPELINE_DEPTH:
-                            finish_oldest()
-                    selected = [[] for _ in range(sel.rows)]
-                t0 = time.perf_counter()
+                        one = summed[r][k]
+                        selected[r].append((packing.from_ntt_parts(p, one), one))
+                    clock_selection(ctx, t0)
+                    if bi == n_in - 1:
+                        for r in range(sel.rows):
+                            job = (selected[r], x_cts[row_input[r]], keys.relin, shape.n_i)
+                            pending.append(_products_pool().submit(_block_product, *job))
+                            while len(pending) > PIPELINE_DEPTH:
+                                finish_oldest()
+                        selected = [[] for _ in range(sel.rows)]
         while pending:
             finish_oldest()
         # Step 5: per group, pack, mask, switch down; the server keeps -r.
