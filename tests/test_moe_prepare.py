@@ -5,6 +5,7 @@ the cache file is keyed, checked and rebuilt."""
 from __future__ import annotations
 
 import itertools
+import time
 from pathlib import Path
 
 import numpy as np
@@ -130,6 +131,29 @@ def test_a_file_with_some_blocks_in_memory(tmp_path: Path, keep: int) -> None:
     assert plan == [(True, 4), (keep >= 4, min(keep, 4))]
 
 
+@pytest.mark.parametrize("keep", [0, 5])
+def test_a_streamed_batch_stays_valid_while_the_reader_reuses_buffers(
+    tmp_path: Path, keep: int
+) -> None:
+    """Sixteen blocks, more than the reader's buffers: taken MAC_BATCH at a time, as
+    expert_matmul takes them, every block of a batch still holds its own residues when the
+    batch is complete (the reader reuses a buffer only after MAC_BATCH more were asked for)."""
+    p = select_params()
+    shape = packing.MatmulShape(1, CONFIG.d_model, CONFIG.d_ff, 1, 8, 1)
+    w = CONFIG.fxp.ring.to_signed(fixed(8).w1)
+    want = [b for _, _, b in prepare.prepare_stack(p, shape, w, _block_ntt, True).blocks()]
+    stack = prepare.prepare_stack(p, shape, w, _block_ntt, False, tmp_path, keep)
+    assert len(want) == 16 > prepare.MAC_BATCH + prepare.READ_AHEAD
+    stream = stack.blocks()
+    got = 0
+    while batch := list(itertools.islice(stream, MAC_BATCH)):
+        time.sleep(0.05)  # time for the reader to refill any buffer it was handed back
+        for _, _, block in batch:
+            assert np.array_equal(block, want[got])
+            got += 1
+    assert got == 16 and stack.stats.bytes_read == (16 - keep) * stack.block_words * 4
+
+
 @pytest.mark.parametrize(
     ("blocks", "keep", "want"),
     [
@@ -145,8 +169,8 @@ def test_a_file_with_some_blocks_in_memory(tmp_path: Path, keep: int) -> None:
 def test_kept_blocks_are_spread_over_the_file(
     blocks: int, keep: int, want: list[int] | None
 ) -> None:
-    """floor((j + 1) keep / blocks) > floor(j keep / blocks): ``keep`` indices, never two streamed
-    blocks fewer apart than the kept ones allow (at Switch-Base size, E = 128: 73 of 192)."""
+    """floor((j + 1) keep / blocks) > floor(j keep / blocks): ``keep`` sorted indices whose gaps
+    differ by at most one (at Switch-Base size, E = 128: 73 of 192)."""
     got = prepare.kept_indices(blocks, keep)
     if want is not None:
         assert got == want
