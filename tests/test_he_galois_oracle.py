@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import functools
 import itertools
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
 
 import galois
 import numpy as np
@@ -118,3 +122,27 @@ def test_compiled_transforms_equal_the_numpy_ones(name: str) -> None:
         assert np.array_equal(f, ntt_forward_numpy(a, t))
         assert np.array_equal(ntt_inverse(f, t), ntt_inverse_numpy(f, t))
         assert np.array_equal(ntt_inverse(f, t), a)
+
+
+def test_the_library_runs_without_galois() -> None:
+    """§20.2.3's decision: galois is a test dependency only. Every secmoe module imports, and a
+    compiled NTT round trip runs, with galois made unimportable; the runtime dependencies do not name it."""
+    script = (
+        "import sys, importlib, pkgutil\n"
+        "sys.modules['galois'] = None\n"
+        "import numpy as np, secmoe\n"
+        "for m in pkgutil.walk_packages(secmoe.__path__, 'secmoe.'):\n"
+        "    importlib.import_module(m.name)\n"
+        "from secmoe.he.ntt import ntt_forward, ntt_inverse, ntt_tables\n"
+        "from secmoe.he.params import preset\n"
+        "p = preset('he4096')\n"
+        "t = ntt_tables(p.n, p.q_primes)\n"
+        "a = np.arange(len(p.q_primes) * p.n, dtype=np.uint64).reshape(len(p.q_primes), p.n)\n"
+        "assert np.array_equal(ntt_inverse(ntt_forward(a, t), t), a)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    project = project["project"]
+    assert not [d for d in project["dependencies"] if d.startswith("galois")]
+    assert [d for d in project["optional-dependencies"]["dev"] if d.startswith("galois")]

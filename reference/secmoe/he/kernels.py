@@ -3,7 +3,7 @@ exact RNS conversions (spec/20-he.md §20.2.3, §20.12).
 
 numpy runs one pass over memory per operation; a butterfly is about eight operations, so a
 transform reads and writes its array some eight times per stage. These kernels, compiled by
-numba (a dependency of galois, named in pyproject.toml), run each butterfly in registers. They
+numba (a runtime dependency, pinned in pyproject.toml), run each butterfly in registers. They
 compute the same canonical residues as the numpy transforms of ``secmoe.he.ntt`` (tested equal on
 every parameter set, and against galois over GF(p)): a fixed linear map has one result whatever
 the order of its operations. They release the GIL, so threads run them on several cores.
