@@ -126,7 +126,8 @@ def test_compiled_transforms_equal_the_numpy_ones(name: str) -> None:
 
 def test_the_library_runs_without_galois() -> None:
     """§20.2.3's decision: galois is a test dependency only. Every secmoe module imports, and a
-    compiled NTT round trip runs, with galois made unimportable; the runtime dependencies do not name it."""
+    compiled NTT round trip runs, with galois made unimportable; the runtime dependencies do not
+    name it."""
     script = (
         "import sys, importlib, pkgutil\n"
         "sys.modules['galois'] = None\n"
